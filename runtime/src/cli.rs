@@ -1,0 +1,190 @@
+//! Command line: `weir run` and its flags. Flags override the config file, which
+//! overrides defaults; every flag can also come from a `WEIR_*` variable.
+
+use crate::config::{parse_key_value, ConfigError, OffsetReset, RunConfig};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Weir: consume Kafka, process records with a sandboxed WebAssembly plugin,
+/// produce the results, commit only what is done.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about)]
+pub struct Cli {
+    /// Log filter, e.g. `info` or `weir=debug,librdkafka=warn`.
+    #[arg(long, global = true, env = "WEIR_LOG", default_value = "info")]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Weir's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume topics, run the plugin on every record, produce its outputs.
+    Run(RunArgs),
+}
+
+/// Flags of `weir run`; each overrides the same setting from `--config`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// TOML config file (see README); flags and env override its values.
+    #[arg(long, env = "WEIR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap servers, `host:port[,host:port...]`.
+    #[arg(long, env = "WEIR_BROKERS")]
+    pub brokers: Option<String>,
+    /// Consumer group id.
+    #[arg(long, env = "WEIR_GROUP")]
+    pub group: Option<String>,
+    /// Input topic; repeat for several (env: comma-separated).
+    #[arg(long = "topic", env = "WEIR_TOPICS", value_delimiter = ',')]
+    pub topics: Vec<String>,
+    /// Plugin component (`.wasm`).
+    #[arg(long, env = "WEIR_PLUGIN")]
+    pub plugin: Option<PathBuf>,
+    /// Topic for the plugin's outputs.
+    #[arg(long, env = "WEIR_OUTPUT_TOPIC")]
+    pub output_topic: Option<String>,
+    /// Plugin configuration `KEY=VALUE`, passed to the plugin's init; repeatable.
+    #[arg(long = "plugin-config", value_name = "KEY=VALUE")]
+    pub plugin_config: Vec<String>,
+    /// librdkafka property `KEY=VALUE` for consumer and producer (TLS, SASL...); repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub librdkafka: Vec<String>,
+    /// Where a new group starts reading.
+    #[arg(long, env = "WEIR_AUTO_OFFSET_RESET")]
+    pub auto_offset_reset: Option<OffsetReset>,
+    /// Most records per plugin call.
+    #[arg(long, env = "WEIR_BATCH_SIZE")]
+    pub batch_size: Option<usize>,
+    /// Longest wait for a batch to fill, e.g. `5ms`.
+    #[arg(long, env = "WEIR_LINGER", value_parser = humantime::parse_duration)]
+    pub linger: Option<Duration>,
+    /// Plugin instances (partitions processed in parallel); default: CPU cores.
+    #[arg(long, env = "WEIR_INSTANCES")]
+    pub instances: Option<usize>,
+    /// Time limit for one plugin call, e.g. `5s`.
+    #[arg(long, env = "WEIR_PLUGIN_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub plugin_timeout: Option<Duration>,
+    /// Memory cap per plugin instance, in MiB.
+    #[arg(long, env = "WEIR_PLUGIN_MEMORY_MIB")]
+    pub plugin_memory_mib: Option<u64>,
+    /// Directory for compiled plugin artifacts.
+    #[arg(long, env = "WEIR_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Longest graceful shutdown before giving up, e.g. `30s`.
+    #[arg(long, env = "WEIR_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Option<Duration>,
+}
+
+impl RunArgs {
+    /// Layer these flags over the config file (if any) and the defaults, then validate.
+    pub fn into_config(self) -> Result<RunConfig, ConfigError> {
+        let mut c = match &self.config {
+            Some(path) => RunConfig::from_file(path)?,
+            None => RunConfig::default(),
+        };
+        fn set<T>(slot: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        set(&mut c.brokers, self.brokers);
+        set(&mut c.group, self.group);
+        if !self.topics.is_empty() {
+            c.topics = self.topics;
+        }
+        set(&mut c.output_topic, self.output_topic);
+        set(&mut c.plugin.path, self.plugin);
+        set(&mut c.auto_offset_reset, self.auto_offset_reset);
+        set(&mut c.batch.max_records, self.batch_size);
+        set(&mut c.batch.linger, self.linger);
+        set(&mut c.plugin.timeout, self.plugin_timeout);
+        set(&mut c.plugin.max_memory_mib, self.plugin_memory_mib);
+        set(&mut c.drain_timeout, self.drain_timeout);
+        if self.instances.is_some() {
+            c.plugin.instances = self.instances;
+        }
+        if self.cache_dir.is_some() {
+            c.plugin.cache_dir = self.cache_dir;
+        }
+        for arg in &self.plugin_config {
+            let (k, v) = parse_key_value("--plugin-config", arg)?;
+            c.plugin.config.insert(k, v);
+        }
+        for arg in &self.librdkafka {
+            let (k, v) = parse_key_value("-X", arg)?;
+            c.librdkafka.insert(k, v);
+        }
+        c.batch.partition_buffer = c.batch.partition_buffer.max(c.batch.max_records);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> RunArgs {
+        let mut argv = vec!["weir", "run"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(a) => a,
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("weir-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("weir.toml");
+        std::fs::write(
+            &file,
+            "brokers = \"file:9092\"\ngroup = \"g\"\ntopics = [\"a\"]\noutput_topic = \"o\"\n[plugin]\npath = \"p.wasm\"\nconfig = { x = \"1\" }\n",
+        )
+        .unwrap();
+        let c = parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--brokers",
+            "flag:9092",
+            "--topic",
+            "b",
+            "--topic",
+            "c",
+            "--plugin-config",
+            "y=2",
+            "-X",
+            "security.protocol=SSL",
+            "--linger",
+            "20ms",
+        ])
+        .into_config()
+        .unwrap();
+        assert_eq!(c.brokers, "flag:9092");
+        assert_eq!(c.group, "g");
+        assert_eq!(c.topics, ["b", "c"]);
+        assert_eq!(c.plugin.config.len(), 2);
+        assert_eq!(c.librdkafka["security.protocol"], "SSL");
+        assert_eq!(c.batch.linger, Duration::from_millis(20));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_plugin_config_argument_is_refused() {
+        let err = parse(&[
+            "--brokers=b",
+            "--group=g",
+            "--topic=t",
+            "--output-topic=o",
+            "--plugin=p.wasm",
+            "--plugin-config=novalue",
+        ])
+        .into_config()
+        .unwrap_err();
+        assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+    }
+}

@@ -1,0 +1,353 @@
+//! Run configuration: defaults, then a TOML file, then environment variables and
+//! flags (see `cli`). Every field's doc comment is user documentation.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything `weir run` needs, after layering defaults, file, env and flags.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Kafka bootstrap servers, comma-separated `host:port` list.
+    #[serde(default)]
+    pub brokers: String,
+    /// Consumer group id. Processes with the same group share the partitions.
+    #[serde(default)]
+    pub group: String,
+    /// Input topics to consume.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Topic that outputs go to unless the plugin names another.
+    #[serde(default)]
+    pub output_topic: String,
+    /// Where to start when the group has no committed offset: `earliest` or `latest`.
+    #[serde(default)]
+    pub auto_offset_reset: OffsetReset,
+    /// The processing plugin.
+    #[serde(default)]
+    pub plugin: PluginConfig,
+    /// How records are grouped into plugin calls.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// How long a graceful shutdown may take to finish in-flight work before
+    /// Weir gives up and exits non-zero, e.g. `"30s"`.
+    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Extra librdkafka properties applied to both the consumer and the producer
+    /// (e.g. `"security.protocol" = "SASL_SSL"`). They override Weir's own settings.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+/// Which end of a partition a group without committed offsets starts from.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetReset {
+    /// Process the whole retained history.
+    #[default]
+    Earliest,
+    /// Process only records produced from now on.
+    Latest,
+}
+
+impl OffsetReset {
+    /// The librdkafka `auto.offset.reset` value.
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+        }
+    }
+}
+
+/// The WebAssembly component that processes records, and its sandbox.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Path to the plugin's `.wasm` component.
+    #[serde(default)]
+    pub path: PathBuf,
+    /// Name used in logs; defaults to the file name without extension.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Key/value configuration passed to the plugin's `init`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Number of plugin instances, i.e. how many partitions are processed in
+    /// parallel. Defaults to the number of CPU cores.
+    #[serde(default)]
+    pub instances: Option<usize>,
+    /// Wall-clock limit for one plugin call (a batch), e.g. `"5s"`. A call that
+    /// runs longer is interrupted.
+    #[serde(default = "default_plugin_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Linear memory cap per plugin instance, in MiB.
+    #[serde(default = "default_max_memory_mib")]
+    pub max_memory_mib: u64,
+    /// Directory for compiled plugin artifacts, so restarts skip compilation.
+    /// Defaults to `$XDG_CACHE_HOME/weir` or `~/.cache/weir`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// How records are grouped into plugin calls.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Most records per plugin call.
+    #[serde(default = "default_batch_max_records")]
+    pub max_records: usize,
+    /// How long to wait for a batch to fill before calling the plugin anyway, e.g. `"5ms"`.
+    #[serde(default = "default_linger", with = "humantime_serde")]
+    pub linger: Duration,
+    /// Records buffered per partition between the consumer and the plugin; when
+    /// full, consumption waits.
+    #[serde(default = "default_partition_buffer")]
+    pub partition_buffer: usize,
+}
+
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_plugin_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_memory_mib() -> u64 {
+    256
+}
+fn default_batch_max_records() -> usize {
+    500
+}
+fn default_linger() -> Duration {
+    Duration::from_millis(5)
+}
+fn default_partition_buffer() -> usize {
+    2_000
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty config deserializes to the defaults")
+    }
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            name: None,
+            config: BTreeMap::new(),
+            instances: None,
+            timeout: default_plugin_timeout(),
+            max_memory_mib: default_max_memory_mib(),
+            cache_dir: None,
+        }
+    }
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_records: default_batch_max_records(),
+            linger: default_linger(),
+            partition_buffer: default_partition_buffer(),
+        }
+    }
+}
+
+/// A configuration problem the user has to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for Weir.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation, with line and column.
+        message: String,
+    },
+    /// A required setting is absent.
+    #[error("missing {what}: pass {flag} (or set {env}, or `{key}` in the config file)")]
+    Missing {
+        /// What is missing.
+        what: &'static str,
+        /// The flag that sets it.
+        flag: &'static str,
+        /// The environment variable that sets it.
+        env: &'static str,
+        /// The config file key that sets it.
+        key: &'static str,
+    },
+    /// A setting has a value outside its range.
+    #[error("invalid {key}: {reason}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// Why the value is refused.
+        reason: String,
+    },
+    /// A `key=value` argument lacks the `=`.
+    #[error("invalid {flag} argument `{arg}`: expected KEY=VALUE")]
+    KeyValue {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        arg: String,
+    },
+}
+
+impl RunConfig {
+    /// Read a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    /// Check required settings and cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let missing = |what, flag, env, key| ConfigError::Missing {
+            what,
+            flag,
+            env,
+            key,
+        };
+        if self.brokers.trim().is_empty() {
+            return Err(missing("brokers", "--brokers", "WEIR_BROKERS", "brokers"));
+        }
+        if self.group.trim().is_empty() {
+            return Err(missing("consumer group", "--group", "WEIR_GROUP", "group"));
+        }
+        if self.topics.is_empty() {
+            return Err(missing("input topic", "--topic", "WEIR_TOPICS", "topics"));
+        }
+        if self.output_topic.trim().is_empty() {
+            return Err(missing(
+                "output topic",
+                "--output-topic",
+                "WEIR_OUTPUT_TOPIC",
+                "output_topic",
+            ));
+        }
+        if self.plugin.path.as_os_str().is_empty() {
+            return Err(missing("plugin", "--plugin", "WEIR_PLUGIN", "plugin.path"));
+        }
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_string(),
+        };
+        if self.batch.max_records == 0 {
+            return Err(invalid("batch.max_records", "must be at least 1"));
+        }
+        if self.batch.partition_buffer < self.batch.max_records {
+            return Err(invalid(
+                "batch.partition_buffer",
+                "must be at least batch.max_records",
+            ));
+        }
+        if self.plugin.instances == Some(0) {
+            return Err(invalid("plugin.instances", "must be at least 1"));
+        }
+        if self.plugin.max_memory_mib == 0 {
+            return Err(invalid("plugin.max_memory_mib", "must be at least 1"));
+        }
+        if self.plugin.timeout.is_zero() {
+            return Err(invalid("plugin.timeout", "must be above zero"));
+        }
+        Ok(())
+    }
+
+    /// The plugin's display name: the configured one, or the file stem.
+    pub fn plugin_name(&self) -> String {
+        self.plugin.name.clone().unwrap_or_else(|| {
+            self.plugin
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "plugin".to_string())
+        })
+    }
+}
+
+/// Split a `KEY=VALUE` argument.
+pub fn parse_key_value(flag: &'static str, arg: &str) -> Result<(String, String), ConfigError> {
+    match arg.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(ConfigError::KeyValue {
+            flag,
+            arg: arg.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_sane_and_a_full_file_parses() {
+        let d = RunConfig::default();
+        assert_eq!(d.batch.max_records, 500);
+        assert_eq!(d.plugin.timeout, Duration::from_secs(5));
+        assert_eq!(d.auto_offset_reset, OffsetReset::Earliest);
+
+        let c: RunConfig = toml::from_str(
+            r#"
+            brokers = "k:9092"
+            group = "g"
+            topics = ["a", "b"]
+            output_topic = "out"
+            auto_offset_reset = "latest"
+            drain_timeout = "10s"
+            [plugin]
+            path = "x.wasm"
+            timeout = "250ms"
+            config = { field = "country" }
+            [batch]
+            linger = "1ms"
+            [librdkafka]
+            "security.protocol" = "SSL"
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.plugin.timeout, Duration::from_millis(250));
+        assert_eq!(c.plugin.config["field"], "country");
+        assert_eq!(c.librdkafka["security.protocol"], "SSL");
+        assert_eq!(c.plugin_name(), "x");
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_settings_are_reported() {
+        assert!(toml::from_str::<RunConfig>("brokerz = 1").is_err());
+        let err = RunConfig::default().validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--brokers") && err.contains("WEIR_BROKERS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn key_values_need_an_equals_sign() {
+        assert_eq!(
+            parse_key_value("-X", "a.b=c=d").unwrap(),
+            ("a.b".to_string(), "c=d".to_string())
+        );
+        assert!(parse_key_value("-X", "novalue").is_err());
+    }
+}

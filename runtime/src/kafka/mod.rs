@@ -1,0 +1,47 @@
+//! Everything Kafka: client construction, the consumer context (logging and
+//! rebalance events), start-up checks, and converting records to and from the
+//! plugin's types.
+
+mod clients;
+mod context;
+mod convert;
+mod output;
+mod preflight;
+
+pub use clients::{create_consumer, create_producer, WeirConsumer, WeirProducer};
+pub use context::{PartitionEvent, WeirContext};
+pub use convert::input_record;
+pub use output::{OutputSink, PendingDelivery, ProduceError};
+pub use preflight::check_topics;
+
+/// A Kafka problem the user has to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    /// librdkafka refused the client configuration.
+    #[error("invalid Kafka client configuration: {0}; check -X / [librdkafka] properties")]
+    Client(#[source] rdkafka::error::KafkaError),
+    /// No broker answered.
+    #[error("cannot reach Kafka at {brokers} ({source}); check --brokers and that the broker is running (for the local one: scripts/broker start)")]
+    Unreachable {
+        /// The configured bootstrap servers.
+        brokers: String,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// A topic Weir needs does not exist.
+    #[error("topic `{topic}` does not exist on {brokers}; create it first (e.g. scripts/broker create-topic {topic} 4) or fix --topic/--output-topic")]
+    MissingTopic {
+        /// The topic.
+        topic: String,
+        /// The configured bootstrap servers.
+        brokers: String,
+    },
+    /// Subscribing to the input topics failed.
+    #[error("cannot subscribe to {topics:?}: {source}")]
+    Subscribe {
+        /// The topics.
+        topics: Vec<String>,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
+}

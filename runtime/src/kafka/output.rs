@@ -1,0 +1,102 @@
+//! Producing plugin outputs and waiting for the broker's acknowledgement.
+
+use super::clients::WeirProducer;
+use super::convert::output_headers;
+use crate::wasm::OutputRecord;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use std::time::Duration;
+
+/// How long to wait before retrying when the producer's local queue is full.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+/// The producer plus the topic that outputs go to unless they name another.
+pub struct OutputSink {
+    producer: WeirProducer,
+    default_topic: String,
+}
+
+/// An output that the broker refused or never acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error("producing to topic `{topic}` failed: {source}")]
+pub struct ProduceError {
+    /// The target topic.
+    pub topic: String,
+    /// The client's error.
+    #[source]
+    pub source: KafkaError,
+}
+
+/// Waits for one output's acknowledgement.
+pub struct PendingDelivery {
+    topic: String,
+    future: DeliveryFuture,
+}
+
+impl PendingDelivery {
+    /// Resolve once the broker acknowledged the record (all in-sync replicas).
+    pub async fn acknowledged(self) -> Result<(), ProduceError> {
+        let fail = |source| ProduceError {
+            topic: self.topic.clone(),
+            source,
+        };
+        match self.future.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(fail(e)),
+            Err(_) => Err(fail(KafkaError::Canceled)),
+        }
+    }
+}
+
+impl OutputSink {
+    /// Outputs without a topic go to `default_topic`.
+    pub fn new(producer: WeirProducer, default_topic: String) -> Self {
+        Self {
+            producer,
+            default_topic,
+        }
+    }
+
+    /// The underlying producer.
+    pub fn producer(&self) -> &WeirProducer {
+        &self.producer
+    }
+
+    /// Hand one output to the producer, waiting while its local queue is full.
+    /// The output keeps the input record's timestamp. Outputs handed over in
+    /// order are written in order within each target partition.
+    pub async fn send(
+        &self,
+        output: &OutputRecord,
+        timestamp: Option<i64>,
+    ) -> Result<PendingDelivery, ProduceError> {
+        let topic = output.topic.as_deref().unwrap_or(&self.default_topic);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        record.key = output.key.as_deref();
+        record.payload = output.value.as_deref();
+        record.partition = output.partition;
+        record.timestamp = timestamp;
+        record.headers = output_headers(&output.headers);
+        loop {
+            match self.producer.send_result(record) {
+                Ok(future) => {
+                    return Ok(PendingDelivery {
+                        topic: topic.to_string(),
+                        future,
+                    })
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                }
+                Err((source, _)) => {
+                    return Err(ProduceError {
+                        topic: topic.to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Weir: a Kafka consumer host that runs record processing as sandboxed
+//! WebAssembly components. See `docs/ARCHITECTURE.md` for the data path.
+
+pub mod cli;
+pub mod config;
+pub mod kafka;
+pub mod offsets;
+pub mod pipeline;
+pub mod runner;
+pub mod shutdown;
+pub mod wasm;

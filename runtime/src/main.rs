@@ -1,0 +1,52 @@
+//! The `weir` binary: parse the command line, set up logging, run, map the
+//! outcome to an exit status.
+
+use clap::Parser;
+use std::process::ExitCode;
+use weir::cli::{Cli, Command};
+
+/// Exit status for configuration mistakes (clap uses the same for bad usage).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match cli.command {
+        Command::Run(args) => {
+            let config = match args.into_config() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = runtime.block_on(async {
+                let shutdown = weir::shutdown::on_signal();
+                weir::runner::run(config, shutdown).await
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,345 @@
+//! The per-partition worker: batch records, run them through the plugin, produce
+//! the outputs, and store the input offset once every record up to it is done.
+//!
+//! One worker per assigned partition keeps that partition's order: batches are
+//! processed one after another, outputs are handed to the producer in record
+//! order, and the stored offset never passes a record whose outputs are not yet
+//! acknowledged (see `offsets`). Partitions run in parallel, bounded by the
+//! plugin pool's size.
+
+use crate::config::BatchConfig;
+use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
+use crate::offsets::{OffsetError, OffsetTracker};
+use crate::wasm::{InputRecord, PluginError, PluginPool};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Why a partition stopped processing.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The plugin trapped or misbehaved on a batch.
+    #[error("{topic}/{partition} offsets {first}..={last}: {source}")]
+    Plugin {
+        /// Input topic.
+        topic: String,
+        /// Input partition.
+        partition: i32,
+        /// First offset of the batch.
+        first: i64,
+        /// Last offset of the batch.
+        last: i64,
+        /// What the plugin did.
+        source: PluginError,
+    },
+    /// The plugin returned an error for one record. Until a failure policy is
+    /// configured, the pipeline stops here; earlier records are committed, so a
+    /// restart begins at this record.
+    #[error("{topic}/{partition} offset {offset}: plugin `{plugin}` rejected the record{retry}: {message}",
+        retry = if *retryable { " (retryable)" } else { "" })]
+    RecordRejected {
+        /// Input topic.
+        topic: String,
+        /// Input partition.
+        partition: i32,
+        /// Input offset.
+        offset: i64,
+        /// Plugin name.
+        plugin: String,
+        /// The plugin's message.
+        message: String,
+        /// Whether the plugin marked it retryable.
+        retryable: bool,
+    },
+    /// An output could not be produced.
+    #[error("{topic}/{partition}: {source}")]
+    Produce {
+        /// Input topic.
+        topic: String,
+        /// Input partition.
+        partition: i32,
+        /// The producer's error (boxed: it is large and rare).
+        source: Box<ProduceError>,
+    },
+    /// Offsets arrived out of order (a bug, or a broker serving odd offsets).
+    #[error("{topic}/{partition}: {source}")]
+    Offsets {
+        /// Input topic.
+        topic: String,
+        /// Input partition.
+        partition: i32,
+        /// The tracker's complaint.
+        source: OffsetError,
+    },
+}
+
+/// The parts of the pipeline shared by all partition workers.
+pub struct Shared {
+    /// Plugin instances.
+    pub pool: Arc<PluginPool>,
+    /// Where outputs go.
+    pub output: OutputSink,
+    /// The consumer, for storing offsets.
+    pub consumer: Arc<WeirConsumer>,
+    /// Batch settings.
+    pub batch: BatchConfig,
+}
+
+/// Offsets of records whose work is complete once a batch's deliveries are acknowledged.
+type BatchAck = BoxFuture<'static, Result<Vec<i64>, ProduceError>>;
+
+/// Processes the records of one partition, in order.
+pub struct PartitionWorker {
+    topic: String,
+    partition: i32,
+    records: mpsc::Receiver<InputRecord>,
+    shared: Arc<Shared>,
+    tracker: OffsetTracker,
+    stored: Option<i64>,
+    acks: FuturesUnordered<BatchAck>,
+}
+
+impl PartitionWorker {
+    /// A worker for `topic`/`partition` fed by `records`.
+    pub fn new(
+        topic: String,
+        partition: i32,
+        records: mpsc::Receiver<InputRecord>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            topic,
+            partition,
+            records,
+            shared,
+            tracker: OffsetTracker::new(),
+            stored: None,
+            acks: FuturesUnordered::new(),
+        }
+    }
+
+    /// Run until the record channel closes (revocation or shutdown) and all
+    /// outputs are acknowledged, or until a record fails.
+    pub async fn run(mut self) -> Result<(), PipelineError> {
+        let max = self.shared.batch.max_records;
+        let mut batch: Vec<InputRecord> = Vec::with_capacity(max);
+        let mut open = true;
+        while open || !self.acks.is_empty() {
+            tokio::select! {
+                Some(ack) = self.acks.next(), if !self.acks.is_empty() => self.on_ack(ack)?,
+                still_open = fill_batch(&mut self.records, &mut batch, &self.shared.batch), if open => {
+                    open = still_open;
+                    if !batch.is_empty() {
+                        let records = std::mem::replace(&mut batch, Vec::with_capacity(max));
+                        if let Err(e) = self.process(records).await {
+                            self.drain_acks().await;
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run one batch through the plugin and hand its outputs to the producer.
+    async fn process(&mut self, records: Vec<InputRecord>) -> Result<(), PipelineError> {
+        for record in &records {
+            self.tracker
+                .dispatch(record.offset)
+                .map_err(|source| self.offsets_error(source))?;
+        }
+        let (first, last) = (records[0].offset, records[records.len() - 1].offset);
+        let processed = self.shared.pool.process(records).await;
+        let outcomes = processed.outcomes.map_err(|source| PipelineError::Plugin {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            first,
+            last,
+            source,
+        })?;
+
+        let mut deliveries: Vec<PendingDelivery> = Vec::new();
+        let mut done = Vec::with_capacity(processed.records.len());
+        let mut rejection = None;
+        for (record, outcome) in processed.records.iter().zip(outcomes) {
+            match outcome {
+                Ok(outputs) => {
+                    for output in &outputs {
+                        let delivery = self
+                            .shared
+                            .output
+                            .send(output, record.timestamp)
+                            .await
+                            .map_err(|source| self.produce_error(source))?;
+                        deliveries.push(delivery);
+                    }
+                    done.push(record.offset);
+                }
+                Err(e) => {
+                    rejection = Some(PipelineError::RecordRejected {
+                        topic: self.topic.clone(),
+                        partition: self.partition,
+                        offset: record.offset,
+                        plugin: self.shared.pool.name().to_string(),
+                        message: e.message,
+                        retryable: e.retryable,
+                    });
+                    break;
+                }
+            }
+        }
+        if deliveries.is_empty() {
+            self.on_ack(Ok(done))?;
+        } else {
+            self.acks.push(
+                async move {
+                    for delivery in deliveries {
+                        delivery.acknowledged().await?;
+                    }
+                    Ok(done)
+                }
+                .boxed(),
+            );
+        }
+        match rejection {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Mark a batch's records complete and store the new committable offset.
+    fn on_ack(&mut self, ack: Result<Vec<i64>, ProduceError>) -> Result<(), PipelineError> {
+        let offsets = ack.map_err(|source| self.produce_error(source))?;
+        for offset in offsets {
+            self.tracker
+                .complete(offset)
+                .map_err(|source| self.offsets_error(source))?;
+        }
+        self.store_committable();
+        Ok(())
+    }
+
+    /// Wait for outstanding deliveries before stopping, storing what completed.
+    async fn drain_acks(&mut self) {
+        while let Some(ack) = self.acks.next().await {
+            if let Err(e) = self.on_ack(ack) {
+                tracing::error!(topic = %self.topic, partition = self.partition, error = %e,
+                    "output not acknowledged while stopping; its input will be processed again");
+            }
+        }
+    }
+
+    fn store_committable(&mut self) {
+        let Some(offset) = self.tracker.committable() else {
+            return;
+        };
+        if self.stored == Some(offset) {
+            return;
+        }
+        let mut tpl = TopicPartitionList::with_capacity(1);
+        if let Err(e) =
+            tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(offset))
+        {
+            tracing::warn!(topic = %self.topic, partition = self.partition, error = %e, "cannot build offset list");
+            return;
+        }
+        match self.shared.consumer.store_offsets(&tpl) {
+            Ok(()) => self.stored = Some(offset),
+            // After a revocation the partition is no longer ours; its new owner
+            // resumes from the last commit, so these records are processed again.
+            Err(e) => tracing::debug!(topic = %self.topic, partition = self.partition, offset,
+                error = %e, "offset not stored (partition no longer assigned?)"),
+        }
+    }
+
+    fn produce_error(&self, source: ProduceError) -> PipelineError {
+        PipelineError::Produce {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            source: Box::new(source),
+        }
+    }
+
+    fn offsets_error(&self, source: OffsetError) -> PipelineError {
+        PipelineError::Offsets {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            source,
+        }
+    }
+}
+
+/// Fill `batch` from `records` until it holds `max_records`, or `linger` has
+/// passed since its first record. Cancel-safe: records received stay in `batch`.
+/// Returns false once the channel is closed and empty.
+async fn fill_batch(
+    records: &mut mpsc::Receiver<InputRecord>,
+    batch: &mut Vec<InputRecord>,
+    settings: &BatchConfig,
+) -> bool {
+    let max = settings.max_records;
+    if batch.is_empty() && records.recv_many(batch, max).await == 0 {
+        return false;
+    }
+    let deadline = Instant::now() + settings.linger;
+    while batch.len() < max {
+        let room = max - batch.len();
+        match tokio::time::timeout_at(deadline, records.recv_many(batch, room)).await {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn record(offset: i64) -> InputRecord {
+        InputRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            timestamp: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_fill_to_the_limit_or_stop_at_the_linger() {
+        let settings = BatchConfig {
+            max_records: 3,
+            linger: Duration::from_millis(20),
+            partition_buffer: 10,
+        };
+        let (tx, mut rx) = mpsc::channel(10);
+        for o in 0..4 {
+            tx.send(record(o)).await.unwrap();
+        }
+        let mut batch = Vec::new();
+        assert!(fill_batch(&mut rx, &mut batch, &settings).await);
+        assert_eq!(
+            batch.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        batch.clear();
+        let started = std::time::Instant::now();
+        assert!(fill_batch(&mut rx, &mut batch, &settings).await);
+        assert_eq!(batch.len(), 1);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        drop(tx);
+        batch.clear();
+        assert!(!fill_batch(&mut rx, &mut batch, &settings).await);
+    }
+}

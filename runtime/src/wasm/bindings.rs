@@ -1,0 +1,11 @@
+//! Host-side bindings generated from `wit/` (the `plugin` world).
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+});
+
+pub use weir::processor::types::{Header, InputRecord, OutputRecord, ProcessError};
+
+/// What the plugin returned for one input record.
+pub type Outcome = Result<Vec<OutputRecord>, ProcessError>;
