@@ -3,6 +3,7 @@
 
   records.py produce TOPIC [--count N] [--brokers HOST:PORT]
   records.py show TOPIC [--count N] [--brokers HOST:PORT] [--timeout SECONDS]
+  records.py wait TOPIC --count N [--timeout SECONDS]   (exit 1 if fewer arrive)
 
 Needs `confluent-kafka` from PyPI (Debian's python3-confluent-kafka is too old
 for the local broker).
@@ -33,7 +34,8 @@ def produce(args):
     print(f"produced {args.count} records to {args.topic}")
 
 
-def show(args):
+def read(args, on_record):
+    """Read all partitions from the start until `--count` records or `--timeout` idle seconds."""
     consumer = Consumer({
         "bootstrap.servers": args.brokers,
         "group.id": "weir-records-show",
@@ -51,21 +53,37 @@ def show(args):
             continue
         idle = 0.0
         seen += 1
+        on_record(msg)
+    consumer.close()
+    return seen
+
+
+def show(args):
+    def print_record(msg):
         headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or [])}
         key = msg.key().decode(errors="replace") if msg.key() else None
-        print(f"{msg.topic()}/{msg.partition()}@{msg.offset()} key={key} headers={headers} value={msg.value().decode(errors='replace')}")
-    consumer.close()
+        value = msg.value().decode(errors="replace") if msg.value() else None
+        print(f"{msg.topic()}/{msg.partition()}@{msg.offset()} key={key} headers={headers} value={value}")
+
+    read(args, print_record)
+
+
+def wait(args):
+    seen = read(args, lambda _msg: None)
+    print(f"{seen} records in {args.topic}")
+    if seen < args.count:
+        sys.exit(f"records.py: expected {args.count} records in {args.topic}, found {seen}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["produce", "show"])
+    parser.add_argument("command", choices=["produce", "show", "wait"])
     parser.add_argument("topic")
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--brokers", default="127.0.0.1:9092")
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
-    produce(args) if args.command == "produce" else show(args)
+    {"produce": produce, "show": show, "wait": wait}[args.command](args)
 
 
 if __name__ == "__main__":

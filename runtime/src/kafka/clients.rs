@@ -20,9 +20,44 @@ fn base_config(config: &RunConfig, client_id: &str) -> ClientConfig {
     c
 }
 
-fn apply_passthrough(c: &mut ClientConfig, config: &RunConfig) {
+/// Which client a librdkafka property is meant for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Consumer,
+    Producer,
+}
+
+/// Property names (or prefixes ending in `.`) that only one side understands,
+/// from librdkafka's CONFIGURATION.md. Passing them to the other client only
+/// makes librdkafka warn, so the shared passthrough table skips them there.
+const CONSUMER_ONLY: &[&str] = &[
+    "group.", "session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy",
+    "max.poll.interval.ms", "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms",
+    "enable.auto.offset.store", "fetch.", "queued.", "isolation.level", "check.crcs",
+    "enable.partition.eof", "allow.auto.create.topics", "coordinator.query.interval.ms",
+];
+const PRODUCER_ONLY: &[&str] = &[
+    "acks", "request.required.acks", "linger.ms", "queue.buffering.", "batch.", "compression.",
+    "enable.idempotence", "transactional.id", "transaction.timeout.ms", "message.timeout.ms",
+    "delivery.timeout.ms", "message.send.max.retries", "retries", "partitioner",
+    "sticky.partitioning.linger.ms", "enable.gapless.guarantee",
+];
+
+fn applies_to(key: &str, role: Role) -> bool {
+    let other_side = match role {
+        Role::Consumer => PRODUCER_ONLY,
+        Role::Producer => CONSUMER_ONLY,
+    };
+    !other_side.iter().any(|name| {
+        key == *name || (name.ends_with('.') && key.starts_with(name))
+    })
+}
+
+fn apply_passthrough(c: &mut ClientConfig, config: &RunConfig, role: Role) {
     for (key, value) in &config.librdkafka {
-        c.set(key, value);
+        if applies_to(key, role) {
+            c.set(key, value);
+        }
     }
 }
 
@@ -42,7 +77,7 @@ pub fn create_consumer(
             "auto.offset.reset",
             config.auto_offset_reset.as_librdkafka(),
         );
-    apply_passthrough(&mut c, config);
+    apply_passthrough(&mut c, config, Role::Consumer);
     c.create_with_context(WeirContext::new(Some(events)))
         .map_err(KafkaSetupError::Client)
 }
@@ -54,7 +89,23 @@ pub fn create_producer(config: &RunConfig) -> Result<WeirProducer, KafkaSetupErr
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5");
-    apply_passthrough(&mut c, config);
+    apply_passthrough(&mut c, config, Role::Producer);
     c.create_with_context(WeirContext::new(None))
         .map_err(KafkaSetupError::Client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_properties_reach_both_clients_and_one_sided_ones_only_their_side() {
+        assert!(applies_to("security.protocol", Role::Consumer));
+        assert!(applies_to("security.protocol", Role::Producer));
+        assert!(applies_to("session.timeout.ms", Role::Consumer));
+        assert!(!applies_to("session.timeout.ms", Role::Producer));
+        assert!(!applies_to("group.instance.id", Role::Producer));
+        assert!(!applies_to("linger.ms", Role::Consumer));
+        assert!(applies_to("linger.ms", Role::Producer));
+    }
 }

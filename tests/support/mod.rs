@@ -1,0 +1,326 @@
+//! Shared helpers for the integration tests: the local broker, topics, producing
+//! and reading records, the group's committed offsets, building the example
+//! plugins, and running the `weir` binary as a user would.
+
+#![allow(dead_code)] // Each test file uses a different subset.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The broker under test: `WEIR_TEST_BROKERS`, or the local one from `scripts/broker`.
+pub fn brokers() -> String {
+    std::env::var("WEIR_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// Fail fast, with instructions, when no broker is listening.
+pub fn require_broker() {
+    let addr = brokers();
+    let first = addr.split(',').next().unwrap_or_default().to_string();
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&first.as_str())
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    assert!(
+        reachable,
+        "no Kafka broker at {addr}: start the local one with `scripts/broker start` (or run scripts/test)"
+    );
+}
+
+/// A name no other test run has used (topics live as long as the broker).
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    format!(
+        "{prefix}-{}-{millis}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn client_config() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers());
+    c
+}
+
+/// Create a topic with `partitions` partitions.
+pub async fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = client_config().create().unwrap();
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create_topics request");
+    for r in results {
+        r.unwrap_or_else(|(topic, e)| panic!("creating topic {topic}: {e}"));
+    }
+}
+
+/// A record to produce or that was read back.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TestRecord {
+    /// Partition it was read from (ignored when producing).
+    pub partition: i32,
+    /// Offset it was read at (ignored when producing).
+    pub offset: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Option<Vec<u8>>,
+    /// Headers as (name, value) pairs.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl TestRecord {
+    /// A record to produce.
+    pub fn new(key: &str, value: &[u8], headers: &[(&str, &str)]) -> Self {
+        Self {
+            partition: -1,
+            offset: -1,
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(value.to_vec()),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+        }
+    }
+}
+
+/// Produce `records` (idempotently, in order) and return the end offset of each
+/// partition they landed in, from the delivery reports.
+pub async fn produce(topic: &str, records: &[TestRecord]) -> BTreeMap<i32, i64> {
+    let producer: FutureProducer = client_config()
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    let mut deliveries = Vec::with_capacity(records.len());
+    for r in records {
+        let headers = r.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(v),
+            })
+        });
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+        record.key = r.key.as_deref();
+        record.payload = r.value.as_deref();
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    let mut ends = BTreeMap::new();
+    for d in deliveries {
+        let delivery = d.await.unwrap().map_err(|(e, _)| e).unwrap();
+        let end = ends.entry(delivery.partition).or_insert(0);
+        *end = (*end).max(delivery.offset + 1);
+    }
+    ends
+}
+
+/// Read every partition of `topic` from the start, without a consumer group,
+/// until `expected` records arrived and `quiet` passed without more (to catch
+/// extras), or `timeout` passed.
+pub fn read_all(topic: &str, expected: usize, timeout: Duration, quiet: Duration) -> Vec<TestRecord> {
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut records = Vec::new();
+    let mut last_arrival = Instant::now();
+    while Instant::now() < deadline {
+        if records.len() >= expected && last_arrival.elapsed() >= quiet {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                last_arrival = Instant::now();
+                records.push(TestRecord {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    records
+}
+
+/// The offsets `group` has committed for `topic`'s partitions (-1 where none).
+pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = client_config().set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1)))
+        .collect()
+}
+
+/// Wait until `group`'s committed offsets equal `ends` for every partition
+/// (partitions missing from `ends` must stay uncommitted or at 0).
+pub fn wait_for_commits(group: &str, topic: &str, partitions: i32, ends: &BTreeMap<i32, i64>, timeout: Duration) -> BTreeMap<i32, i64> {
+    let want: BTreeMap<i32, i64> = (0..partitions)
+        .map(|p| (p, ends.get(&p).copied().unwrap_or(-1)))
+        .collect();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got: BTreeMap<i32, i64> = committed_offsets(group, topic, partitions)
+            .into_iter()
+            .map(|(p, o)| (p, if o <= 0 && !ends.contains_key(&p) { -1 } else { o }))
+            .collect();
+        if got == want || Instant::now() >= deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Path of an example plugin's component, building all example plugins for
+/// `wasm32-wasip2` on first use (in their own target dir, so this does not wait
+/// on the lock of the cargo that runs the tests).
+pub fn example_plugin(crate_name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let target_dir = workspace_root().join("target").join("test-plugins");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"])
+            .args(["-p", "uppercase", "-p", "json-filter"])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .status()
+            .expect("running cargo to build the example plugins");
+        assert!(status.success(), "building the example plugins failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)");
+        target_dir.join("wasm32-wasip2").join("plugin")
+    });
+    dir.join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
+/// A running `weir` process; killed if dropped while still running.
+pub struct Weir {
+    child: Child,
+    log: PathBuf,
+}
+
+/// Arguments every test run passes: the broker, a short session timeout (the
+/// local broker takes session.timeout/2 to complete a join) and a test cache dir.
+pub fn weir_base_args(group: &str) -> Vec<String> {
+    vec![
+        "run".into(),
+        "--brokers".into(),
+        brokers(),
+        "--group".into(),
+        group.into(),
+        "-X".into(),
+        "session.timeout.ms=6000".into(),
+        "--cache-dir".into(),
+        workspace_root().join("target").join("test-cache").display().to_string(),
+    ]
+}
+
+impl Weir {
+    /// Start `weir` with `args`, logging to a file under target/.
+    pub fn start(args: &[String]) -> Self {
+        let log_dir = workspace_root().join("target").join("test-logs");
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let log = log_dir.join(format!("{}.log", unique("weir")));
+        let child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .env("WEIR_LOG", "info,weir=debug")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting weir");
+        Self { child, log }
+    }
+
+    /// Send SIGTERM and wait (up to `timeout`) for the exit status.
+    pub fn terminate(mut self, timeout: Duration) -> ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.wait(timeout)
+    }
+
+    /// Wait (up to `timeout`) for the process to exit by itself.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "weir did not exit within {timeout:?}; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the process logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `weir` with `args` to completion (it must exit by itself within
+/// `timeout`) and return its exit status and log.
+pub fn run_to_exit(args: &[String], timeout: Duration) -> (ExitStatus, String) {
+    let mut weir = Weir::start(args);
+    let status = weir.wait(timeout);
+    (status, weir.log_text())
+}
