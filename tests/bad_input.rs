@@ -12,7 +12,18 @@ fn args_with(group: &str, brokers: &str, topic: &str, plugin: &str, extra: &[&st
     let mut args = weir_base_args(group);
     let i = args.iter().position(|a| a == "--brokers").unwrap();
     args[i + 1] = brokers.to_string();
-    args.extend(["--topic", topic, "--output-topic", topic, "--plugin", plugin].iter().map(|s| s.to_string()));
+    args.extend(
+        [
+            "--topic",
+            topic,
+            "--output-topic",
+            topic,
+            "--plugin",
+            plugin,
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
@@ -23,7 +34,11 @@ fn expect_failure(args: &[String], code: i32, needle: &str) {
     assert_eq!(status.code(), Some(code), "exit status; log:\n{log}");
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
     assert_eq!(errors.len(), 1, "want one error line; log:\n{log}");
-    assert!(errors[0].contains(needle), "error line should mention `{needle}`: {}", errors[0]);
+    assert!(
+        errors[0].contains(needle),
+        "error line should mention `{needle}`: {}",
+        errors[0]
+    );
     assert!(!log.contains("panicked"), "weir panicked:\n{log}");
 }
 
@@ -72,10 +87,20 @@ fn a_plugin_that_refuses_its_configuration() {
 
 #[test]
 fn a_missing_setting() {
-    let args: Vec<String> = ["run", "--brokers", "b:1", "--topic", "t", "--output-topic", "o", "--plugin", "p.wasm"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "run",
+        "--brokers",
+        "b:1",
+        "--topic",
+        "t",
+        "--output-topic",
+        "o",
+        "--plugin",
+        "p.wasm",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     expect_failure(&args, 2, "missing consumer group: pass --group");
 }
 

@@ -33,11 +33,19 @@ fn run_pipeline(
     args.extend(extra.iter().map(|s| s.to_string()));
     let weir = Weir::start(&args);
 
-    let outputs = read_all(output, expected, Duration::from_secs(90), Duration::from_secs(2));
+    let outputs = read_all(
+        output,
+        expected,
+        Duration::from_secs(90),
+        Duration::from_secs(2),
+    );
     let committed = wait_for_commits(group, input, PARTITIONS, ends, Duration::from_secs(30));
     let log = weir.log_text();
     let status = weir.terminate(Duration::from_secs(30));
-    assert!(status.success(), "weir exited with {status} after SIGTERM; log:\n{log}");
+    assert!(
+        status.success(),
+        "weir exited with {status} after SIGTERM; log:\n{log}"
+    );
     (outputs, committed)
 }
 
@@ -46,7 +54,11 @@ fn keyed_records(value: impl Fn(usize) -> String) -> Vec<TestRecord> {
         .map(|i| {
             let key = format!("key-{}", i % KEYS);
             let seq = (i / KEYS).to_string();
-            TestRecord::new(&key, value(i).as_bytes(), &[("seq", &seq), ("origin", "e2e")])
+            TestRecord::new(
+                &key,
+                value(i).as_bytes(),
+                &[("seq", &seq), ("origin", "e2e")],
+            )
         })
         .collect()
 }
@@ -61,7 +73,8 @@ async fn uppercase_transforms_every_record_exactly_once_and_commits_to_the_end()
     let ends = produce(&input, &sent).await;
     assert_eq!(ends.values().sum::<i64>(), RECORDS as i64);
 
-    let (outputs, committed) = run_pipeline(&input, &output, &group, "uppercase", &[], &ends, RECORDS);
+    let (outputs, committed) =
+        run_pipeline(&input, &output, &group, "uppercase", &[], &ends, RECORDS);
 
     // Exactly the expected records: value upper-cased (ASCII), key and headers kept.
     let mut want: Vec<_> = sent
@@ -79,24 +92,46 @@ async fn uppercase_transforms_every_record_exactly_once_and_commits_to_the_end()
     want.sort();
     got.sort();
     assert_eq!(got.len(), RECORDS, "output count");
-    assert!(got == want, "outputs differ from the expected transformation");
+    assert!(
+        got == want,
+        "outputs differ from the expected transformation"
+    );
 
     // Per-key order: all records of a key are in one partition, in input order.
     let mut by_key: BTreeMap<Vec<u8>, Vec<(i32, i64, u64)>> = BTreeMap::new();
     for r in &outputs {
-        let seq: u64 = String::from_utf8(r.headers[0].1.clone()).unwrap().parse().unwrap();
-        by_key.entry(r.key.clone().unwrap()).or_default().push((r.partition, r.offset, seq));
+        let seq: u64 = String::from_utf8(r.headers[0].1.clone())
+            .unwrap()
+            .parse()
+            .unwrap();
+        by_key
+            .entry(r.key.clone().unwrap())
+            .or_default()
+            .push((r.partition, r.offset, seq));
     }
     for (key, mut records) in by_key {
         records.sort();
-        assert!(records.iter().all(|r| r.0 == records[0].0), "key {key:?} spread over partitions");
+        assert!(
+            records.iter().all(|r| r.0 == records[0].0),
+            "key {key:?} spread over partitions"
+        );
         let seqs: Vec<u64> = records.iter().map(|r| r.2).collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "key {key:?} out of order: {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "key {key:?} out of order: {seqs:?}"
+        );
     }
 
     let want_commits: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, ends[&p])).collect();
-    assert_eq!(committed, want_commits, "committed offsets must equal the end offsets");
-    assert_eq!(committed_offsets(&group, &input, PARTITIONS), want_commits, "after shutdown");
+    assert_eq!(
+        committed, want_commits,
+        "committed offsets must equal the end offsets"
+    );
+    assert_eq!(
+        committed_offsets(&group, &input, PARTITIONS),
+        want_commits,
+        "after shutdown"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,7 +142,11 @@ async fn json_filter_keeps_matching_records_and_commits_the_dropped_ones_too() {
     create_topic(&output, PARTITIONS).await;
     let countries = ["NL", "BE", "DE", "FR", "NL"];
     let sent = keyed_records(|i| {
-        format!(r#"{{"id":{i},"user":{{"country":"{}"}},"n":{}}}"#, countries[i % 5], i % 7)
+        format!(
+            r#"{{"id":{i},"user":{{"country":"{}"}},"n":{}}}"#,
+            countries[i % 5],
+            i % 7
+        )
     });
     let kept: Vec<&TestRecord> = sent
         .iter()
@@ -123,12 +162,21 @@ async fn json_filter_keeps_matching_records_and_commits_the_dropped_ones_too() {
         &output,
         &group,
         "json-filter",
-        &["--plugin-config", "field=/user/country", "--plugin-config", "equals=NL"],
+        &[
+            "--plugin-config",
+            "field=/user/country",
+            "--plugin-config",
+            "equals=NL",
+        ],
         &ends,
         kept.len(),
     );
 
-    assert_eq!(outputs.len(), kept.len(), "6,000 records must be dropped, 4,000 kept");
+    assert_eq!(
+        outputs.len(),
+        kept.len(),
+        "6,000 records must be dropped, 4,000 kept"
+    );
     let mut want: Vec<_> = kept
         .iter()
         .map(|r| {
@@ -145,25 +193,49 @@ async fn json_filter_keeps_matching_records_and_commits_the_dropped_ones_too() {
     got.sort();
     assert!(got == want, "kept records differ from the expected ones");
     let want_commits: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, ends[&p])).collect();
-    assert_eq!(committed, want_commits, "dropped records must be committed too");
+    assert_eq!(
+        committed, want_commits,
+        "dropped records must be committed too"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_resumes_from_the_committed_offsets_without_reprocessing() {
     require_broker();
-    let (input, output, group) = (unique("resume-in"), unique("resume-out"), unique("resume-g"));
+    let (input, output, group) = (
+        unique("resume-in"),
+        unique("resume-out"),
+        unique("resume-g"),
+    );
     create_topic(&input, PARTITIONS).await;
     create_topic(&output, PARTITIONS).await;
-    let first: Vec<TestRecord> = (0..1_000).map(|i| TestRecord::new(&format!("k{i}"), format!("a{i}").as_bytes(), &[])).collect();
+    let first: Vec<TestRecord> = (0..1_000)
+        .map(|i| TestRecord::new(&format!("k{i}"), format!("a{i}").as_bytes(), &[]))
+        .collect();
     let ends = produce(&input, &first).await;
     let (outputs, _) = run_pipeline(&input, &output, &group, "uppercase", &[], &ends, 1_000);
     assert_eq!(outputs.len(), 1_000);
 
-    let second: Vec<TestRecord> = (0..500).map(|i| TestRecord::new(&format!("k{i}"), format!("b{i}").as_bytes(), &[])).collect();
+    let second: Vec<TestRecord> = (0..500)
+        .map(|i| TestRecord::new(&format!("k{i}"), format!("b{i}").as_bytes(), &[]))
+        .collect();
     let more = produce(&input, &second).await;
-    let ends: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, more.get(&p).or(ends.get(&p)).copied().unwrap_or(0))).collect();
-    let (outputs, committed) = run_pipeline(&input, &output, &group, "uppercase", &[], &ends, 1_500);
-    assert_eq!(outputs.len(), 1_500, "the second run must process only the new records");
-    assert_eq!(outputs.iter().filter(|r| r.value.as_deref().unwrap().starts_with(b"B")).count(), 500);
+    let ends: BTreeMap<i32, i64> = (0..PARTITIONS)
+        .map(|p| (p, more.get(&p).or(ends.get(&p)).copied().unwrap_or(0)))
+        .collect();
+    let (outputs, committed) =
+        run_pipeline(&input, &output, &group, "uppercase", &[], &ends, 1_500);
+    assert_eq!(
+        outputs.len(),
+        1_500,
+        "the second run must process only the new records"
+    );
+    assert_eq!(
+        outputs
+            .iter()
+            .filter(|r| r.value.as_deref().unwrap().starts_with(b"B"))
+            .count(),
+        500
+    );
     assert_eq!(committed, ends);
 }

@@ -136,7 +136,12 @@ pub async fn produce(topic: &str, records: &[TestRecord]) -> BTreeMap<i32, i64> 
 /// Read every partition of `topic` from the start, without a consumer group,
 /// until `expected` records arrived and `quiet` passed without more (to catch
 /// extras), or `timeout` passed.
-pub fn read_all(topic: &str, expected: usize, timeout: Duration, quiet: Duration) -> Vec<TestRecord> {
+pub fn read_all(
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    quiet: Duration,
+) -> Vec<TestRecord> {
     let consumer: BaseConsumer = client_config()
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
@@ -202,7 +207,13 @@ pub fn committed_offsets(group: &str, topic: &str, partitions: i32) -> BTreeMap<
 
 /// Wait until `group`'s committed offsets equal `ends` for every partition
 /// (partitions missing from `ends` must stay uncommitted or at 0).
-pub fn wait_for_commits(group: &str, topic: &str, partitions: i32, ends: &BTreeMap<i32, i64>, timeout: Duration) -> BTreeMap<i32, i64> {
+pub fn wait_for_commits(
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    ends: &BTreeMap<i32, i64>,
+    timeout: Duration,
+) -> BTreeMap<i32, i64> {
     let want: BTreeMap<i32, i64> = (0..partitions)
         .map(|p| (p, ends.get(&p).copied().unwrap_or(-1)))
         .collect();
@@ -210,7 +221,16 @@ pub fn wait_for_commits(group: &str, topic: &str, partitions: i32, ends: &BTreeM
     loop {
         let got: BTreeMap<i32, i64> = committed_offsets(group, topic, partitions)
             .into_iter()
-            .map(|(p, o)| (p, if o <= 0 && !ends.contains_key(&p) { -1 } else { o }))
+            .map(|(p, o)| {
+                (
+                    p,
+                    if o <= 0 && !ends.contains_key(&p) {
+                        -1
+                    } else {
+                        o
+                    },
+                )
+            })
             .collect();
         if got == want || Instant::now() >= deadline {
             return got;
@@ -221,7 +241,10 @@ pub fn wait_for_commits(group: &str, topic: &str, partitions: i32, ends: &BTreeM
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Path of an example plugin's component, building all example plugins for
@@ -262,7 +285,11 @@ pub fn weir_base_args(group: &str) -> Vec<String> {
         "-X".into(),
         "session.timeout.ms=6000".into(),
         "--cache-dir".into(),
-        workspace_root().join("target").join("test-cache").display().to_string(),
+        workspace_root()
+            .join("target")
+            .join("test-cache")
+            .display()
+            .to_string(),
     ]
 }
 
@@ -299,7 +326,11 @@ impl Weir {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "weir did not exit within {timeout:?}; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "weir did not exit within {timeout:?}; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

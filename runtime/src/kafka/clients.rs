@@ -31,16 +31,40 @@ enum Role {
 /// from librdkafka's CONFIGURATION.md. Passing them to the other client only
 /// makes librdkafka warn, so the shared passthrough table skips them there.
 const CONSUMER_ONLY: &[&str] = &[
-    "group.", "session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy",
-    "max.poll.interval.ms", "auto.offset.reset", "enable.auto.commit", "auto.commit.interval.ms",
-    "enable.auto.offset.store", "fetch.", "queued.", "isolation.level", "check.crcs",
-    "enable.partition.eof", "allow.auto.create.topics", "coordinator.query.interval.ms",
+    "group.",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+    "max.poll.interval.ms",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "fetch.",
+    "queued.",
+    "isolation.level",
+    "check.crcs",
+    "enable.partition.eof",
+    "allow.auto.create.topics",
+    "coordinator.query.interval.ms",
 ];
 const PRODUCER_ONLY: &[&str] = &[
-    "acks", "request.required.acks", "linger.ms", "queue.buffering.", "batch.", "compression.",
-    "enable.idempotence", "transactional.id", "transaction.timeout.ms", "message.timeout.ms",
-    "delivery.timeout.ms", "message.send.max.retries", "retries", "partitioner",
-    "sticky.partitioning.linger.ms", "enable.gapless.guarantee",
+    "acks",
+    "request.required.acks",
+    "linger.ms",
+    "queue.buffering.",
+    "batch.",
+    "compression.",
+    "enable.idempotence",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "message.send.max.retries",
+    "retries",
+    "partitioner",
+    "sticky.partitioning.linger.ms",
+    "enable.gapless.guarantee",
 ];
 
 fn applies_to(key: &str, role: Role) -> bool {
@@ -48,9 +72,9 @@ fn applies_to(key: &str, role: Role) -> bool {
         Role::Consumer => PRODUCER_ONLY,
         Role::Producer => CONSUMER_ONLY,
     };
-    !other_side.iter().any(|name| {
-        key == *name || (name.ends_with('.') && key.starts_with(name))
-    })
+    !other_side
+        .iter()
+        .any(|name| key == *name || (name.ends_with('.') && key.starts_with(name)))
 }
 
 fn apply_passthrough(c: &mut ClientConfig, config: &RunConfig, role: Role) {
