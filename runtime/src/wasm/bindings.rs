@@ -5,7 +5,7 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use weir::processor::types::{Header, InputRecord, OutputRecord, ProcessError};
+pub use self::weir::processor::types::{Header, InputRecord, OutputRecord, ProcessError};
 
 /// What the plugin returned for one input record.
 pub type Outcome = Result<Vec<OutputRecord>, ProcessError>;
