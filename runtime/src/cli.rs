@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// Most records per plugin call.
     #[arg(long, env = "WEIR_BATCH_SIZE")]
     pub batch_size: Option<usize>,
+    /// Records buffered per partition before it is paused.
+    #[arg(long, env = "WEIR_PARTITION_BUFFER")]
+    pub partition_buffer: Option<usize>,
     /// Longest wait for a batch to fill, e.g. `5ms`.
     #[arg(long, env = "WEIR_LINGER", value_parser = humantime::parse_duration)]
     pub linger: Option<Duration>,
@@ -74,9 +77,15 @@ pub struct RunArgs {
     /// Directory for compiled plugin artifacts.
     #[arg(long, env = "WEIR_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Longest graceful shutdown before giving up, e.g. `30s`.
+    /// Longest wait for in-flight work on shutdown or revocation, e.g. `30s`.
     #[arg(long, env = "WEIR_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
     pub drain_timeout: Option<Duration>,
+    /// How often finished offsets are committed, e.g. `1s`.
+    #[arg(long, env = "WEIR_COMMIT_INTERVAL", value_parser = humantime::parse_duration)]
+    pub commit_interval: Option<Duration>,
+    /// Most MiB of consumed records in flight before partitions pause.
+    #[arg(long, env = "WEIR_MAX_IN_FLIGHT_MIB")]
+    pub max_in_flight_mib: Option<u64>,
 }
 
 impl RunArgs {
@@ -101,9 +110,16 @@ impl RunArgs {
         set(&mut c.auto_offset_reset, self.auto_offset_reset);
         set(&mut c.batch.max_records, self.batch_size);
         set(&mut c.batch.linger, self.linger);
+        match self.partition_buffer {
+            Some(records) => c.batch.partition_buffer = records,
+            // Unless asked otherwise, room for at least one full batch.
+            None => c.batch.partition_buffer = c.batch.partition_buffer.max(c.batch.max_records),
+        }
         set(&mut c.plugin.timeout, self.plugin_timeout);
         set(&mut c.plugin.max_memory_mib, self.plugin_memory_mib);
         set(&mut c.drain_timeout, self.drain_timeout);
+        set(&mut c.commit_interval, self.commit_interval);
+        set(&mut c.max_in_flight_mib, self.max_in_flight_mib);
         if self.instances.is_some() {
             c.plugin.instances = self.instances;
         }
@@ -118,7 +134,6 @@ impl RunArgs {
             let (k, v) = parse_key_value("-X", arg)?;
             c.librdkafka.insert(k, v);
         }
-        c.batch.partition_buffer = c.batch.partition_buffer.max(c.batch.max_records);
         c.validate()?;
         Ok(c)
     }

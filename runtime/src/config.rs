@@ -31,10 +31,20 @@ pub struct RunConfig {
     /// How records are grouped into plugin calls.
     #[serde(default)]
     pub batch: BatchConfig,
-    /// How long a graceful shutdown may take to finish in-flight work before
-    /// Weir gives up and exits non-zero, e.g. `"30s"`.
+    /// How long finishing in-flight work may take, on shutdown and before a
+    /// revoked partition is handed over, e.g. `"30s"`. Must stay below the
+    /// consumer's `session.timeout.ms`. On shutdown, running out of it exits non-zero.
     #[serde(default = "default_drain_timeout", with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// How often finished offsets are committed, e.g. `"1s"`. After a crash, up
+    /// to this much finished work (plus what was in flight) is processed again.
+    #[serde(default = "default_commit_interval", with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Most bytes of consumed records in flight in the whole process (buffered,
+    /// in the plugin, or waiting for output acknowledgements), in MiB. When
+    /// reached, partitions are paused until work finishes.
+    #[serde(default = "default_max_in_flight_mib")]
+    pub max_in_flight_mib: u64,
     /// Extra librdkafka properties applied to both the consumer and the producer
     /// (e.g. `"security.protocol" = "SASL_SSL"`). They override Weir's own settings.
     #[serde(default)]
@@ -102,14 +112,20 @@ pub struct BatchConfig {
     /// How long to wait for a batch to fill before calling the plugin anyway, e.g. `"5ms"`.
     #[serde(default = "default_linger", with = "humantime_serde")]
     pub linger: Duration,
-    /// Records buffered per partition between the consumer and the plugin; when
-    /// full, consumption waits.
+    /// Records buffered per partition between the consumer and the plugin (at
+    /// least `max_records`); when full, the partition is paused until there is room.
     #[serde(default = "default_partition_buffer")]
     pub partition_buffer: usize,
 }
 
 fn default_drain_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_commit_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_in_flight_mib() -> u64 {
+    64
 }
 fn default_plugin_timeout() -> Duration {
     Duration::from_secs(5)
@@ -269,7 +285,43 @@ impl RunConfig {
         if self.plugin.timeout.is_zero() {
             return Err(invalid("plugin.timeout", "must be above zero"));
         }
+        if self.commit_interval.is_zero() {
+            return Err(invalid("commit_interval", "must be above zero"));
+        }
+        if self.max_in_flight_mib == 0 {
+            return Err(invalid("max_in_flight_mib", "must be at least 1"));
+        }
+        let session = self.session_timeout()?;
+        if self.drain_timeout >= session {
+            return Err(ConfigError::Invalid {
+                key: "drain_timeout",
+                reason: format!(
+                    "{:?} must be shorter than the session timeout ({session:?}), or the group evicts this member while it drains",
+                    self.drain_timeout
+                ),
+            });
+        }
         Ok(())
+    }
+
+    /// The in-flight byte budget.
+    pub fn max_in_flight_bytes(&self) -> usize {
+        usize::try_from(self.max_in_flight_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
+    /// The consumer session timeout in force: the librdkafka property if set,
+    /// else librdkafka's default.
+    fn session_timeout(&self) -> Result<Duration, ConfigError> {
+        match self.librdkafka.get("session.timeout.ms") {
+            None => Ok(Duration::from_millis(45_000)),
+            Some(ms) => ms
+                .parse()
+                .map(Duration::from_millis)
+                .map_err(|_| ConfigError::Invalid {
+                    key: "session.timeout.ms",
+                    reason: format!("`{ms}` is not a number of milliseconds"),
+                }),
+        }
     }
 
     /// The plugin's display name: the configured one, or the file stem.
@@ -314,6 +366,8 @@ mod tests {
             output_topic = "out"
             auto_offset_reset = "latest"
             drain_timeout = "10s"
+            commit_interval = "200ms"
+            max_in_flight_mib = 16
             [plugin]
             path = "x.wasm"
             timeout = "250ms"
@@ -330,6 +384,8 @@ mod tests {
         assert_eq!(c.plugin.config["field"], "country");
         assert_eq!(c.librdkafka["security.protocol"], "SSL");
         assert_eq!(c.plugin_name(), "x");
+        assert_eq!(c.commit_interval, Duration::from_millis(200));
+        assert_eq!(c.max_in_flight_bytes(), 16 << 20);
     }
 
     #[test]
@@ -340,6 +396,21 @@ mod tests {
             err.contains("--brokers") && err.contains("WEIR_BROKERS"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_drain_deadline_must_be_below_the_session_timeout() {
+        let mut c: RunConfig = toml::from_str(
+            "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\n[plugin]\npath = \"p.wasm\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        c.librdkafka
+            .insert("session.timeout.ms".into(), "6000".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("drain_timeout"), "{err}");
+        c.drain_timeout = Duration::from_secs(5);
+        c.validate().unwrap();
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod flow;
 pub mod kafka;
 pub mod offsets;
 pub mod pipeline;
+pub mod router;
 pub mod runner;
 pub mod shutdown;
 pub mod wasm;

@@ -7,6 +7,8 @@ use weir::cli::{Cli, Command};
 
 /// Exit status for configuration mistakes (clap uses the same for bad usage).
 const EXIT_CONFIG: u8 = 2;
+/// How long leftover background tasks get once `run` has returned.
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
                 let shutdown = weir::shutdown::on_signal();
                 weir::runner::run(config, shutdown).await
             });
+            // A plugin call stuck past the drain deadline must not keep the process alive.
+            runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -8,6 +8,7 @@
 //! plugin pool's size.
 
 use crate::config::BatchConfig;
+use crate::flow::{record_bytes, InFlightBudget};
 use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
 use crate::offsets::{OffsetError, OffsetTracker};
 use crate::wasm::{InputRecord, PluginError, PluginPool};
@@ -19,6 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Why a partition stopped processing.
 #[derive(Debug, thiserror::Error)]
@@ -88,10 +90,18 @@ pub struct Shared {
     pub consumer: Arc<WeirConsumer>,
     /// Batch settings.
     pub batch: BatchConfig,
+    /// Bytes in flight across all partitions; workers give back what they finish.
+    pub budget: Arc<InFlightBudget>,
 }
 
-/// Offsets of records whose work is complete once a batch's deliveries are acknowledged.
-type BatchAck = BoxFuture<'static, Result<Vec<i64>, ProduceError>>;
+/// A batch whose work is finished: the offsets now complete and the bytes they held.
+struct Finished {
+    offsets: Vec<i64>,
+    bytes: usize,
+}
+
+/// Resolves when every output of a batch is acknowledged.
+type BatchAck = BoxFuture<'static, Result<Finished, ProduceError>>;
 
 /// Processes the records of one partition, in order.
 pub struct PartitionWorker {
@@ -102,6 +112,8 @@ pub struct PartitionWorker {
     tracker: OffsetTracker,
     stored: Option<i64>,
     acks: FuturesUnordered<BatchAck>,
+    /// Records received but not yet handed to the plugin.
+    pending_batch: Vec<InputRecord>,
 }
 
 impl PartitionWorker {
@@ -120,31 +132,52 @@ impl PartitionWorker {
             tracker: OffsetTracker::new(),
             stored: None,
             acks: FuturesUnordered::new(),
+            pending_batch: Vec::new(),
         }
     }
 
-    /// Run until the record channel closes (revocation or shutdown) and all
-    /// outputs are acknowledged, or until a record fails.
-    pub async fn run(mut self) -> Result<(), PipelineError> {
+    /// Run until `stop` is cancelled (revocation or shutdown) or the record
+    /// channel closes, then wait for the outputs already produced; or until a
+    /// record fails. On `stop`, the batch being processed finishes and records
+    /// still buffered are dropped unprocessed: their offsets are not stored, so
+    /// whoever owns the partition next reads them again.
+    pub async fn run(mut self, stop: CancellationToken) -> Result<(), PipelineError> {
+        let result = self.consume(&stop).await;
+        if result.is_err() {
+            self.drain_acks().await;
+        }
+        let unprocessed = std::mem::take(&mut self.pending_batch);
+        self.release_unprocessed(unprocessed);
+        self.records.close();
+        while let Ok(record) = self.records.try_recv() {
+            self.shared.budget.release(record_bytes(&record));
+        }
+        result
+    }
+
+    async fn consume(&mut self, stop: &CancellationToken) -> Result<(), PipelineError> {
         let max = self.shared.batch.max_records;
-        let mut batch: Vec<InputRecord> = Vec::with_capacity(max);
         let mut open = true;
         while open || !self.acks.is_empty() {
             tokio::select! {
+                biased;
                 Some(ack) = self.acks.next(), if !self.acks.is_empty() => self.on_ack(ack)?,
-                still_open = fill_batch(&mut self.records, &mut batch, &self.shared.batch), if open => {
+                _ = stop.cancelled(), if open => open = false,
+                still_open = fill_batch(&mut self.records, &mut self.pending_batch, &self.shared.batch), if open => {
                     open = still_open;
-                    if !batch.is_empty() {
-                        let records = std::mem::replace(&mut batch, Vec::with_capacity(max));
-                        if let Err(e) = self.process(records).await {
-                            self.drain_acks().await;
-                            return Err(e);
-                        }
+                    if !self.pending_batch.is_empty() {
+                        let records = std::mem::replace(&mut self.pending_batch, Vec::with_capacity(max));
+                        self.process(records).await?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    fn release_unprocessed(&self, records: Vec<InputRecord>) {
+        let bytes: usize = records.iter().map(record_bytes).sum();
+        self.shared.budget.release(bytes);
     }
 
     /// Run one batch through the plugin and hand its outputs to the producer.
@@ -155,6 +188,7 @@ impl PartitionWorker {
                 .map_err(|source| self.offsets_error(source))?;
         }
         let (first, last) = (records[0].offset, records[records.len() - 1].offset);
+        let bytes: usize = records.iter().map(record_bytes).sum();
         let processed = self.shared.pool.process(records).await;
         let outcomes = processed.outcomes.map_err(|source| PipelineError::Plugin {
             topic: self.topic.clone(),
@@ -194,15 +228,19 @@ impl PartitionWorker {
                 }
             }
         }
+        let finished = Finished {
+            offsets: done,
+            bytes,
+        };
         if deliveries.is_empty() {
-            self.on_ack(Ok(done))?;
+            self.on_ack(Ok(finished))?;
         } else {
             self.acks.push(
                 async move {
                     for delivery in deliveries {
                         delivery.acknowledged().await?;
                     }
-                    Ok(done)
+                    Ok(finished)
                 }
                 .boxed(),
             );
@@ -214,9 +252,10 @@ impl PartitionWorker {
     }
 
     /// Mark a batch's records complete and store the new committable offset.
-    fn on_ack(&mut self, ack: Result<Vec<i64>, ProduceError>) -> Result<(), PipelineError> {
-        let offsets = ack.map_err(|source| self.produce_error(source))?;
-        for offset in offsets {
+    fn on_ack(&mut self, ack: Result<Finished, ProduceError>) -> Result<(), PipelineError> {
+        let finished = ack.map_err(|source| self.produce_error(source))?;
+        self.shared.budget.release(finished.bytes);
+        for offset in finished.offsets {
             self.tracker
                 .complete(offset)
                 .map_err(|source| self.offsets_error(source))?;

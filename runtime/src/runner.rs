@@ -1,23 +1,22 @@
-//! `weir run`: wire the plugin pool, consumer and producer together, route each
-//! consumed record to its partition's worker, and shut down cleanly.
+//! `weir run`: load the plugin, set up Kafka, run the consumer loop on its own
+//! thread, and shut down cleanly.
 //!
 //! States: start-up checks → consuming → draining (no new records; workers finish
-//! what they hold and their outputs are acknowledged) → final commit → done.
+//! their current batch and their outputs are acknowledged) → final commit →
+//! producer flush → leave the group.
 
 use crate::config::RunConfig;
-use crate::kafka::{self, KafkaSetupError, OutputSink, PartitionEvent, WeirConsumer};
-use crate::pipeline::{PartitionWorker, PipelineError, Shared};
-use crate::wasm::{self, InputRecord, InstanceLimits, PluginError, PluginPool, WasmEngine};
+use crate::flow::InFlightBudget;
+use crate::kafka::{self, KafkaSetupError, OutputSink, WeirConsumer};
+use crate::pipeline::{PipelineError, Shared};
+use crate::router::{self, Router, RouterRebalance};
+use crate::wasm::{self, InstanceLimits, PluginError, PluginPool, WasmEngine};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::Message;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{mpsc as sync_mpsc, Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// How long the final producer flush may take after workers drained.
@@ -46,28 +45,58 @@ pub enum RunError {
     /// The final commit failed.
     #[error("final offset commit failed: {0}; records since the last commit will be processed again after restart")]
     FinalCommit(KafkaError),
+    /// The consumer thread could not be started or died.
+    #[error("consumer thread failed: {0}")]
+    ConsumerThread(String),
 }
-
-type Senders = HashMap<String, HashMap<i32, mpsc::Sender<InputRecord>>>;
 
 /// Run the pipeline until `shutdown` is cancelled or a partition fails.
 pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), RunError> {
     let pool = Arc::new(load_plugin(&config).await?);
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let consumer = Arc::new(kafka::create_consumer(&config, events_tx)?);
-    let producer = kafka::create_producer(&config)?;
+    let runtime = tokio::runtime::Handle::current();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("weir-consumer".into())
+        .spawn(move || {
+            let _ = done_tx.send(consume(config, pool, runtime, shutdown));
+        })
+        .map_err(|e| RunError::ConsumerThread(e.to_string()))?;
+    done_rx
+        .await
+        .map_err(|_| RunError::ConsumerThread("it panicked; see the log above".into()))?
+}
 
+/// The consumer thread: set up Kafka, route records until told to stop, drain,
+/// commit, flush.
+fn consume(
+    config: RunConfig,
+    pool: Arc<PluginPool>,
+    runtime: tokio::runtime::Handle,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let consumer = Arc::new(kafka::create_consumer(&config)?);
+    let producer = kafka::create_producer(&config)?;
     let mut needed: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     needed.push(&config.output_topic);
-    let checker = Arc::clone(&consumer);
-    let brokers = config.brokers.clone();
-    let needed_owned: Vec<String> = needed.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let refs: Vec<&str> = needed_owned.iter().map(String::as_str).collect();
-        kafka::check_topics(&checker, &brokers, &refs)
-    })
-    .await
-    .expect("topic check does not panic")?;
+    kafka::check_topics(&consumer, &config.brokers, &needed)?;
+
+    let shared = Arc::new(Shared {
+        output: OutputSink::new(producer, config.output_topic.clone()),
+        consumer: Arc::clone(&consumer),
+        batch: config.batch.clone(),
+        budget: Arc::new(InFlightBudget::new(config.max_in_flight_bytes())),
+        pool,
+    });
+    let (results_tx, results) = sync_mpsc::channel();
+    let router = Arc::new(Mutex::new(Router::new(
+        Arc::clone(&shared),
+        runtime,
+        results_tx,
+        config.drain_timeout,
+    )));
+    consumer
+        .context()
+        .set_listener(Arc::new(RouterRebalance::new(Arc::downgrade(&router))));
 
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer
@@ -80,61 +109,29 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), R
         group = %config.group,
         topics = ?config.topics,
         output = %config.output_topic,
-        plugin = pool.name(),
-        version = &pool.version()[..12],
+        plugin = shared.pool.name(),
+        version = &shared.pool.version()[..12],
         "consuming"
     );
 
-    let shared = Arc::new(Shared {
-        pool,
-        output: OutputSink::new(producer, config.output_topic.clone()),
-        consumer: Arc::clone(&consumer),
-        batch: config.batch.clone(),
-    });
-    let mut senders: Senders = HashMap::new();
-    let mut workers: JoinSet<(String, Result<(), PipelineError>)> = JoinSet::new();
-    let mut failure: Option<RunError> = None;
-
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {
-                tracing::info!("shutdown requested; draining in-flight records");
-                break;
-            }
-            Some(joined) = workers.join_next(), if !workers.is_empty() => {
-                if let Some(e) = worker_failure(joined) {
-                    failure = Some(e);
-                    break;
-                }
-            }
-            Some(event) = events.recv() => on_partition_event(&mut senders, event),
-            received = consumer.recv() => match received {
-                Ok(message) => {
-                    let record = kafka::input_record(&message);
-                    let sender = senders
-                        .entry(message.topic().to_string())
-                        .or_default()
-                        .entry(message.partition())
-                        .or_insert_with(|| {
-                            spawn_worker(&mut workers, &shared, message.topic(), message.partition())
-                        });
-                    // Waits while the worker's buffer is full: this is the backpressure.
-                    if sender.send(record).await.is_err() {
-                        // The worker stopped; its result arrives through `workers`.
-                        senders.entry(message.topic().to_string()).or_default().remove(&message.partition());
-                    }
-                }
-                Err(e) => log_consumer_error(&e),
-            },
-        }
+    let mut failure =
+        router::consume_loop(&consumer, &router, &results, &shutdown).map(RunError::Pipeline);
+    if failure.is_none() {
+        tracing::info!("shutdown requested; finishing in-flight batches");
     }
-
-    // Draining: closing the channels lets each worker finish what it holds.
-    drop(senders);
-    let drained = drain_workers(&mut workers, config.drain_timeout).await;
-    failure = failure.or(drained.err());
-    if let Err(e) = commit_final(&consumer).await {
+    if let Err(e) = router::lock(&router).stop_all() {
+        failure.get_or_insert(RunError::DrainTimeout {
+            timeout: config.drain_timeout,
+            partitions: e.partitions,
+        });
+    }
+    if failure.is_none() {
+        failure = results
+            .try_iter()
+            .find_map(|(_, result)| result.err())
+            .map(RunError::Pipeline);
+    }
+    if let Err(e) = commit_final(&consumer) {
         failure.get_or_insert(e);
     }
     if let Err(e) = shared.output.producer().flush(FLUSH_TIMEOUT) {
@@ -192,87 +189,11 @@ async fn load_plugin(config: &RunConfig) -> Result<PluginPool, RunError> {
     Ok(pool)
 }
 
-fn spawn_worker(
-    workers: &mut JoinSet<(String, Result<(), PipelineError>)>,
-    shared: &Arc<Shared>,
-    topic: &str,
-    partition: i32,
-) -> mpsc::Sender<InputRecord> {
-    let (tx, rx) = mpsc::channel(shared.batch.partition_buffer);
-    let worker = PartitionWorker::new(topic.to_string(), partition, rx, Arc::clone(shared));
-    let label = format!("{topic}/{partition}");
-    tracing::debug!(partition = %label, "starting partition worker");
-    workers.spawn(async move { (label, worker.run().await) });
-    tx
-}
-
-fn on_partition_event(senders: &mut Senders, event: PartitionEvent) {
-    if let PartitionEvent::Revoked(partitions) = event {
-        for (topic, partition) in partitions {
-            // Dropping the sender lets the worker finish its buffered records and stop.
-            if let Some(by_partition) = senders.get_mut(&topic) {
-                by_partition.remove(&partition);
-            }
-        }
-    }
-}
-
-fn worker_failure(
-    joined: Result<(String, Result<(), PipelineError>), tokio::task::JoinError>,
-) -> Option<RunError> {
-    match joined {
-        Ok((_, Ok(()))) => None,
-        Ok((label, Err(e))) => {
-            tracing::error!(partition = %label, error = %e, "partition stopped");
-            Some(RunError::Pipeline(e))
-        }
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-async fn drain_workers(
-    workers: &mut JoinSet<(String, Result<(), PipelineError>)>,
-    timeout: Duration,
-) -> Result<(), RunError> {
-    let mut first_error = None;
-    let all = async {
-        while let Some(joined) = workers.join_next().await {
-            if let Some(e) = worker_failure(joined) {
-                first_error.get_or_insert(e);
-            }
-        }
-    };
-    if tokio::time::timeout(timeout, all).await.is_err() {
-        let partitions = vec![format!("{} partition worker(s)", workers.len())];
-        workers.abort_all();
-        return Err(RunError::DrainTimeout {
-            timeout,
-            partitions,
-        });
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-async fn commit_final(consumer: &Arc<WeirConsumer>) -> Result<(), RunError> {
-    let consumer = Arc::clone(consumer);
-    let result =
-        tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync))
-            .await
-            .expect("commit does not panic");
-    match result {
+fn commit_final(consumer: &WeirConsumer) -> Result<(), RunError> {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) => Ok(()),
-        // Nothing stored since the last automatic commit.
+        // Nothing stored since the last commit.
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
         Err(e) => Err(RunError::FinalCommit(e)),
-    }
-}
-
-fn log_consumer_error(error: &KafkaError) {
-    match error {
-        KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF) => {}
-        KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown) => {
-            tracing::warn!(%error, "all brokers are down; retrying")
-        }
-        _ => tracing::warn!(%error, "consumer error; retrying"),
     }
 }

@@ -111,7 +111,13 @@ pub async fn produce(topic: &str, records: &[TestRecord]) -> BTreeMap<i32, i64> 
         .set("linger.ms", "5")
         .create()
         .unwrap();
-    let mut deliveries = Vec::with_capacity(records.len());
+    let mut pending = std::collections::VecDeque::new();
+    let mut ends = BTreeMap::new();
+    let mut note = |delivery: rdkafka::producer::future_producer::OwnedDeliveryResult| {
+        let delivery = delivery.map_err(|(e, _)| e).unwrap();
+        let end = ends.entry(delivery.partition).or_insert(0);
+        *end = (*end).max(delivery.offset + 1);
+    };
     for r in records {
         let headers = r.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
             h.insert(Header {
@@ -122,51 +128,101 @@ pub async fn produce(topic: &str, records: &[TestRecord]) -> BTreeMap<i32, i64> 
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
         record.key = r.key.as_deref();
         record.payload = r.value.as_deref();
-        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push_back(delivery);
+                    break;
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
+                    // The local queue is full: wait for the oldest delivery, then retry.
+                    record = back;
+                    let oldest = pending
+                        .pop_front()
+                        .expect("a full queue has deliveries pending");
+                    note(oldest.await.unwrap());
+                }
+                Err((e, _)) => panic!("producing to {topic}: {e}"),
+            }
+        }
     }
-    let mut ends = BTreeMap::new();
-    for d in deliveries {
-        let delivery = d.await.unwrap().map_err(|(e, _)| e).unwrap();
-        let end = ends.entry(delivery.partition).or_insert(0);
-        *end = (*end).max(delivery.offset + 1);
+    for delivery in pending {
+        note(delivery.await.unwrap());
     }
     ends
 }
 
-/// Read every partition of `topic` from the start, without a consumer group,
-/// until `expected` records arrived and `quiet` passed without more (to catch
-/// extras), or `timeout` passed.
-pub fn read_all(
-    topic: &str,
-    expected: usize,
-    timeout: Duration,
-    quiet: Duration,
-) -> Vec<TestRecord> {
-    let consumer: BaseConsumer = client_config()
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+/// Reads every partition of a topic from the start, without a consumer group,
+/// accumulating what arrived so far.
+pub struct TopicReader {
+    consumer: BaseConsumer,
+    topic: String,
+    records: Vec<TestRecord>,
+}
+
+impl TopicReader {
+    /// Assign all of `topic`'s partitions from their beginning.
+    pub fn new(topic: &str) -> Self {
+        let consumer: BaseConsumer = client_config()
+            .set("group.id", unique("reader"))
+            .set("enable.auto.commit", "false")
+            .create()
             .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let deadline = Instant::now() + timeout;
-    let mut records = Vec::new();
-    let mut last_arrival = Instant::now();
-    while Instant::now() < deadline {
-        if records.len() >= expected && last_arrival.elapsed() >= quiet {
-            break;
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in metadata.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
         }
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
+        consumer.assign(&tpl).unwrap();
+        Self {
+            consumer,
+            topic: topic.to_string(),
+            records: Vec::new(),
+        }
+    }
+
+    /// Read for up to `duration`; returns how many records arrived in total.
+    pub fn read_for(&mut self, duration: Duration) -> usize {
+        let deadline = Instant::now() + duration;
+        while Instant::now() < deadline {
+            self.poll_once();
+        }
+        self.records.len()
+    }
+
+    /// Read until nothing new arrived for `quiet`, or `timeout` passed.
+    pub fn read_until_quiet(&mut self, quiet: Duration, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut last_arrival = Instant::now();
+        while last_arrival.elapsed() < quiet && Instant::now() < deadline {
+            if self.poll_once() {
                 last_arrival = Instant::now();
-                records.push(TestRecord {
+            }
+        }
+        self.records.len()
+    }
+
+    /// Read until at least `count` records arrived in total or `timeout` passed.
+    pub fn read_until(&mut self, count: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        while self.records.len() < count && Instant::now() < deadline {
+            self.poll_once();
+        }
+        self.records.len()
+    }
+
+    fn poll_once(&mut self) -> bool {
+        match self.consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                self.records.push(TestRecord {
                     partition: m.partition(),
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
@@ -180,12 +236,31 @@ pub fn read_all(
                         })
                         .unwrap_or_default(),
                 });
+                true
             }
-            Some(Err(e)) => panic!("reading {topic}: {e}"),
-            None => {}
+            Some(Err(e)) => panic!("reading {}: {e}", self.topic),
+            None => false,
         }
     }
-    records
+
+    /// Everything read so far.
+    pub fn records(&self) -> &[TestRecord] {
+        &self.records
+    }
+}
+
+/// Read every partition of `topic` from the start until `expected` records
+/// arrived and `quiet` passed without more (to catch extras), or `timeout` passed.
+pub fn read_all(
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+    quiet: Duration,
+) -> Vec<TestRecord> {
+    let mut reader = TopicReader::new(topic);
+    reader.read_until(expected, timeout);
+    reader.read_for(quiet);
+    reader.records
 }
 
 /// The offsets `group` has committed for `topic`'s partitions (-1 where none).
@@ -257,7 +332,7 @@ pub fn example_plugin(crate_name: &str) -> PathBuf {
         let status = Command::new(env!("CARGO"))
             .current_dir(workspace_root())
             .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"])
-            .args(["-p", "uppercase", "-p", "json-filter"])
+            .args(["-p", "uppercase", "-p", "json-filter", "-p", "slow"])
             .env("CARGO_TARGET_DIR", &target_dir)
             .status()
             .expect("running cargo to build the example plugins");
@@ -284,6 +359,8 @@ pub fn weir_base_args(group: &str) -> Vec<String> {
         group.into(),
         "-X".into(),
         "session.timeout.ms=6000".into(),
+        "--drain-timeout".into(),
+        "5s".into(),
         "--cache-dir".into(),
         workspace_root()
             .join("target")
@@ -310,13 +387,39 @@ impl Weir {
         Self { child, log }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kill the process with SIGKILL, as a crash would, and reap it.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Resident memory of the process in KiB, from /proc.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Send SIGTERM and wait (up to `timeout`) for the exit status.
-    pub fn terminate(mut self, timeout: Duration) -> ExitStatus {
+    pub fn terminate(self, timeout: Duration) -> ExitStatus {
+        self.terminate_with_log(timeout).0
+    }
+
+    /// Send SIGTERM, wait for the exit status, and return it with the whole log.
+    pub fn terminate_with_log(mut self, timeout: Duration) -> (ExitStatus, String) {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
-        self.wait(timeout)
+        let status = self.wait(timeout);
+        (status, self.log_text())
     }
 
     /// Wait (up to `timeout`) for the process to exit by itself.

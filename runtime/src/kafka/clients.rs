@@ -1,15 +1,14 @@
 //! Building the consumer and the producer from the run configuration.
 
-use super::context::{PartitionEvent, WeirContext};
+use super::context::WeirContext;
 use super::KafkaSetupError;
 use crate::config::RunConfig;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::FutureProducer;
-use tokio::sync::mpsc::UnboundedSender;
 
 /// Weir's consumer type.
-pub type WeirConsumer = StreamConsumer<WeirContext>;
+pub type WeirConsumer = BaseConsumer<WeirContext>;
 /// Weir's producer type.
 pub type WeirProducer = FutureProducer<WeirContext>;
 
@@ -86,23 +85,24 @@ fn apply_passthrough(c: &mut ClientConfig, config: &RunConfig, role: Role) {
 }
 
 /// A group consumer that stores offsets only when Weir says a record is done
-/// (`enable.auto.offset.store=false`) and commits the stored offsets in the
-/// background and on revocation and shutdown.
-pub fn create_consumer(
-    config: &RunConfig,
-    events: UnboundedSender<PartitionEvent>,
-) -> Result<WeirConsumer, KafkaSetupError> {
+/// (`enable.auto.offset.store=false`) and commits the stored offsets every
+/// `commit_interval`, before a revocation completes, and at shutdown. Polled on
+/// Weir's consumer thread (a `BaseConsumer`, so rebalance callbacks run there).
+pub fn create_consumer(config: &RunConfig) -> Result<WeirConsumer, KafkaSetupError> {
     let mut c = base_config(config, "weir");
     c.set("group.id", &config.group)
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
-        .set("auto.commit.interval.ms", "1000")
+        .set(
+            "auto.commit.interval.ms",
+            config.commit_interval.as_millis().to_string(),
+        )
         .set(
             "auto.offset.reset",
             config.auto_offset_reset.as_librdkafka(),
         );
     apply_passthrough(&mut c, config, Role::Consumer);
-    c.create_with_context(WeirContext::new(Some(events)))
+    c.create_with_context(WeirContext::new())
         .map_err(KafkaSetupError::Client)
 }
 
@@ -114,7 +114,7 @@ pub fn create_producer(config: &RunConfig) -> Result<WeirProducer, KafkaSetupErr
         .set("acks", "all")
         .set("linger.ms", "5");
     apply_passthrough(&mut c, config, Role::Producer);
-    c.create_with_context(WeirContext::new(None))
+    c.create_with_context(WeirContext::new())
         .map_err(KafkaSetupError::Client)
 }
 

@@ -1,38 +1,35 @@
 //! The librdkafka client context: routes librdkafka's logs into `tracing` and
-//! reports partition assignment changes to the runner.
+//! lets the router finish a partition's work before a rebalance takes it away.
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::TopicPartitionList;
-use tokio::sync::mpsc::UnboundedSender;
+use std::sync::{Arc, OnceLock};
 
-/// A change in this process's partition assignment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PartitionEvent {
-    /// These partitions are being taken away; stop dispatching their records.
-    Revoked(Vec<(String, i32)>),
-    /// These partitions were assigned.
-    Assigned(Vec<(String, i32)>),
+/// Told about revocations before librdkafka takes the partitions away.
+pub trait RebalanceListener: Send + Sync {
+    /// Finish (or give up on, within a deadline) the work of `partitions` and
+    /// commit it. Runs inside the consumer's `poll`; the rebalance waits for it.
+    fn on_revoke(&self, consumer: &BaseConsumer<WeirContext>, partitions: &[(String, i32)]);
 }
 
 /// Context shared by Weir's consumer and producer.
+#[derive(Default)]
 pub struct WeirContext {
-    events: Option<UnboundedSender<PartitionEvent>>,
+    listener: OnceLock<Arc<dyn RebalanceListener>>,
 }
 
 impl WeirContext {
-    /// A context that reports rebalances to `events` (consumers) or nowhere (producers).
-    pub fn new(events: Option<UnboundedSender<PartitionEvent>>) -> Self {
-        Self { events }
+    /// A context with no rebalance listener yet.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    fn report(&self, event: PartitionEvent) {
-        if let Some(events) = &self.events {
-            // The runner may already be gone during shutdown; nothing to tell then.
-            let _ = events.send(event);
-        }
+    /// Install the rebalance listener (once; later calls are ignored).
+    pub fn set_listener(&self, listener: Arc<dyn RebalanceListener>) {
+        let _ = self.listener.set(listener);
     }
 }
 
@@ -72,21 +69,29 @@ impl ClientContext for WeirContext {
 }
 
 impl ConsumerContext for WeirContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
-                tracing::info!(partitions = ?partitions(tpl), "partitions revoked");
-                self.report(PartitionEvent::Revoked(partitions(tpl)));
+                let revoked = partitions(tpl);
+                tracing::info!(partitions = ?revoked, "partitions revoked; finishing their work");
+                if let Some(listener) = self.listener.get() {
+                    listener.on_revoke(consumer, &revoked);
+                }
             }
             Rebalance::Assign(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             tracing::info!(partitions = ?partitions(tpl), "partitions assigned");
-            self.report(PartitionEvent::Assigned(partitions(tpl)));
+            // librdkafka keeps a partition's pause flag across revoke and reassign:
+            // a partition paused for backpressure when it was revoked would come
+            // back paused with no worker left to resume it, and never be consumed.
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::warn!(error = %e, "cannot clear the pause state of newly assigned partitions");
+            }
         }
     }
 

@@ -9,7 +9,7 @@ mod output;
 mod preflight;
 
 pub use clients::{create_consumer, create_producer, WeirConsumer, WeirProducer};
-pub use context::{PartitionEvent, WeirContext};
+pub use context::{RebalanceListener, WeirContext};
 pub use convert::input_record;
 pub use output::{OutputSink, PendingDelivery, ProduceError};
 pub use preflight::check_topics;

@@ -1,0 +1,62 @@
+//! Test plugin: upper-cases values like `uppercase`, but first works a
+//! configurable time per record, to simulate an expensive processing step.
+//!
+//! Config: `delay_us` (default 100) microseconds of busy work per record. It
+//! spins on the clock rather than sleeping: a WASI sleep rounds short delays up
+//! to about a millisecond, and spinning is what a CPU-heavy plugin does anyway.
+
+use std::time::{Duration, Instant};
+use weir_sdk::{Config, Output, ProcessError, Processor, Record};
+
+/// Uppercase with a delay.
+pub struct Slow {
+    delay: Duration,
+}
+
+impl Processor for Slow {
+    fn init(config: &Config) -> Result<Self, String> {
+        let delay_us = match config.get("delay_us") {
+            None => 100,
+            Some(text) => text
+                .parse()
+                .map_err(|_| format!("delay_us must be a number of microseconds, got `{text}`"))?,
+        };
+        Ok(Slow {
+            delay: Duration::from_micros(delay_us),
+        })
+    }
+
+    fn process(&mut self, mut record: Record) -> Result<Vec<Output>, ProcessError> {
+        let started = Instant::now();
+        while started.elapsed() < self.delay {
+            std::hint::spin_loop();
+        }
+        if let Some(value) = record.value.as_mut() {
+            value.make_ascii_uppercase();
+        }
+        Ok(vec![record.into_output()])
+    }
+}
+
+weir_sdk::export!(Slow);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_then_uppercases() {
+        let config: Config = [("delay_us", "2000")].into_iter().collect();
+        let mut plugin = Slow::init(&config).unwrap();
+        let started = std::time::Instant::now();
+        let out = plugin
+            .process(Record {
+                value: Some(b"abc".to_vec()),
+                ..Record::default()
+            })
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(2));
+        assert_eq!(out[0].value.as_deref(), Some(&b"ABC"[..]));
+        assert!(Slow::init(&[("delay_us", "x")].into_iter().collect()).is_err());
+    }
+}

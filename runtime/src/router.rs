@@ -1,0 +1,323 @@
+//! The consumer loop and the router: poll Kafka on a dedicated thread, hand each
+//! record to its partition's worker, pause partitions whose worker (or the
+//! process-wide byte budget) is full, and finish a partition's work before
+//! librdkafka takes it away in a rebalance.
+//!
+//! Everything here runs on the consumer thread, including librdkafka's rebalance
+//! callback (it is served inside `poll`), so the router needs no cross-thread
+//! coordination beyond the mutex the callback reaches it through.
+
+use crate::flow::record_bytes;
+use crate::kafka::{self, RebalanceListener, WeirConsumer, WeirContext};
+use crate::pipeline::{PartitionWorker, PipelineError, Shared};
+use crate::wasm::InputRecord;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::TopicPartitionList;
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc as sync_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Poll timeout while nothing waits to be routed.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// Poll timeout while partitions are paused, so they resume soon after room appears.
+const PARKED_POLL: Duration = Duration::from_millis(5);
+
+/// A worker's final result, labelled `topic/partition`.
+pub type WorkerResult = (String, Result<(), PipelineError>);
+
+/// One assigned partition's worker and what the router holds back for it.
+struct Slot {
+    sender: mpsc::Sender<InputRecord>,
+    /// Records consumed but not yet accepted by the worker or the byte budget,
+    /// in offset order.
+    parked: VecDeque<InputRecord>,
+    /// Whether the partition is paused at the consumer.
+    paused: bool,
+    stop: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// Routes records to partition workers; owned by the consumer thread.
+pub struct Router {
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    slots: HashMap<(String, i32), Slot>,
+    results: sync_mpsc::Sender<WorkerResult>,
+    drain_timeout: Duration,
+}
+
+/// Why stopping workers failed.
+#[derive(Debug)]
+pub struct DrainTimedOut {
+    /// Partitions whose workers were still busy, as `topic/partition`.
+    pub partitions: Vec<String>,
+}
+
+impl Router {
+    /// A router spawning workers on `runtime` and reporting their results to `results`.
+    pub fn new(
+        shared: Arc<Shared>,
+        runtime: tokio::runtime::Handle,
+        results: sync_mpsc::Sender<WorkerResult>,
+        drain_timeout: Duration,
+    ) -> Self {
+        Self {
+            shared,
+            runtime,
+            slots: HashMap::new(),
+            results,
+            drain_timeout,
+        }
+    }
+
+    /// Hand `record` to its partition's worker, or park it and pause the
+    /// partition if the worker's buffer or the byte budget is full.
+    pub fn route(&mut self, consumer: &WeirConsumer, record: InputRecord) {
+        let key = (record.topic.clone(), record.partition);
+        if !self.slots.contains_key(&key) {
+            let slot = self.spawn_worker(&key.0, key.1);
+            self.slots.insert(key.clone(), slot);
+        }
+        let slot = self.slots.get_mut(&key).expect("inserted above");
+        if !slot.parked.is_empty() {
+            slot.parked.push_back(record);
+            return;
+        }
+        if let Some(record) = offer(&self.shared, slot, record) {
+            slot.parked.push_back(record);
+            if !slot.paused {
+                set_paused(consumer, &key, true);
+                slot.paused = true;
+            }
+        }
+    }
+
+    /// Move parked records on where there is room again, and resume paused
+    /// partitions once their worker has drained to half its buffer and the byte
+    /// budget is half free (resuming at the first free slot would pause again
+    /// at once, and each pause makes librdkafka drop and refetch its prefetch).
+    pub fn flush_parked(&mut self, consumer: &WeirConsumer) {
+        let budget_has_room = self.shared.budget.used() <= self.shared.budget.max() / 2;
+        for (key, slot) in self.slots.iter_mut().filter(|(_, s)| s.paused) {
+            while let Some(record) = slot.parked.pop_front() {
+                if let Some(record) = offer(&self.shared, slot, record) {
+                    slot.parked.push_front(record);
+                    break;
+                }
+            }
+            let worker_has_room = slot.sender.capacity() * 2 >= slot.sender.max_capacity();
+            if slot.parked.is_empty() && worker_has_room && budget_has_room {
+                set_paused(consumer, key, false);
+                slot.paused = false;
+            }
+        }
+    }
+
+    /// Whether any partition is paused (so the loop should check back soon).
+    pub fn has_paused(&self) -> bool {
+        self.slots.values().any(|s| s.paused)
+    }
+
+    /// Stop the workers of `partitions` and wait (up to the drain timeout) until
+    /// each has finished its current batch and its outputs are acknowledged.
+    pub fn stop_partitions(&mut self, partitions: &[(String, i32)]) -> Result<(), DrainTimedOut> {
+        let slots: Vec<((String, i32), Slot)> = partitions
+            .iter()
+            .filter_map(|key| self.slots.remove_entry(key))
+            .collect();
+        self.stop_slots(slots)
+    }
+
+    /// Stop every worker and wait for them, as for a revocation.
+    pub fn stop_all(&mut self) -> Result<(), DrainTimedOut> {
+        let slots: Vec<_> = self.slots.drain().collect();
+        self.stop_slots(slots)
+    }
+
+    fn stop_slots(&mut self, slots: Vec<((String, i32), Slot)>) -> Result<(), DrainTimedOut> {
+        if slots.is_empty() {
+            return Ok(());
+        }
+        for (_, slot) in &slots {
+            slot.stop.cancel();
+        }
+        let (keys, handles): (Vec<_>, Vec<_>) = slots
+            .into_iter()
+            .map(|(key, slot)| (key, slot.handle))
+            .unzip();
+        let mut handles = handles;
+        let finished = self.runtime.block_on(async {
+            tokio::time::timeout(self.drain_timeout, async {
+                for handle in &mut handles {
+                    // A panicking worker already reported nothing; the runner sees the panic.
+                    let _ = handle.await;
+                }
+            })
+            .await
+            .is_ok()
+        });
+        if finished {
+            return Ok(());
+        }
+        let mut busy = Vec::new();
+        for ((topic, partition), handle) in keys.into_iter().zip(handles) {
+            if !handle.is_finished() {
+                busy.push(format!("{topic}/{partition}"));
+                handle.abort();
+            }
+        }
+        Err(DrainTimedOut { partitions: busy })
+    }
+
+    fn spawn_worker(&self, topic: &str, partition: i32) -> Slot {
+        let (sender, receiver) = mpsc::channel(self.shared.batch.partition_buffer);
+        let stop = CancellationToken::new();
+        let worker = PartitionWorker::new(
+            topic.to_string(),
+            partition,
+            receiver,
+            Arc::clone(&self.shared),
+        );
+        let label = format!("{topic}/{partition}");
+        tracing::debug!(partition = %label, "starting partition worker");
+        let results = self.results.clone();
+        let worker_stop = stop.clone();
+        let handle = self.runtime.spawn(async move {
+            let result = worker.run(worker_stop).await;
+            // The consumer loop may already be gone during shutdown.
+            let _ = results.send((label, result));
+        });
+        Slot {
+            sender,
+            parked: VecDeque::new(),
+            paused: false,
+            stop,
+            handle,
+        }
+    }
+}
+
+/// Try to pass `record` to the slot's worker within the byte budget; give it
+/// back if there is no room.
+fn offer(shared: &Shared, slot: &Slot, record: InputRecord) -> Option<InputRecord> {
+    let bytes = record_bytes(&record);
+    if !shared.budget.try_reserve(bytes) {
+        return Some(record);
+    }
+    match slot.sender.try_send(record) {
+        Ok(()) => None,
+        Err(TrySendError::Full(record)) => {
+            shared.budget.release(bytes);
+            Some(record)
+        }
+        Err(TrySendError::Closed(_)) => {
+            // The worker stopped (its result is on its way to the consumer loop);
+            // this record is not processed and its offset not stored.
+            shared.budget.release(bytes);
+            None
+        }
+    }
+}
+
+fn set_paused(consumer: &WeirConsumer, (topic, partition): &(String, i32), paused: bool) {
+    let mut tpl = TopicPartitionList::with_capacity(1);
+    tpl.add_partition(topic, *partition);
+    let result = if paused {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    match result {
+        Ok(()) => tracing::debug!(topic, partition, paused, "partition flow changed"),
+        Err(e) => {
+            tracing::warn!(topic, partition, paused, error = %e, "cannot pause/resume partition")
+        }
+    }
+}
+
+/// The rebalance listener: finish and commit revoked partitions before they go.
+/// Holds the router weakly: the router owns (through the workers' shared state)
+/// the consumer whose context holds this listener.
+pub struct RouterRebalance {
+    router: Weak<Mutex<Router>>,
+}
+
+impl RouterRebalance {
+    /// Listen on behalf of `router`.
+    pub fn new(router: Weak<Mutex<Router>>) -> Self {
+        Self { router }
+    }
+}
+
+impl RebalanceListener for RouterRebalance {
+    fn on_revoke(&self, consumer: &BaseConsumer<WeirContext>, partitions: &[(String, i32)]) {
+        if let Some(router) = self.router.upgrade() {
+            if let Err(e) = lock(&router).stop_partitions(partitions) {
+                tracing::warn!(partitions = ?e.partitions,
+                    "revoked partitions did not finish in time; their unfinished records will be processed again by the new owner");
+            }
+        }
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "commit before revocation failed; the new owner may process some records again")
+            }
+        }
+    }
+}
+
+/// Lock the router; a panic elsewhere cannot leave it half-updated in a way
+/// that matters more than stopping would.
+pub fn lock(router: &Mutex<Router>) -> MutexGuard<'_, Router> {
+    router.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Poll Kafka and route records until `shutdown` is cancelled or a worker fails.
+/// Returns the first worker failure, if any.
+pub fn consume_loop(
+    consumer: &WeirConsumer,
+    router: &Mutex<Router>,
+    results: &sync_mpsc::Receiver<WorkerResult>,
+    shutdown: &CancellationToken,
+) -> Option<PipelineError> {
+    while !shutdown.is_cancelled() {
+        while let Ok((label, result)) = results.try_recv() {
+            if let Err(e) = result {
+                tracing::error!(partition = %label, error = %e, "partition stopped");
+                return Some(e);
+            }
+        }
+        let timeout = if lock(router).has_paused() {
+            PARKED_POLL
+        } else {
+            IDLE_POLL
+        };
+        // The router must not be locked here: poll runs the rebalance callback.
+        match consumer.poll(timeout) {
+            Some(Ok(message)) => {
+                let record = kafka::input_record(&message);
+                lock(router).route(consumer, record);
+            }
+            Some(Err(e)) => log_consumer_error(&e),
+            None => {}
+        }
+        lock(router).flush_parked(consumer);
+    }
+    None
+}
+
+fn log_consumer_error(error: &KafkaError) {
+    match error {
+        KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF) => {}
+        KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown) => {
+            tracing::warn!(%error, "all brokers are down; retrying")
+        }
+        _ => tracing::warn!(%error, "consumer error; retrying"),
+    }
+}
