@@ -83,6 +83,12 @@ pub struct RunArgs {
     /// How often finished offsets are committed, e.g. `1s`.
     #[arg(long, env = "WEIR_COMMIT_INTERVAL", value_parser = humantime::parse_duration)]
     pub commit_interval: Option<Duration>,
+    /// Commit outputs and offsets atomically in Kafka transactions.
+    #[arg(long, env = "WEIR_EXACTLY_ONCE")]
+    pub exactly_once: bool,
+    /// `transactional.id` for exactly-once mode (default: derived from group, host, pid).
+    #[arg(long, env = "WEIR_TRANSACTIONAL_ID")]
+    pub transactional_id: Option<String>,
     /// Most MiB of consumed records in flight before partitions pause.
     #[arg(long, env = "WEIR_MAX_IN_FLIGHT_MIB")]
     pub max_in_flight_mib: Option<u64>,
@@ -120,6 +126,10 @@ impl RunArgs {
         set(&mut c.drain_timeout, self.drain_timeout);
         set(&mut c.commit_interval, self.commit_interval);
         set(&mut c.max_in_flight_mib, self.max_in_flight_mib);
+        c.exactly_once |= self.exactly_once;
+        if self.transactional_id.is_some() {
+            c.transactional_id = self.transactional_id;
+        }
         if self.instances.is_some() {
             c.plugin.instances = self.instances;
         }

@@ -45,6 +45,16 @@ pub struct RunConfig {
     /// reached, partitions are paused until work finishes.
     #[serde(default = "default_max_in_flight_mib")]
     pub max_in_flight_mib: u64,
+    /// Commit outputs and input offsets atomically in Kafka transactions, so that
+    /// consumers reading the outputs with `isolation.level=read_committed` see each
+    /// input's outputs exactly once, even across crashes. Needs broker support for
+    /// transactions; inputs are then read with `read_committed` too.
+    #[serde(default)]
+    pub exactly_once: bool,
+    /// The producer's `transactional.id` in exactly-once mode. Defaults to
+    /// `weir-<group>-<host>-<pid>`; the consumer group's generation fences zombies.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
     /// Extra librdkafka properties applied to both the consumer and the producer
     /// (e.g. `"security.protocol" = "SASL_SSL"`). They override Weir's own settings.
     #[serde(default)]
@@ -302,6 +312,16 @@ impl RunConfig {
             });
         }
         Ok(())
+    }
+
+    /// The transactional id to use in exactly-once mode.
+    pub fn transactional_id(&self) -> String {
+        self.transactional_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "host".to_string());
+            format!("weir-{}-{host}-{}", self.group, std::process::id())
+        })
     }
 
     /// The in-flight byte budget.

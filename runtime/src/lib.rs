@@ -2,6 +2,7 @@
 //! WebAssembly components. See `docs/ARCHITECTURE.md` for the data path.
 
 pub mod cli;
+pub mod commit;
 pub mod config;
 pub mod flow;
 pub mod kafka;

@@ -7,6 +7,7 @@
 //! acknowledged (see `offsets`). Partitions run in parallel, bounded by the
 //! plugin pool's size.
 
+use crate::commit::Committer;
 use crate::config::BatchConfig;
 use crate::flow::{record_bytes, InFlightBudget};
 use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
@@ -88,6 +89,8 @@ pub struct Shared {
     pub output: OutputSink,
     /// The consumer, for storing offsets.
     pub consumer: Arc<WeirConsumer>,
+    /// How finished offsets get committed.
+    pub committer: Committer,
     /// Batch settings.
     pub batch: BatchConfig,
     /// Bytes in flight across all partitions; workers give back what they finish.
@@ -198,6 +201,12 @@ impl PartitionWorker {
             source,
         })?;
 
+        let shared = Arc::clone(&self.shared);
+        // In exactly-once mode, a batch's outputs all go into one transaction.
+        let transaction = match &shared.committer {
+            Committer::Transactional(t) => Some((t, t.enter().await)),
+            Committer::StoredOffsets => None,
+        };
         let mut deliveries: Vec<PendingDelivery> = Vec::new();
         let mut done = Vec::with_capacity(processed.records.len());
         let mut rejection = None;
@@ -228,6 +237,14 @@ impl PartitionWorker {
                 }
             }
         }
+        if let Some((transactions, _inside)) = &transaction {
+            let next = match &rejection {
+                Some(PipelineError::RecordRejected { offset, .. }) => *offset,
+                _ => last + 1,
+            };
+            transactions.advance(&self.topic, self.partition, next);
+        }
+        drop(transaction);
         let finished = Finished {
             offsets: done,
             bytes,
@@ -275,6 +292,9 @@ impl PartitionWorker {
     }
 
     fn store_committable(&mut self) {
+        if !matches!(self.shared.committer, Committer::StoredOffsets) {
+            return;
+        }
         let Some(offset) = self.tracker.committable() else {
             return;
         };

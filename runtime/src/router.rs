@@ -7,11 +7,12 @@
 //! callback (it is served inside `poll`), so the router needs no cross-thread
 //! coordination beyond the mutex the callback reaches it through.
 
+use crate::commit::CommitError;
 use crate::flow::record_bytes;
 use crate::kafka::{self, RebalanceListener, WeirConsumer, WeirContext};
 use crate::pipeline::{PartitionWorker, PipelineError, Shared};
 use crate::wasm::InputRecord;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
@@ -50,6 +51,17 @@ pub struct Router {
     slots: HashMap<(String, i32), Slot>,
     results: sync_mpsc::Sender<WorkerResult>,
     drain_timeout: Duration,
+    /// A commit that failed inside the rebalance callback, for the loop to act on.
+    commit_failure: Option<CommitError>,
+}
+
+/// Why the consumer loop stopped before being asked to.
+#[derive(Debug)]
+pub enum StopCause {
+    /// A partition's worker failed.
+    Partition(PipelineError),
+    /// Committing failed.
+    Commit(CommitError),
 }
 
 /// Why stopping workers failed.
@@ -73,6 +85,21 @@ impl Router {
             slots: HashMap::new(),
             results,
             drain_timeout,
+            commit_failure: None,
+        }
+    }
+
+    /// Commit everything finished so far. A failed transaction stops the loop; a
+    /// failed offset commit (e.g. the assignment was lost while the broker was
+    /// away) only means the next owner redoes some records, so it is a warning.
+    pub fn commit(&mut self, consumer: &WeirConsumer) {
+        match self.shared.committer.commit(consumer, &self.runtime) {
+            Ok(()) => {}
+            Err(e @ CommitError::Offsets(_)) => tracing::warn!(error = %e, "commit failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed");
+                self.commit_failure.get_or_insert(e);
+            }
         }
     }
 
@@ -257,18 +284,17 @@ impl RouterRebalance {
 
 impl RebalanceListener for RouterRebalance {
     fn on_revoke(&self, consumer: &BaseConsumer<WeirContext>, partitions: &[(String, i32)]) {
-        if let Some(router) = self.router.upgrade() {
-            if let Err(e) = lock(&router).stop_partitions(partitions) {
-                tracing::warn!(partitions = ?e.partitions,
-                    "revoked partitions did not finish in time; their unfinished records will be processed again by the new owner");
-            }
+        // Gone once the runner finished; its final commit already happened.
+        let Some(router) = self.router.upgrade() else {
+            return;
+        };
+        let mut router = lock(&router);
+        if let Err(e) = router.stop_partitions(partitions) {
+            tracing::warn!(partitions = ?e.partitions,
+                "revoked partitions did not finish in time; their unfinished records will be processed again by the new owner");
         }
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "commit before revocation failed; the new owner may process some records again")
-            }
-        }
+        router.commit(consumer);
+        router.shared.committer.forget(partitions);
     }
 }
 
@@ -278,19 +304,34 @@ pub fn lock(router: &Mutex<Router>) -> MutexGuard<'_, Router> {
     router.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Poll Kafka and route records until `shutdown` is cancelled or a worker fails.
-/// Returns the first worker failure, if any.
+/// Poll Kafka and route records until `shutdown` is cancelled, a worker fails
+/// or a commit fails; commit every `commit_interval` where Weir (not librdkafka)
+/// commits. Returns why it stopped early, if it did.
 pub fn consume_loop(
     consumer: &WeirConsumer,
     router: &Mutex<Router>,
     results: &sync_mpsc::Receiver<WorkerResult>,
     shutdown: &CancellationToken,
-) -> Option<PipelineError> {
+    commit_interval: Duration,
+) -> Option<StopCause> {
+    let mut last_commit = std::time::Instant::now();
     while !shutdown.is_cancelled() {
         while let Ok((label, result)) = results.try_recv() {
             if let Err(e) = result {
                 tracing::error!(partition = %label, error = %e, "partition stopped");
-                return Some(e);
+                return Some(StopCause::Partition(e));
+            }
+        }
+        {
+            let mut router = lock(router);
+            if router.shared.committer.commits_on_timer()
+                && last_commit.elapsed() >= commit_interval
+            {
+                router.commit(consumer);
+                last_commit = std::time::Instant::now();
+            }
+            if let Some(e) = router.commit_failure.take() {
+                return Some(StopCause::Commit(e));
             }
         }
         let timeout = if lock(router).has_paused() {

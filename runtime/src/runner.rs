@@ -5,16 +5,15 @@
 //! their current batch and their outputs are acknowledged) → final commit →
 //! producer flush → leave the group.
 
+use crate::commit::{CommitError, Committer, Transactions};
 use crate::config::RunConfig;
 use crate::flow::InFlightBudget;
-use crate::kafka::{self, KafkaSetupError, OutputSink, WeirConsumer};
+use crate::kafka::{self, KafkaSetupError, OutputSink};
 use crate::pipeline::{PipelineError, Shared};
-use crate::router::{self, Router, RouterRebalance};
+use crate::router::{self, Router, RouterRebalance, StopCause};
 use crate::wasm::{self, InstanceLimits, PluginError, PluginPool, WasmEngine};
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
-use rdkafka::types::RDKafkaErrorCode;
 use std::sync::{mpsc as sync_mpsc, Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -42,9 +41,9 @@ pub enum RunError {
         /// Partitions whose workers had not finished.
         partitions: Vec<String>,
     },
-    /// The final commit failed.
-    #[error("final offset commit failed: {0}; records since the last commit will be processed again after restart")]
-    FinalCommit(KafkaError),
+    /// A commit failed.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
     /// The consumer thread could not be started or died.
     #[error("consumer thread failed: {0}")]
     ConsumerThread(String),
@@ -53,6 +52,52 @@ pub enum RunError {
 /// Run the pipeline until `shutdown` is cancelled or a partition fails.
 pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), RunError> {
     let pool = Arc::new(load_plugin(&config).await?);
+    let mut backoff = RESTART_BACKOFF_MIN;
+    loop {
+        let started = std::time::Instant::now();
+        let result = run_once(config.clone(), Arc::clone(&pool), shutdown.clone()).await;
+        match result {
+            Err(e) if is_transient(&e) && !shutdown.is_cancelled() => {
+                if started.elapsed() > RESTART_BACKOFF_MAX {
+                    backoff = RESTART_BACKOFF_MIN;
+                }
+                tracing::warn!(error = %e, retry_in = ?backoff,
+                    "Kafka failed under the pipeline; restarting it from the last committed offsets");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// First wait before restarting the pipeline after a Kafka failure; it doubles.
+const RESTART_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between restarts; a run that lasted longer resets the backoff.
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Failures of Kafka rather than of the plugin or the configuration: the
+/// producer gave up on an output (e.g. the broker lost its idempotence state
+/// across a restart) or a transaction failed. Nothing was committed past them,
+/// so the pipeline restarts from the committed offsets; exactly-once holds too,
+/// since the failed transaction was aborted.
+fn is_transient(error: &RunError) -> bool {
+    matches!(
+        error,
+        RunError::Pipeline(PipelineError::Produce { .. })
+            | RunError::Commit(CommitError::Transaction(_) | CommitError::NoGroupMetadata)
+    )
+}
+
+/// One life of the pipeline: its own consumer and producer, on its own thread.
+async fn run_once(
+    config: RunConfig,
+    pool: Arc<PluginPool>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let runtime = tokio::runtime::Handle::current();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -80,7 +125,19 @@ fn consume(
     needed.push(&config.output_topic);
     kafka::check_topics(&consumer, &config.brokers, &needed)?;
 
+    let committer = if config.exactly_once {
+        let transactions = Transactions::begin(producer.clone()).map_err(|source| {
+            KafkaSetupError::Transactions {
+                brokers: config.brokers.clone(),
+                source,
+            }
+        })?;
+        Committer::Transactional(transactions)
+    } else {
+        Committer::StoredOffsets
+    };
     let shared = Arc::new(Shared {
+        committer,
         output: OutputSink::new(producer, config.output_topic.clone()),
         consumer: Arc::clone(&consumer),
         batch: config.batch.clone(),
@@ -90,7 +147,7 @@ fn consume(
     let (results_tx, results) = sync_mpsc::channel();
     let router = Arc::new(Mutex::new(Router::new(
         Arc::clone(&shared),
-        runtime,
+        runtime.clone(),
         results_tx,
         config.drain_timeout,
     )));
@@ -111,11 +168,21 @@ fn consume(
         output = %config.output_topic,
         plugin = shared.pool.name(),
         version = &shared.pool.version()[..12],
+        exactly_once = config.exactly_once,
         "consuming"
     );
 
-    let mut failure =
-        router::consume_loop(&consumer, &router, &results, &shutdown).map(RunError::Pipeline);
+    let stop = router::consume_loop(
+        &consumer,
+        &router,
+        &results,
+        &shutdown,
+        config.commit_interval,
+    );
+    let mut failure = stop.map(|cause| match cause {
+        StopCause::Partition(e) => RunError::Pipeline(e),
+        StopCause::Commit(e) => RunError::Commit(e),
+    });
     if failure.is_none() {
         tracing::info!("shutdown requested; finishing in-flight batches");
     }
@@ -131,8 +198,8 @@ fn consume(
             .find_map(|(_, result)| result.err())
             .map(RunError::Pipeline);
     }
-    if let Err(e) = commit_final(&consumer) {
-        failure.get_or_insert(e);
+    if let Err(e) = shared.committer.commit(&consumer, &runtime) {
+        failure.get_or_insert(RunError::Commit(e));
     }
     if let Err(e) = shared.output.producer().flush(FLUSH_TIMEOUT) {
         tracing::warn!(error = %e, "producer flush did not finish");
@@ -187,13 +254,4 @@ async fn load_plugin(config: &RunConfig) -> Result<PluginPool, RunError> {
     .await
     .expect("plugin loading does not panic")?;
     Ok(pool)
-}
-
-fn commit_final(consumer: &WeirConsumer) -> Result<(), RunError> {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => Ok(()),
-        // Nothing stored since the last commit.
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
-        Err(e) => Err(RunError::FinalCommit(e)),
-    }
 }

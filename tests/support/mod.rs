@@ -18,9 +18,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The broker under test: `WEIR_TEST_BROKERS`, or the local one from `scripts/broker`.
+static BROKERS_OVERRIDE: OnceLock<String> = OnceLock::new();
+
+/// The broker under test: the one a test binary chose with [`use_brokers`], else
+/// `WEIR_TEST_BROKERS`, else the local one from `scripts/broker`.
 pub fn brokers() -> String {
+    if let Some(addr) = BROKERS_OVERRIDE.get() {
+        return addr.clone();
+    }
     std::env::var("WEIR_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_string())
+}
+
+/// Make every helper in this test binary talk to `addr` (first call wins).
+pub fn use_brokers(addr: &str) {
+    let _ = BROKERS_OVERRIDE.set(addr.to_string());
 }
 
 /// Fail fast, with instructions, when no broker is listening.
@@ -53,7 +64,9 @@ pub fn unique(prefix: &str) -> String {
 
 fn client_config() -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers());
+    c.set("bootstrap.servers", brokers())
+        // noida-db answers fetches without honouring size limits.
+        .set("receive.message.max.bytes", "1000000000");
     c
 }
 
@@ -168,9 +181,19 @@ pub struct TopicReader {
 impl TopicReader {
     /// Assign all of `topic`'s partitions from their beginning.
     pub fn new(topic: &str) -> Self {
+        Self::with_isolation(topic, "read_uncommitted")
+    }
+
+    /// Like [`TopicReader::new`], seeing only records of committed transactions.
+    pub fn read_committed(topic: &str) -> Self {
+        Self::with_isolation(topic, "read_committed")
+    }
+
+    fn with_isolation(topic: &str, isolation: &str) -> Self {
         let consumer: BaseConsumer = client_config()
             .set("group.id", unique("reader"))
             .set("enable.auto.commit", "false")
+            .set("isolation.level", isolation)
             .create()
             .unwrap();
         let metadata = consumer
@@ -378,7 +401,10 @@ impl Weir {
         let log = log_dir.join(format!("{}.log", unique("weir")));
         let child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(args)
-            .env("WEIR_LOG", "info,weir=debug")
+            .env(
+                "WEIR_LOG",
+                std::env::var("WEIR_TEST_LOG").unwrap_or_else(|_| "info,weir=debug".into()),
+            )
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -5,7 +5,7 @@ use super::KafkaSetupError;
 use crate::config::RunConfig;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 
 /// Weir's consumer type.
 pub type WeirConsumer = BaseConsumer<WeirContext>;
@@ -91,7 +91,7 @@ fn apply_passthrough(c: &mut ClientConfig, config: &RunConfig, role: Role) {
 pub fn create_consumer(config: &RunConfig) -> Result<WeirConsumer, KafkaSetupError> {
     let mut c = base_config(config, "weir");
     c.set("group.id", &config.group)
-        .set("enable.auto.commit", "true")
+        .set("enable.auto.commit", (!config.exactly_once).to_string())
         .set("enable.auto.offset.store", "false")
         .set(
             "auto.commit.interval.ms",
@@ -101,22 +101,43 @@ pub fn create_consumer(config: &RunConfig) -> Result<WeirConsumer, KafkaSetupErr
             "auto.offset.reset",
             config.auto_offset_reset.as_librdkafka(),
         );
+    if config.exactly_once {
+        // Offsets commit inside the producer's transactions; read only committed inputs.
+        c.set("isolation.level", "read_committed");
+    }
     apply_passthrough(&mut c, config, Role::Consumer);
     c.create_with_context(WeirContext::new())
         .map_err(KafkaSetupError::Client)
 }
 
 /// An idempotent producer (`acks=all`): retries never duplicate or reorder
-/// records within a partition.
+/// records within a partition. In exactly-once mode it is transactional and
+/// initialised here, so a broker without transactions fails at start-up.
 pub fn create_producer(config: &RunConfig) -> Result<WeirProducer, KafkaSetupError> {
     let mut c = base_config(config, "weir-producer");
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5");
+    if config.exactly_once {
+        c.set("transactional.id", config.transactional_id());
+    }
     apply_passthrough(&mut c, config, Role::Producer);
-    c.create_with_context(WeirContext::new())
-        .map_err(KafkaSetupError::Client)
+    let producer: WeirProducer = c
+        .create_with_context(WeirContext::new())
+        .map_err(KafkaSetupError::Client)?;
+    if config.exactly_once {
+        producer
+            .init_transactions(TRANSACTION_INIT_TIMEOUT)
+            .map_err(|source| KafkaSetupError::Transactions {
+                brokers: config.brokers.clone(),
+                source,
+            })?;
+    }
+    Ok(producer)
 }
+
+/// How long the transactional producer may take to register with the broker.
+const TRANSACTION_INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

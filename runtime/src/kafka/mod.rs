@@ -36,6 +36,14 @@ pub enum KafkaSetupError {
         /// The configured bootstrap servers.
         brokers: String,
     },
+    /// Exactly-once mode needs transactions, which the brokers refused.
+    #[error("exactly-once mode needs Kafka transactions, but the brokers at {brokers} refused to start one ({source}); use a broker with transactions enabled or drop --exactly-once")]
+    Transactions {
+        /// The configured bootstrap servers.
+        brokers: String,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
     /// Subscribing to the input topics failed.
     #[error("cannot subscribe to {topics:?}: {source}")]
     Subscribe {

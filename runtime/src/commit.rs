@@ -1,0 +1,148 @@
+//! How finished input offsets become committed: either librdkafka commits the
+//! offsets Weir stored (at-least-once), or Weir commits them inside the
+//! producer's transaction together with the outputs (exactly-once).
+
+use crate::kafka::{WeirConsumer, WeirProducer};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{RwLock, RwLockReadGuard};
+
+/// How long one transaction step may take before Weir gives up.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A commit that failed; the pipeline stops, and a restart resumes from the
+/// last successful commit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Committing stored offsets failed.
+    #[error("offset commit failed: {0}; records since the last commit will be processed again after restart")]
+    Offsets(KafkaError),
+    /// The consumer has not joined its group, so the broker cannot fence the commit.
+    #[error("cannot commit the transaction: the consumer has no group metadata yet")]
+    NoGroupMetadata,
+    /// A transaction step failed; the open transaction is aborted.
+    #[error("transaction commit failed: {0}; its outputs are discarded and its inputs will be processed again after restart")]
+    Transaction(KafkaError),
+}
+
+/// The commit strategy of a run.
+pub enum Committer {
+    /// Workers store offsets; librdkafka commits them every `commit_interval`,
+    /// and Weir commits synchronously before a revocation and at shutdown.
+    StoredOffsets,
+    /// Outputs and input offsets commit atomically in Kafka transactions.
+    Transactional(Transactions),
+}
+
+/// State of exactly-once mode: the open transaction and, per partition, the next
+/// input offset whose outputs it already contains.
+pub struct Transactions {
+    producer: WeirProducer,
+    /// Workers hold it shared while they hand a batch's outputs to the producer;
+    /// a commit holds it exclusively, so no output straddles two transactions.
+    gate: RwLock<()>,
+    positions: Mutex<HashMap<(String, i32), i64>>,
+    dirty: AtomicBool,
+}
+
+impl Committer {
+    /// Whether Weir must commit on a timer (librdkafka does it otherwise).
+    pub fn commits_on_timer(&self) -> bool {
+        matches!(self, Committer::Transactional(_))
+    }
+
+    /// Commit everything finished so far, synchronously. Runs on the consumer thread.
+    pub fn commit(
+        &self,
+        consumer: &WeirConsumer,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(), CommitError> {
+        match self {
+            Committer::StoredOffsets => match consumer.commit_consumer_state(CommitMode::Sync) {
+                // Nothing stored since the last commit.
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+                Err(e) => Err(CommitError::Offsets(e)),
+            },
+            Committer::Transactional(t) => t.commit(consumer, runtime),
+        }
+    }
+
+    /// Drop what is known about partitions this process no longer owns.
+    pub fn forget(&self, partitions: &[(String, i32)]) {
+        if let Committer::Transactional(t) = self {
+            let mut positions = t.positions();
+            for key in partitions {
+                positions.remove(key);
+            }
+        }
+    }
+}
+
+impl Transactions {
+    /// Start the first transaction on an initialised transactional producer.
+    pub fn begin(producer: WeirProducer) -> Result<Self, KafkaError> {
+        producer.begin_transaction()?;
+        Ok(Self {
+            producer,
+            gate: RwLock::new(()),
+            positions: Mutex::new(HashMap::new()),
+            dirty: AtomicBool::new(false),
+        })
+    }
+
+    /// Hold the current transaction open while handing outputs to the producer.
+    pub async fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().await
+    }
+
+    /// Record that the open transaction holds the outputs of every record of
+    /// `topic`/`partition` before `next_offset`. Call while holding [`Self::enter`].
+    pub fn advance(&self, topic: &str, partition: i32, next_offset: i64) {
+        self.positions()
+            .insert((topic.to_string(), partition), next_offset);
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    fn positions(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), i64>> {
+        self.positions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn commit(
+        &self,
+        consumer: &WeirConsumer,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(), CommitError> {
+        let _exclusive = runtime.block_on(self.gate.write());
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), next) in self.positions().iter() {
+            offsets
+                .add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .map_err(CommitError::Transaction)?;
+        }
+        let group = consumer
+            .group_metadata()
+            .ok_or(CommitError::NoGroupMetadata)?;
+        let result = (|| {
+            self.producer
+                .send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)?;
+            self.producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+            self.producer.begin_transaction()
+        })();
+        result.map_err(|e| {
+            if let Err(abort) = self.producer.abort_transaction(TRANSACTION_TIMEOUT) {
+                tracing::warn!(error = %abort, "aborting the failed transaction also failed");
+            }
+            CommitError::Transaction(e)
+        })
+    }
+}
