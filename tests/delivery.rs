@@ -4,18 +4,9 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::*;
-
-const PARTITIONS: i32 = 4;
-
-/// These tests measure timing-sensitive behaviour on a 2-core machine: run them
-/// one at a time.
-async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    SERIAL.lock().await
-}
 
 /// A number from the environment (the soak script raises them), or `default`.
 fn env_or(name: &str, default: usize) -> usize {
@@ -23,74 +14,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Inputs with unique values `v<i>` (so outputs can be matched one to one).
-fn numbered(count: usize, value_len: usize) -> Vec<TestRecord> {
-    (0..count)
-        .map(|i| {
-            let mut value = format!("v{i}-").into_bytes();
-            value.resize(value_len.max(value.len()), b'x');
-            TestRecord::new(&format!("k{}", i % 97), &value, &[])
-        })
-        .collect()
-}
-
-/// The input index of an output of the `slow`/`uppercase` plugin ("V<i>-XXX").
-fn index_of(output: &TestRecord) -> usize {
-    let value = output.value.as_deref().unwrap();
-    let digits: String = value[1..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .map(|&b| b as char)
-        .collect();
-    digits.parse().unwrap()
-}
-
-/// How many outputs each input index has.
-fn output_counts(outputs: &[TestRecord]) -> HashMap<usize, usize> {
-    let mut counts = HashMap::new();
-    for o in outputs {
-        *counts.entry(index_of(o)).or_insert(0) += 1;
-    }
-    counts
-}
-
-fn slow_args(group: &str, input: &str, output: &str, delay_us: u32, extra: &[&str]) -> Vec<String> {
-    let mut args = weir_base_args(group);
-    args.extend(
-        [
-            "--topic",
-            input,
-            "--output-topic",
-            output,
-            "--instances",
-            "2",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    args.push("--plugin".into());
-    args.push(example_plugin("slow").display().to_string());
-    args.push("--plugin-config".into());
-    args.push(format!("delay_us={delay_us}"));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-async fn topics(prefix: &str) -> (String, String, String) {
-    let (input, output, group) = (
-        unique(&format!("{prefix}-in")),
-        unique(&format!("{prefix}-out")),
-        unique(&format!("{prefix}-g")),
-    );
-    create_topic(&input, PARTITIONS).await;
-    create_topic(&output, PARTITIONS).await;
-    (input, output, group)
-}
-
-fn all_partitions(ends: &BTreeMap<i32, i64>) -> BTreeMap<i32, i64> {
-    (0..PARTITIONS).map(|p| (p, ends[&p])).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

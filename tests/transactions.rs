@@ -1,16 +1,13 @@
 //! Guarantees that need a broker with on-disk storage and full transactions
 //! (noida-db, started by `WEIR_BROKER=noida scripts/broker start` on port 19092,
-//! or `WEIR_TEST_TXN_BROKERS`): exactly-once across kill -9, and a broker restart
-//! mid-stream.
+//! or `WEIR_TEST_TXN_BROKERS`): exactly-once across a stop and resume, and a
+//! broker restart mid-stream.
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
-
-const PARTITIONS: i32 = 4;
 
 fn setup() {
     let addr =
@@ -19,97 +16,18 @@ fn setup() {
     require_broker();
 }
 
-async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    SERIAL.lock().await
-}
-
-fn numbered(count: usize) -> Vec<TestRecord> {
-    (0..count)
-        .map(|i| TestRecord::new(&format!("k{}", i % 97), format!("v{i}-").as_bytes(), &[]))
-        .collect()
-}
-
-fn output_counts(outputs: &[TestRecord]) -> HashMap<usize, usize> {
-    let mut counts = HashMap::new();
-    for o in outputs {
-        let value = o.value.as_deref().unwrap();
-        let digits: String = value[1..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .map(|&b| b as char)
-            .collect();
-        *counts.entry(digits.parse().unwrap()).or_insert(0) += 1;
-    }
-    counts
-}
-
-fn weir_args(group: &str, input: &str, output: &str, delay_us: u32, extra: &[&str]) -> Vec<String> {
-    let mut args = weir_base_args(group);
-    args.extend(
-        [
-            "--topic",
-            input,
-            "--output-topic",
-            output,
-            "--instances",
-            "2",
-            "-X",
-            "receive.message.max.bytes=1000000000",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    args.push("--plugin".into());
-    args.push(example_plugin("slow").display().to_string());
-    args.push("--plugin-config".into());
-    args.push(format!("delay_us={delay_us}"));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-async fn topics(prefix: &str) -> (String, String, String) {
-    let names = (
-        unique(&format!("{prefix}-in")),
-        unique(&format!("{prefix}-out")),
-        unique(&format!("{prefix}-g")),
-    );
-    create_topic(&names.0, PARTITIONS).await;
-    create_topic(&names.1, PARTITIONS).await;
-    names
-}
-
-fn committed_total(group: &str, input: &str) -> i64 {
-    committed_offsets(group, input, PARTITIONS)
-        .values()
-        .map(|o| (*o).max(0))
-        .sum()
-}
-
-fn all_partitions(ends: &BTreeMap<i32, i64>) -> BTreeMap<i32, i64> {
-    (0..PARTITIONS).map(|p| (p, ends[&p])).collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_once_mode_commits_outputs_and_offsets_together() {
     let _serial = serial().await;
     setup();
     let (input, output, group) = topics("eos").await;
     let count = 20_000;
-    let ends = produce(&input, &numbered(count)).await;
+    let ends = produce(&input, &numbered(count, 0)).await;
     let extra = ["--exactly-once", "--commit-interval", "200ms"];
 
     // A first run stopped mid-stream, then a second run to the end.
-    let weir = Weir::start(&weir_args(&group, &input, &output, 100, &extra));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while committed_total(&group, &input) < 2_000 {
-        assert!(
-            Instant::now() < deadline,
-            "no progress; log:\n{}",
-            weir.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let weir = Weir::start(&slow_args(&group, &input, &output, 100, &extra));
+    wait_for_committed(&group, &input, 2_000, &weir);
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "log:\n{log}");
     let first_run = committed_total(&group, &input);
@@ -118,7 +36,7 @@ async fn exactly_once_mode_commits_outputs_and_offsets_together() {
         "the first run must stop mid-stream"
     );
 
-    let weir = Weir::start(&weir_args(&group, &input, &output, 0, &extra));
+    let weir = Weir::start(&slow_args(&group, &input, &output, 0, &extra));
     let committed = wait_for_commits(&group, &input, PARTITIONS, &ends, Duration::from_secs(120));
     let log = weir.log_text();
     assert!(
@@ -163,17 +81,9 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     }
     let (input, output, group) = topics("restart").await;
     let count = 30_000;
-    let ends = produce(&input, &numbered(count)).await;
-    let weir = Weir::start(&weir_args(&group, &input, &output, 200, &[]));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while committed_total(&group, &input) < 2_000 {
-        assert!(
-            Instant::now() < deadline,
-            "no progress; log:\n{}",
-            weir.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let ends = produce(&input, &numbered(count, 0)).await;
+    let weir = Weir::start(&slow_args(&group, &input, &output, 200, &[]));
+    wait_for_committed(&group, &input, 2_000, &weir);
     broker_script("stop");
     let down_at = Instant::now();
     std::thread::sleep(Duration::from_secs(3));

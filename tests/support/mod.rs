@@ -484,3 +484,113 @@ pub fn run_to_exit(args: &[String], timeout: Duration) -> (ExitStatus, String) {
     let status = weir.wait(timeout);
     (status, weir.log_text())
 }
+
+// ---- Numbered streams through the `slow` plugin (delivery and transaction tests) ----
+
+/// Partitions of the topics made by [`topics`].
+pub const PARTITIONS: i32 = 4;
+
+/// Run timing-sensitive tests of one binary one at a time (2-core machines).
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
+
+/// An input topic, an output topic (both with [`PARTITIONS`]) and a group name.
+pub async fn topics(prefix: &str) -> (String, String, String) {
+    let names = (
+        unique(&format!("{prefix}-in")),
+        unique(&format!("{prefix}-out")),
+        unique(&format!("{prefix}-g")),
+    );
+    create_topic(&names.0, PARTITIONS).await;
+    create_topic(&names.1, PARTITIONS).await;
+    names
+}
+
+/// Inputs with unique values `v<i>-` padded to `value_len` bytes, so that outputs
+/// can be matched to inputs one to one.
+pub fn numbered(count: usize, value_len: usize) -> Vec<TestRecord> {
+    (0..count)
+        .map(|i| {
+            let mut value = format!("v{i}-").into_bytes();
+            value.resize(value_len.max(value.len()), b'x');
+            TestRecord::new(&format!("k{}", i % 97), &value, &[])
+        })
+        .collect()
+}
+
+/// How many outputs (upper-cased `V<i>-...`) each input index has.
+pub fn output_counts(outputs: &[TestRecord]) -> std::collections::HashMap<usize, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for o in outputs {
+        let value = o.value.as_deref().unwrap();
+        let digits: String = value[1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .map(|&b| b as char)
+            .collect();
+        *counts.entry(digits.parse().unwrap()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// `weir run` arguments for the `slow` plugin with `delay_us` per record on 2 instances.
+pub fn slow_args(
+    group: &str,
+    input: &str,
+    output: &str,
+    delay_us: u32,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args = weir_base_args(group);
+    args.extend(
+        [
+            "--topic",
+            input,
+            "--output-topic",
+            output,
+            "--instances",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    // noida-db answers fetches without honouring size limits.
+    args.extend([
+        "-X".to_string(),
+        "receive.message.max.bytes=1000000000".to_string(),
+    ]);
+    args.push("--plugin".into());
+    args.push(example_plugin("slow").display().to_string());
+    args.push("--plugin-config".into());
+    args.push(format!("delay_us={delay_us}"));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// `ends` for every partition.
+pub fn all_partitions(ends: &BTreeMap<i32, i64>) -> BTreeMap<i32, i64> {
+    (0..PARTITIONS).map(|p| (p, ends[&p])).collect()
+}
+
+/// Records committed by `group` on `input`, summed over partitions.
+pub fn committed_total(group: &str, input: &str) -> i64 {
+    committed_offsets(group, input, PARTITIONS)
+        .values()
+        .map(|o| (*o).max(0))
+        .sum()
+}
+
+/// Wait until `group` committed at least `records` of `input` while `weir` runs.
+pub fn wait_for_committed(group: &str, input: &str, records: i64, weir: &Weir) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed_total(group, input) < records {
+        assert!(
+            Instant::now() < deadline,
+            "no progress; log:\n{}",
+            weir.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
