@@ -27,6 +27,10 @@ pub enum CommitError {
     /// The consumer has not joined its group, so the broker cannot fence the commit.
     #[error("cannot commit the transaction: the consumer has no group metadata yet")]
     NoGroupMetadata,
+    /// A batch stopped halfway through handing its outputs to the transaction; the
+    /// transaction is aborted so that no output is committed without its input offset.
+    #[error("a batch failed halfway through the open transaction, which was aborted; its inputs will be processed again")]
+    HalfBatch,
     /// A transaction step failed; the open transaction is aborted.
     #[error("transaction commit failed: {0}; its outputs are discarded and its inputs will be processed again after restart")]
     Transaction(KafkaError),
@@ -50,6 +54,38 @@ pub struct Transactions {
     gate: RwLock<()>,
     positions: Mutex<HashMap<(String, i32), i64>>,
     dirty: AtomicBool,
+    /// Set when a batch left the gate without recording its offsets: the open
+    /// transaction holds outputs whose inputs it cannot commit, so it must abort.
+    poisoned: AtomicBool,
+}
+
+/// A batch handing its outputs to the open transaction. Finish it with
+/// [`BatchInTransaction::advance`]; dropped without that (an error, or the task
+/// aborted), it poisons the transaction.
+pub struct BatchInTransaction<'a> {
+    transactions: &'a Transactions,
+    _shared: RwLockReadGuard<'a, ()>,
+    finished: bool,
+}
+
+impl BatchInTransaction<'_> {
+    /// Record that the open transaction holds the outputs of every record of
+    /// `topic`/`partition` before `next_offset`.
+    pub fn advance(mut self, topic: &str, partition: i32, next_offset: i64) {
+        self.transactions
+            .positions()
+            .insert((topic.to_string(), partition), next_offset);
+        self.transactions.dirty.store(true, Ordering::Release);
+        self.finished = true;
+    }
+}
+
+impl Drop for BatchInTransaction<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.transactions.poisoned.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl Committer {
@@ -94,20 +130,17 @@ impl Transactions {
             gate: RwLock::new(()),
             positions: Mutex::new(HashMap::new()),
             dirty: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
         })
     }
 
-    /// Hold the current transaction open while handing outputs to the producer.
-    pub async fn enter(&self) -> RwLockReadGuard<'_, ()> {
-        self.gate.read().await
-    }
-
-    /// Record that the open transaction holds the outputs of every record of
-    /// `topic`/`partition` before `next_offset`. Call while holding [`Self::enter`].
-    pub fn advance(&self, topic: &str, partition: i32, next_offset: i64) {
-        self.positions()
-            .insert((topic.to_string(), partition), next_offset);
-        self.dirty.store(true, Ordering::Release);
+    /// Hold the current transaction open while handing a batch's outputs to the producer.
+    pub async fn enter(&self) -> BatchInTransaction<'_> {
+        BatchInTransaction {
+            transactions: self,
+            _shared: self.gate.read().await,
+            finished: false,
+        }
     }
 
     fn positions(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), i64>> {
@@ -120,6 +153,12 @@ impl Transactions {
         runtime: &tokio::runtime::Handle,
     ) -> Result<(), CommitError> {
         let _exclusive = runtime.block_on(self.gate.write());
+        if self.poisoned.load(Ordering::Acquire) {
+            if let Err(abort) = self.producer.abort_transaction(TRANSACTION_TIMEOUT) {
+                tracing::warn!(error = %abort, "aborting the poisoned transaction failed");
+            }
+            return Err(CommitError::HalfBatch);
+        }
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }

@@ -4,6 +4,7 @@
 
 use crate::wasm::InputRecord;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Fixed per-record overhead counted on top of the payload (struct, topic, offsets).
 const RECORD_OVERHEAD: usize = 64;
@@ -65,6 +66,44 @@ impl InFlightBudget {
     }
 }
 
+/// One partition's part of the budget: what its worker holds, so that all of it
+/// can be given back if the worker is aborted before it releases its records.
+#[derive(Debug)]
+pub struct PartitionShare {
+    budget: Arc<InFlightBudget>,
+    held: AtomicUsize,
+}
+
+impl PartitionShare {
+    /// An empty share of `budget`.
+    pub fn new(budget: Arc<InFlightBudget>) -> Self {
+        Self {
+            budget,
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    /// Take `bytes` from the budget for this partition, if they fit.
+    pub fn try_reserve(&self, bytes: usize) -> bool {
+        let reserved = self.budget.try_reserve(bytes);
+        if reserved {
+            self.held.fetch_add(bytes, Ordering::AcqRel);
+        }
+        reserved
+    }
+
+    /// Give `bytes` back.
+    pub fn release(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Ordering::AcqRel);
+        self.budget.release(bytes);
+    }
+
+    /// Give back everything still held (the worker is gone).
+    pub fn release_all(&self) {
+        self.budget.release(self.held.swap(0, Ordering::AcqRel));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +122,16 @@ mod tests {
         );
         assert!(!b.try_reserve(1));
         b.release(500);
+    }
+
+    #[test]
+    fn a_partition_share_gives_back_what_its_worker_left_behind() {
+        let budget = Arc::new(InFlightBudget::new(100));
+        let share = PartitionShare::new(Arc::clone(&budget));
+        assert!(share.try_reserve(30));
+        assert!(share.try_reserve(30));
+        share.release(30);
+        share.release_all();
+        assert_eq!(budget.used(), 0);
     }
 }

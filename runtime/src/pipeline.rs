@@ -9,7 +9,7 @@
 
 use crate::commit::Committer;
 use crate::config::BatchConfig;
-use crate::flow::{record_bytes, InFlightBudget};
+use crate::flow::{record_bytes, InFlightBudget, PartitionShare};
 use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
 use crate::offsets::{OffsetError, OffsetTracker};
 use crate::wasm::{InputRecord, PluginError, PluginPool};
@@ -112,6 +112,8 @@ pub struct PartitionWorker {
     partition: i32,
     records: mpsc::Receiver<InputRecord>,
     shared: Arc<Shared>,
+    /// This partition's part of the in-flight byte budget.
+    share: Arc<PartitionShare>,
     tracker: OffsetTracker,
     stored: Option<i64>,
     acks: FuturesUnordered<BatchAck>,
@@ -120,18 +122,20 @@ pub struct PartitionWorker {
 }
 
 impl PartitionWorker {
-    /// A worker for `topic`/`partition` fed by `records`.
+    /// A worker for `topic`/`partition` fed by `records`, whose bytes are held in `share`.
     pub fn new(
         topic: String,
         partition: i32,
         records: mpsc::Receiver<InputRecord>,
         shared: Arc<Shared>,
+        share: Arc<PartitionShare>,
     ) -> Self {
         Self {
             topic,
             partition,
             records,
             shared,
+            share,
             tracker: OffsetTracker::new(),
             stored: None,
             acks: FuturesUnordered::new(),
@@ -153,7 +157,7 @@ impl PartitionWorker {
         self.release_unprocessed(unprocessed);
         self.records.close();
         while let Ok(record) = self.records.try_recv() {
-            self.shared.budget.release(record_bytes(&record));
+            self.share.release(record_bytes(&record));
         }
         result
     }
@@ -180,7 +184,7 @@ impl PartitionWorker {
 
     fn release_unprocessed(&self, records: Vec<InputRecord>) {
         let bytes: usize = records.iter().map(record_bytes).sum();
-        self.shared.budget.release(bytes);
+        self.share.release(bytes);
     }
 
     /// Run one batch through the plugin and hand its outputs to the producer.
@@ -204,7 +208,7 @@ impl PartitionWorker {
         let shared = Arc::clone(&self.shared);
         // In exactly-once mode, a batch's outputs all go into one transaction.
         let transaction = match &shared.committer {
-            Committer::Transactional(t) => Some((t, t.enter().await)),
+            Committer::Transactional(t) => Some(t.enter().await),
             Committer::StoredOffsets => None,
         };
         let mut deliveries: Vec<PendingDelivery> = Vec::new();
@@ -237,14 +241,13 @@ impl PartitionWorker {
                 }
             }
         }
-        if let Some((transactions, _inside)) = &transaction {
+        if let Some(batch) = transaction {
             let next = match &rejection {
                 Some(PipelineError::RecordRejected { offset, .. }) => *offset,
                 _ => last + 1,
             };
-            transactions.advance(&self.topic, self.partition, next);
+            batch.advance(&self.topic, self.partition, next);
         }
-        drop(transaction);
         let finished = Finished {
             offsets: done,
             bytes,
@@ -271,7 +274,7 @@ impl PartitionWorker {
     /// Mark a batch's records complete and store the new committable offset.
     fn on_ack(&mut self, ack: Result<Finished, ProduceError>) -> Result<(), PipelineError> {
         let finished = ack.map_err(|source| self.produce_error(source))?;
-        self.shared.budget.release(finished.bytes);
+        self.share.release(finished.bytes);
         for offset in finished.offsets {
             self.tracker
                 .complete(offset)

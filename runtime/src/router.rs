@@ -8,7 +8,7 @@
 //! coordination beyond the mutex the callback reaches it through.
 
 use crate::commit::CommitError;
-use crate::flow::record_bytes;
+use crate::flow::{record_bytes, PartitionShare};
 use crate::kafka::{self, RebalanceListener, WeirConsumer, WeirContext};
 use crate::pipeline::{PartitionWorker, PipelineError, Shared};
 use crate::wasm::InputRecord;
@@ -40,6 +40,8 @@ struct Slot {
     parked: VecDeque<InputRecord>,
     /// Whether the partition is paused at the consumer.
     paused: bool,
+    /// The bytes of this partition's records in flight.
+    share: Arc<PartitionShare>,
     stop: CancellationToken,
     handle: JoinHandle<()>,
 }
@@ -116,7 +118,7 @@ impl Router {
             slot.parked.push_back(record);
             return;
         }
-        if let Some(record) = offer(&self.shared, slot, record) {
+        if let Some(record) = offer(slot, record) {
             slot.parked.push_back(record);
             if !slot.paused {
                 set_paused(consumer, &key, true);
@@ -133,7 +135,7 @@ impl Router {
         let budget_has_room = self.shared.budget.used() <= self.shared.budget.max() / 2;
         for (key, slot) in self.slots.iter_mut().filter(|(_, s)| s.paused) {
             while let Some(record) = slot.parked.pop_front() {
-                if let Some(record) = offer(&self.shared, slot, record) {
+                if let Some(record) = offer(slot, record) {
                     slot.parked.push_front(record);
                     break;
                 }
@@ -174,11 +176,10 @@ impl Router {
         for (_, slot) in &slots {
             slot.stop.cancel();
         }
-        let (keys, handles): (Vec<_>, Vec<_>) = slots
+        let (keys, (shares, mut handles)): (Vec<_>, (Vec<_>, Vec<_>)) = slots
             .into_iter()
-            .map(|(key, slot)| (key, slot.handle))
+            .map(|(key, slot)| (key, (slot.share, slot.handle)))
             .unzip();
-        let mut handles = handles;
         let finished = self.runtime.block_on(async {
             tokio::time::timeout(self.drain_timeout, async {
                 for handle in &mut handles {
@@ -193,10 +194,13 @@ impl Router {
             return Ok(());
         }
         let mut busy = Vec::new();
-        for ((topic, partition), handle) in keys.into_iter().zip(handles) {
+        for (((topic, partition), share), handle) in keys.into_iter().zip(shares).zip(handles) {
             if !handle.is_finished() {
                 busy.push(format!("{topic}/{partition}"));
                 handle.abort();
+                // Once the task is gone, nothing else gives its bytes back.
+                let _ = self.runtime.block_on(handle);
+                share.release_all();
             }
         }
         Err(DrainTimedOut { partitions: busy })
@@ -205,11 +209,13 @@ impl Router {
     fn spawn_worker(&self, topic: &str, partition: i32) -> Slot {
         let (sender, receiver) = mpsc::channel(self.shared.batch.partition_buffer);
         let stop = CancellationToken::new();
+        let share = Arc::new(PartitionShare::new(Arc::clone(&self.shared.budget)));
         let worker = PartitionWorker::new(
             topic.to_string(),
             partition,
             receiver,
             Arc::clone(&self.shared),
+            Arc::clone(&share),
         );
         let label = format!("{topic}/{partition}");
         tracing::debug!(partition = %label, "starting partition worker");
@@ -224,6 +230,7 @@ impl Router {
             sender,
             parked: VecDeque::new(),
             paused: false,
+            share,
             stop,
             handle,
         }
@@ -232,21 +239,21 @@ impl Router {
 
 /// Try to pass `record` to the slot's worker within the byte budget; give it
 /// back if there is no room.
-fn offer(shared: &Shared, slot: &Slot, record: InputRecord) -> Option<InputRecord> {
+fn offer(slot: &Slot, record: InputRecord) -> Option<InputRecord> {
     let bytes = record_bytes(&record);
-    if !shared.budget.try_reserve(bytes) {
+    if !slot.share.try_reserve(bytes) {
         return Some(record);
     }
     match slot.sender.try_send(record) {
         Ok(()) => None,
         Err(TrySendError::Full(record)) => {
-            shared.budget.release(bytes);
+            slot.share.release(bytes);
             Some(record)
         }
         Err(TrySendError::Closed(_)) => {
             // The worker stopped (its result is on its way to the consumer loop);
             // this record is not processed and its offset not stored.
-            shared.budget.release(bytes);
+            slot.share.release(bytes);
             None
         }
     }

@@ -88,7 +88,9 @@ fn is_transient(error: &RunError) -> bool {
     matches!(
         error,
         RunError::Pipeline(PipelineError::Produce { .. })
-            | RunError::Commit(CommitError::Transaction(_) | CommitError::NoGroupMetadata)
+            | RunError::Commit(
+                CommitError::Transaction(_) | CommitError::NoGroupMetadata | CommitError::HalfBatch
+            )
     )
 }
 
