@@ -49,6 +49,24 @@ fn run_pipeline(
     (outputs, committed)
 }
 
+/// What a record carries, without where it landed: key, value, headers.
+type Content = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Vec<u8>)>);
+
+fn content(record: &TestRecord) -> Content {
+    (
+        record.key.clone(),
+        record.value.clone(),
+        record.headers.clone(),
+    )
+}
+
+/// Contents in a canonical order, to compare outputs with expectations as multisets.
+fn sorted(contents: impl Iterator<Item = Content>) -> Vec<Content> {
+    let mut contents: Vec<Content> = contents.collect();
+    contents.sort();
+    contents
+}
+
 fn keyed_records(value: impl Fn(usize) -> String) -> Vec<TestRecord> {
     (0..RECORDS)
         .map(|i| {
@@ -77,20 +95,12 @@ async fn uppercase_transforms_every_record_exactly_once_and_commits_to_the_end()
         run_pipeline(&input, &output, &group, "uppercase", &[], &ends, RECORDS);
 
     // Exactly the expected records: value upper-cased (ASCII), key and headers kept.
-    let mut want: Vec<_> = sent
-        .iter()
-        .map(|r| {
-            let mut value = r.value.clone().unwrap();
-            value.make_ascii_uppercase();
-            (r.key.clone(), Some(value), r.headers.clone())
-        })
-        .collect();
-    let mut got: Vec<_> = outputs
-        .iter()
-        .map(|r| (r.key.clone(), r.value.clone(), r.headers.clone()))
-        .collect();
-    want.sort();
-    got.sort();
+    let want = sorted(sent.iter().map(|r| {
+        let mut value = r.value.clone().unwrap();
+        value.make_ascii_uppercase();
+        (r.key.clone(), Some(value), r.headers.clone())
+    }));
+    let got = sorted(outputs.iter().map(content));
     assert_eq!(got.len(), RECORDS, "output count");
     assert!(
         got == want,
@@ -177,20 +187,12 @@ async fn json_filter_keeps_matching_records_and_commits_the_dropped_ones_too() {
         kept.len(),
         "6,000 records must be dropped, 4,000 kept"
     );
-    let mut want: Vec<_> = kept
-        .iter()
-        .map(|r| {
-            let mut headers = r.headers.clone();
-            headers.push(("weir-filter".into(), b"/user/country=NL".to_vec()));
-            (r.key.clone(), r.value.clone(), headers)
-        })
-        .collect();
-    let mut got: Vec<_> = outputs
-        .iter()
-        .map(|r| (r.key.clone(), r.value.clone(), r.headers.clone()))
-        .collect();
-    want.sort();
-    got.sort();
+    let want = sorted(kept.iter().map(|r| {
+        let mut headers = r.headers.clone();
+        headers.push(("weir-filter".into(), b"/user/country=NL".to_vec()));
+        (r.key.clone(), r.value.clone(), headers)
+    }));
+    let got = sorted(outputs.iter().map(content));
     assert!(got == want, "kept records differ from the expected ones");
     let want_commits: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, ends[&p])).collect();
     assert_eq!(
