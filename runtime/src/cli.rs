@@ -1,7 +1,7 @@
 //! Command line: `weir run` and its flags. Flags override the config file, which
 //! overrides defaults; every flag can also come from a `WEIR_*` variable.
 
-use crate::config::{parse_key_value, ConfigError, OffsetReset, RunConfig};
+use crate::config::{parse_key_value, ConfigError, FailurePolicy, OffsetReset, RunConfig};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +74,24 @@ pub struct RunArgs {
     /// Memory cap per plugin instance, in MiB.
     #[arg(long, env = "WEIR_PLUGIN_MEMORY_MIB")]
     pub plugin_memory_mib: Option<u64>,
+    /// Fuel (about one per wasm instruction) per plugin call; default: unmetered.
+    #[arg(long, env = "WEIR_PLUGIN_FUEL")]
+    pub plugin_fuel: Option<u64>,
+    /// Most outputs one input record may produce.
+    #[arg(long, env = "WEIR_MAX_OUTPUTS_PER_RECORD")]
+    pub max_outputs_per_record: Option<usize>,
+    /// What to do with a record the plugin fails on: dead-letter it, skip it, or stop.
+    #[arg(long, env = "WEIR_ON_FAILURE")]
+    pub on_failure: Option<FailurePolicy>,
+    /// Dead-letter topic (default: `<input topic>.dlq`, created if missing).
+    #[arg(long, env = "WEIR_DLQ_TOPIC")]
+    pub dlq_topic: Option<String>,
+    /// Calls per record when the plugin says its error is retryable (first included).
+    #[arg(long, env = "WEIR_MAX_ATTEMPTS")]
+    pub max_attempts: Option<u32>,
+    /// First wait before a retry, doubling each time, e.g. `100ms`.
+    #[arg(long, env = "WEIR_RETRY_BACKOFF", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Option<Duration>,
     /// Directory for compiled plugin artifacts.
     #[arg(long, env = "WEIR_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -123,6 +141,22 @@ impl RunArgs {
         }
         set(&mut c.plugin.timeout, self.plugin_timeout);
         set(&mut c.plugin.max_memory_mib, self.plugin_memory_mib);
+        if self.plugin_fuel.is_some() {
+            c.plugin.fuel = self.plugin_fuel;
+        }
+        set(
+            &mut c.plugin.max_outputs_per_record,
+            self.max_outputs_per_record,
+        );
+        set(&mut c.plugin.failure.policy, self.on_failure);
+        if self.dlq_topic.is_some() {
+            c.plugin.failure.dlq_topic = self.dlq_topic;
+        }
+        set(&mut c.plugin.failure.max_attempts, self.max_attempts);
+        if let Some(backoff) = self.retry_backoff {
+            c.plugin.failure.retry_backoff = backoff;
+            c.plugin.failure.retry_backoff_max = c.plugin.failure.retry_backoff_max.max(backoff);
+        }
         set(&mut c.drain_timeout, self.drain_timeout);
         set(&mut c.commit_interval, self.commit_interval);
         set(&mut c.max_in_flight_mib, self.max_in_flight_mib);

@@ -110,6 +110,60 @@ pub struct PluginConfig {
     /// Defaults to `$XDG_CACHE_HOME/weir` or `~/.cache/weir`.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// Fuel (about one unit per wasm instruction) one plugin call may use, as a
+    /// deterministic CPU bound next to `timeout`. Off by default: metering costs a
+    /// few percent of plugin speed.
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Most output records one input record may produce; more is a failure of
+    /// that record (kind `output-limit`).
+    #[serde(default = "default_max_outputs_per_record")]
+    pub max_outputs_per_record: usize,
+    /// Most output bytes (keys, values and headers) one input record may
+    /// produce; more is a failure of that record (kind `output-limit`).
+    #[serde(default = "default_max_output_bytes_per_record")]
+    pub max_output_bytes_per_record: usize,
+    /// What happens to a record the plugin cannot process.
+    #[serde(default)]
+    pub failure: FailureConfig,
+}
+
+/// What happens to a record the plugin fails on: retries, then the policy.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FailureConfig {
+    /// `dlq` (default): write the original record to the dead-letter topic, with
+    /// headers saying why, and go on; `skip`: log it and go on; `stop`: stop the
+    /// pipeline with an error (records before it are committed).
+    #[serde(default)]
+    pub policy: FailurePolicy,
+    /// Dead-letter topic. Defaults to `<input topic>.dlq`; created at start-up
+    /// (as many partitions as the input topic) if it does not exist.
+    #[serde(default)]
+    pub dlq_topic: Option<String>,
+    /// Calls a record gets when the plugin marks its error retryable, counting
+    /// the first; after the last, the policy applies.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Wait before the first retry, e.g. `"100ms"`; doubles on each retry.
+    #[serde(default = "default_retry_backoff", with = "humantime_serde")]
+    pub retry_backoff: Duration,
+    /// Longest wait between retries, e.g. `"10s"`.
+    #[serde(default = "default_retry_backoff_max", with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
+}
+
+/// What to do with a record the plugin could not process.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// Send it to the dead-letter topic and go on.
+    #[default]
+    Dlq,
+    /// Log it, count it and go on.
+    Skip,
+    /// Stop the pipeline with an error.
+    Stop,
 }
 
 /// How records are grouped into plugin calls.
@@ -143,6 +197,21 @@ fn default_plugin_timeout() -> Duration {
 fn default_max_memory_mib() -> u64 {
     256
 }
+fn default_max_outputs_per_record() -> usize {
+    10_000
+}
+fn default_max_output_bytes_per_record() -> usize {
+    16 << 20
+}
+fn default_max_attempts() -> u32 {
+    3
+}
+fn default_retry_backoff() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_retry_backoff_max() -> Duration {
+    Duration::from_secs(10)
+}
 fn default_batch_max_records() -> usize {
     500
 }
@@ -169,6 +238,22 @@ impl Default for PluginConfig {
             timeout: default_plugin_timeout(),
             max_memory_mib: default_max_memory_mib(),
             cache_dir: None,
+            fuel: None,
+            max_outputs_per_record: default_max_outputs_per_record(),
+            max_output_bytes_per_record: default_max_output_bytes_per_record(),
+            failure: FailureConfig::default(),
+        }
+    }
+}
+
+impl Default for FailureConfig {
+    fn default() -> Self {
+        Self {
+            policy: FailurePolicy::default(),
+            dlq_topic: None,
+            max_attempts: default_max_attempts(),
+            retry_backoff: default_retry_backoff(),
+            retry_backoff_max: default_retry_backoff_max(),
         }
     }
 }
@@ -295,6 +380,41 @@ impl RunConfig {
         if self.plugin.timeout.is_zero() {
             return Err(invalid("plugin.timeout", "must be above zero"));
         }
+        if self.plugin.fuel == Some(0) {
+            return Err(invalid("plugin.fuel", "must be at least 1 (or unset)"));
+        }
+        if self.plugin.max_outputs_per_record == 0 || self.plugin.max_output_bytes_per_record == 0 {
+            return Err(invalid(
+                "plugin.max_outputs_per_record",
+                "limits on outputs per record must be at least 1",
+            ));
+        }
+        let failure = &self.plugin.failure;
+        if failure.max_attempts == 0 {
+            return Err(invalid(
+                "plugin.failure.max_attempts",
+                "must be at least 1 (the first call counts)",
+            ));
+        }
+        if failure.retry_backoff_max < failure.retry_backoff {
+            return Err(invalid(
+                "plugin.failure.retry_backoff_max",
+                "must be at least plugin.failure.retry_backoff",
+            ));
+        }
+        if failure.policy == FailurePolicy::Dlq {
+            for topic in &self.topics {
+                let dlq = self.dead_letter_topic(topic);
+                if &dlq == topic || dlq == self.output_topic {
+                    return Err(ConfigError::Invalid {
+                        key: "plugin.failure.dlq_topic",
+                        reason: format!(
+                            "`{dlq}` is also an input or the output topic; name a topic of its own"
+                        ),
+                    });
+                }
+            }
+        }
         if self.commit_interval.is_zero() {
             return Err(invalid("commit_interval", "must be above zero"));
         }
@@ -341,6 +461,15 @@ impl RunConfig {
                     key: "session.timeout.ms",
                     reason: format!("`{ms}` is not a number of milliseconds"),
                 }),
+        }
+    }
+
+    /// Where records from `source` that the plugin failed on are written under the
+    /// `dlq` policy.
+    pub fn dead_letter_topic(&self, source: &str) -> String {
+        match &self.plugin.failure.dlq_topic {
+            Some(topic) => topic.clone(),
+            None => format!("{source}.dlq"),
         }
     }
 
@@ -392,6 +521,10 @@ mod tests {
             path = "x.wasm"
             timeout = "250ms"
             config = { field = "country" }
+            [plugin.failure]
+            policy = "skip"
+            max_attempts = 5
+            retry_backoff = "10ms"
             [batch]
             linger = "1ms"
             [librdkafka]
@@ -406,6 +539,22 @@ mod tests {
         assert_eq!(c.plugin_name(), "x");
         assert_eq!(c.commit_interval, Duration::from_millis(200));
         assert_eq!(c.max_in_flight_bytes(), 16 << 20);
+        assert_eq!(c.plugin.failure.policy, FailurePolicy::Skip);
+        assert_eq!(c.plugin.failure.max_attempts, 5);
+        assert_eq!(c.plugin.failure.retry_backoff, Duration::from_millis(10));
+        assert_eq!(c.dead_letter_topic("a"), "a.dlq");
+    }
+
+    #[test]
+    fn a_dead_letter_topic_must_not_be_an_input_or_the_output() {
+        let mut c: RunConfig = toml::from_str(
+            "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\n[plugin]\npath = \"p.wasm\"\n[plugin.failure]\ndlq_topic = \"o\"",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("dlq_topic"), "{err}");
+        c.plugin.failure.policy = FailurePolicy::Skip;
+        c.validate().unwrap();
     }
 
     #[test]

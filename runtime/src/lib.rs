@@ -4,10 +4,12 @@
 pub mod cli;
 pub mod commit;
 pub mod config;
+pub mod failure;
 pub mod flow;
 pub mod kafka;
 pub mod offsets;
 pub mod pipeline;
+pub mod resolve;
 pub mod router;
 pub mod runner;
 pub mod shutdown;

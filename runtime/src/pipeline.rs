@@ -1,5 +1,6 @@
 //! The per-partition worker: batch records, run them through the plugin, produce
-//! the outputs, and store the input offset once every record up to it is done.
+//! the outputs (or apply the failure policy to records the plugin failed on), and
+//! store the input offset once every record up to it is done.
 //!
 //! One worker per assigned partition keeps that partition's order: batches are
 //! processed one after another, outputs are handed to the producer in record
@@ -8,17 +9,21 @@
 //! plugin pool's size.
 
 use crate::commit::Committer;
-use crate::config::BatchConfig;
+use crate::config::{BatchConfig, FailurePolicy};
+use crate::failure::{dead_letter, Backoff, PluginIdentity, RecordFailure};
 use crate::flow::{record_bytes, InFlightBudget, PartitionShare};
 use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
 use crate::offsets::{OffsetError, OffsetTracker};
-use crate::wasm::{InputRecord, PluginError, PluginPool};
+use crate::resolve::{resolve, Resolution, ResolveSettings};
+use crate::wasm::{InputRecord, OutputRecord, PluginPool};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -26,26 +31,10 @@ use tokio_util::sync::CancellationToken;
 /// Why a partition stopped processing.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The plugin trapped or misbehaved on a batch.
-    #[error("{topic}/{partition} offsets {first}..={last}: {source}")]
-    Plugin {
-        /// Input topic.
-        topic: String,
-        /// Input partition.
-        partition: i32,
-        /// First offset of the batch.
-        first: i64,
-        /// Last offset of the batch.
-        last: i64,
-        /// What the plugin did.
-        source: PluginError,
-    },
-    /// The plugin returned an error for one record. Until a failure policy is
-    /// configured, the pipeline stops here; earlier records are committed, so a
-    /// restart begins at this record.
-    #[error("{topic}/{partition} offset {offset}: plugin `{plugin}` rejected the record{retry}: {message}",
-        retry = if *retryable { " (retryable)" } else { "" })]
-    RecordRejected {
+    /// A record failed under the `stop` policy. Earlier records are committed,
+    /// so a restart begins at this record.
+    #[error("{topic}/{partition} offset {offset}: plugin `{plugin}` failed on the record ({failure}); stopping as plugin.failure.policy = \"stop\" asks (use \"dlq\" or \"skip\" to go on past such records)")]
+    RecordFailed {
         /// Input topic.
         topic: String,
         /// Input partition.
@@ -54,10 +43,8 @@ pub enum PipelineError {
         offset: i64,
         /// Plugin name.
         plugin: String,
-        /// The plugin's message.
-        message: String,
-        /// Whether the plugin marked it retryable.
-        retryable: bool,
+        /// What went wrong.
+        failure: RecordFailure,
     },
     /// An output could not be produced.
     #[error("{topic}/{partition}: {source}")]
@@ -95,7 +82,25 @@ pub struct Shared {
     pub batch: BatchConfig,
     /// Bytes in flight across all partitions; workers give back what they finish.
     pub budget: Arc<InFlightBudget>,
+    /// Retries, limits and the policy for records the plugin fails on.
+    pub failure: FailureHandling,
 }
+
+/// What happens to records the plugin fails on.
+pub struct FailureHandling {
+    /// Dead-letter, skip or stop.
+    pub policy: FailurePolicy,
+    /// Retries and output limits.
+    pub resolve: ResolveSettings,
+    /// The dead-letter topic of each input topic.
+    pub dead_letter_topics: BTreeMap<String, String>,
+}
+
+/// First wait before writing a dead-letter record again after the broker refused it.
+const DEAD_LETTER_RETRY: Backoff = Backoff {
+    first: Duration::from_millis(500),
+    max: Duration::from_secs(30),
+};
 
 /// A batch whose work is finished: the offsets now complete and the bytes they held.
 struct Finished {
@@ -174,7 +179,7 @@ impl PartitionWorker {
                     open = still_open;
                     if !self.pending_batch.is_empty() {
                         let records = std::mem::replace(&mut self.pending_batch, Vec::with_capacity(max));
-                        self.process(records).await?;
+                        self.process(records, stop).await?;
                     }
                 }
             }
@@ -187,65 +192,79 @@ impl PartitionWorker {
         self.share.release(bytes);
     }
 
-    /// Run one batch through the plugin and hand its outputs to the producer.
-    async fn process(&mut self, records: Vec<InputRecord>) -> Result<(), PipelineError> {
+    /// Run one batch through the plugin and hand its outputs (and dead-letter
+    /// records) to the producer.
+    async fn process(
+        &mut self,
+        records: Vec<InputRecord>,
+        stop: &CancellationToken,
+    ) -> Result<(), PipelineError> {
         for record in &records {
             self.tracker
                 .dispatch(record.offset)
                 .map_err(|source| self.offsets_error(source))?;
         }
-        let (first, last) = (records[0].offset, records[records.len() - 1].offset);
+        let last = records[records.len() - 1].offset;
         let bytes: usize = records.iter().map(record_bytes).sum();
-        let processed = self.shared.pool.process(records).await;
-        let outcomes = processed.outcomes.map_err(|source| PipelineError::Plugin {
-            topic: self.topic.clone(),
-            partition: self.partition,
-            first,
-            last,
-            source,
-        })?;
-
         let shared = Arc::clone(&self.shared);
+        let resolved = resolve(&shared.pool, &shared.failure.resolve, records, stop).await;
+
         // In exactly-once mode, a batch's outputs all go into one transaction.
         let transaction = match &shared.committer {
             Committer::Transactional(t) => Some(t.enter().await),
             Committer::StoredOffsets => None,
         };
-        let mut deliveries: Vec<PendingDelivery> = Vec::new();
-        let mut done = Vec::with_capacity(processed.records.len());
-        let mut rejection = None;
-        for (record, outcome) in processed.records.iter().zip(outcomes) {
-            match outcome {
-                Ok(outputs) => {
-                    for output in &outputs {
-                        let delivery = self
-                            .shared
-                            .output
-                            .send(output, record.timestamp)
-                            .await
-                            .map_err(|source| self.produce_error(source))?;
-                        deliveries.push(delivery);
+        let mut deliveries: Vec<Delivery> = Vec::new();
+        let mut done = Vec::with_capacity(resolved.len());
+        let mut next = last + 1;
+        let mut halt = None;
+        for (record, resolution) in &resolved {
+            match resolution {
+                Resolution::Outputs(outputs) => {
+                    for output in outputs {
+                        let pending = self.send(output, record.timestamp).await?;
+                        deliveries.push(Delivery::Output(pending));
                     }
-                    done.push(record.offset);
                 }
-                Err(e) => {
-                    rejection = Some(PipelineError::RecordRejected {
-                        topic: self.topic.clone(),
-                        partition: self.partition,
-                        offset: record.offset,
-                        plugin: self.shared.pool.name().to_string(),
-                        message: e.message,
-                        retryable: e.retryable,
-                    });
+                Resolution::Failed(failure) => match shared.failure.policy {
+                    FailurePolicy::Dlq => {
+                        let letter = self.dead_letter(record, failure);
+                        tracing::warn!(topic = %record.topic, partition = record.partition,
+                            offset = record.offset, kind = %failure.kind, attempts = failure.attempts,
+                            dlq = letter.topic.as_deref().unwrap_or_default(), error = %failure.message,
+                            "plugin failed on the record; writing it to the dead-letter topic");
+                        let pending = self.send(&letter, record.timestamp).await?;
+                        deliveries.push(Delivery::DeadLetter {
+                            pending,
+                            letter,
+                            timestamp: record.timestamp,
+                        });
+                    }
+                    FailurePolicy::Skip => {
+                        tracing::warn!(topic = %record.topic, partition = record.partition,
+                            offset = record.offset, kind = %failure.kind, attempts = failure.attempts,
+                            error = %failure.message, "plugin failed on the record; skipping it (policy skip)");
+                    }
+                    FailurePolicy::Stop => {
+                        halt = Some(PipelineError::RecordFailed {
+                            topic: self.topic.clone(),
+                            partition: self.partition,
+                            offset: record.offset,
+                            plugin: shared.pool.name().to_string(),
+                            failure: failure.clone(),
+                        });
+                        next = record.offset;
+                        break;
+                    }
+                },
+                Resolution::Unfinished => {
+                    next = record.offset;
                     break;
                 }
             }
+            done.push(record.offset);
         }
         if let Some(batch) = transaction {
-            let next = match &rejection {
-                Some(PipelineError::RecordRejected { offset, .. }) => *offset,
-                _ => last + 1,
-            };
             batch.advance(&self.topic, self.partition, next);
         }
         let finished = Finished {
@@ -255,20 +274,51 @@ impl PartitionWorker {
         if deliveries.is_empty() {
             self.on_ack(Ok(finished))?;
         } else {
+            let retry_dead_letters = matches!(shared.committer, Committer::StoredOffsets);
+            let sink = Arc::clone(&self.shared);
             self.acks.push(
                 async move {
                     for delivery in deliveries {
-                        delivery.acknowledged().await?;
+                        delivery
+                            .acknowledged(&sink.output, retry_dead_letters)
+                            .await?;
                     }
                     Ok(finished)
                 }
                 .boxed(),
             );
         }
-        match rejection {
+        match halt {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    async fn send(
+        &mut self,
+        output: &OutputRecord,
+        timestamp: Option<i64>,
+    ) -> Result<PendingDelivery, PipelineError> {
+        self.shared
+            .output
+            .send(output, timestamp)
+            .await
+            .map_err(|source| self.produce_error(source))
+    }
+
+    fn dead_letter(&self, record: &InputRecord, failure: &RecordFailure) -> OutputRecord {
+        let pool = &self.shared.pool;
+        let plugin = PluginIdentity {
+            name: pool.name(),
+            version: pool.version(),
+        };
+        let topic = self
+            .shared
+            .failure
+            .dead_letter_topics
+            .get(&self.topic)
+            .expect("every input topic has a dead-letter topic");
+        dead_letter(record, failure, plugin, topic)
     }
 
     /// Mark a batch's records complete and store the new committable offset.
@@ -333,6 +383,63 @@ impl PartitionWorker {
             topic: self.topic.clone(),
             partition: self.partition,
             source,
+        }
+    }
+}
+
+/// One record handed to the producer for a batch.
+enum Delivery {
+    /// A plugin output.
+    Output(PendingDelivery),
+    /// A record the plugin failed on, on its way to the dead-letter topic.
+    DeadLetter {
+        pending: PendingDelivery,
+        letter: OutputRecord,
+        timestamp: Option<i64>,
+    },
+}
+
+impl Delivery {
+    /// Wait for the broker's acknowledgement. A dead-letter record the broker
+    /// refuses is written again with backoff until it is accepted, holding its
+    /// partition back (it is never skipped), when `retry_dead_letters`; in a
+    /// transaction, the failure aborts the transaction instead.
+    async fn acknowledged(
+        self,
+        sink: &OutputSink,
+        retry_dead_letters: bool,
+    ) -> Result<(), ProduceError> {
+        let (mut pending, letter, timestamp) = match self {
+            Delivery::Output(pending) => return pending.acknowledged().await,
+            Delivery::DeadLetter {
+                pending,
+                letter,
+                timestamp,
+            } => (pending, letter, timestamp),
+        };
+        let mut failures = 0;
+        loop {
+            let error = match pending.acknowledged().await {
+                Ok(()) => return Ok(()),
+                Err(e) if !retry_dead_letters => return Err(e),
+                Err(e) => e,
+            };
+            failures += 1;
+            let delay = DEAD_LETTER_RETRY.delay(failures);
+            tracing::error!(%error, retry_in = ?delay,
+                "cannot write a record to its dead-letter topic; its partition waits until it can (it is never skipped)");
+            tokio::time::sleep(delay).await;
+            pending = loop {
+                match sink.send(&letter, timestamp).await {
+                    Ok(p) => break p,
+                    Err(e) => {
+                        failures += 1;
+                        let delay = DEAD_LETTER_RETRY.delay(failures);
+                        tracing::error!(error = %e, retry_in = ?delay, "cannot hand a dead-letter record to the producer");
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            };
         }
     }
 }

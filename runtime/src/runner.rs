@@ -6,10 +6,12 @@
 //! producer flush → leave the group.
 
 use crate::commit::{CommitError, Committer, Transactions};
-use crate::config::RunConfig;
+use crate::config::{FailurePolicy, RunConfig};
+use crate::failure::Backoff;
 use crate::flow::InFlightBudget;
 use crate::kafka::{self, KafkaSetupError, OutputSink};
-use crate::pipeline::{PipelineError, Shared};
+use crate::pipeline::{FailureHandling, PipelineError, Shared};
+use crate::resolve::ResolveSettings;
 use crate::router::{self, Router, RouterRebalance, StopCause};
 use crate::wasm::{self, InstanceLimits, PluginError, PluginPool, WasmEngine};
 use rdkafka::consumer::Consumer;
@@ -126,6 +128,16 @@ fn consume(
     let mut needed: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     needed.push(&config.output_topic);
     kafka::check_topics(&consumer, &config.brokers, &needed)?;
+    let failure = failure_handling(&config);
+    if failure.policy == FailurePolicy::Dlq {
+        let admin = kafka::create_admin(&config)?;
+        let pairs: Vec<(String, String)> = failure
+            .dead_letter_topics
+            .iter()
+            .map(|(source, dlq)| (source.clone(), dlq.clone()))
+            .collect();
+        runtime.block_on(kafka::ensure_dead_letter_topics(&consumer, &admin, &pairs))?;
+    }
 
     let committer = if config.exactly_once {
         let transactions = Transactions::begin(producer.clone()).map_err(|source| {
@@ -145,6 +157,7 @@ fn consume(
         batch: config.batch.clone(),
         budget: Arc::new(InFlightBudget::new(config.max_in_flight_bytes())),
         pool,
+        failure,
     });
     let (results_tx, results) = sync_mpsc::channel();
     let router = Arc::new(Mutex::new(Router::new(
@@ -215,9 +228,31 @@ fn consume(
     }
 }
 
+/// Retries, output limits and the failure policy from the configuration.
+fn failure_handling(config: &RunConfig) -> FailureHandling {
+    let plugin = &config.plugin;
+    FailureHandling {
+        policy: plugin.failure.policy,
+        resolve: ResolveSettings {
+            max_attempts: plugin.failure.max_attempts,
+            backoff: Backoff {
+                first: plugin.failure.retry_backoff,
+                max: plugin.failure.retry_backoff_max,
+            },
+            max_outputs: plugin.max_outputs_per_record,
+            max_output_bytes: plugin.max_output_bytes_per_record,
+        },
+        dead_letter_topics: config
+            .topics
+            .iter()
+            .map(|topic| (topic.clone(), config.dead_letter_topic(topic)))
+            .collect(),
+    }
+}
+
 /// Compile (or load from cache) the plugin and create its instances.
 async fn load_plugin(config: &RunConfig) -> Result<PluginPool, RunError> {
-    let engine = Arc::new(WasmEngine::new()?);
+    let engine = Arc::new(WasmEngine::new(config.plugin.fuel.is_some())?);
     let path = config.plugin.path.clone();
     let cache_dir = config
         .plugin
@@ -235,6 +270,7 @@ async fn load_plugin(config: &RunConfig) -> Result<PluginPool, RunError> {
         max_memory_bytes: usize::try_from(config.plugin.max_memory_mib * 1024 * 1024)
             .unwrap_or(usize::MAX),
         call_timeout: config.plugin.timeout,
+        fuel: config.plugin.fuel,
     };
     let size = config.plugin.instances.unwrap_or_else(|| {
         std::thread::available_parallelism()

@@ -355,7 +355,7 @@ pub fn example_plugin(crate_name: &str) -> PathBuf {
         let status = Command::new(env!("CARGO"))
             .current_dir(workspace_root())
             .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"])
-            .args(["-p", "uppercase", "-p", "json-filter", "-p", "slow"])
+            .args(["-p", "uppercase", "-p", "json-filter", "-p", "slow", "-p", "poison"])
             .env("CARGO_TARGET_DIR", &target_dir)
             .status()
             .expect("running cargo to build the example plugins");
@@ -426,11 +426,25 @@ impl Weir {
 
     /// Resident memory of the process in KiB, from /proc.
     pub fn rss_kib(&self) -> Option<u64> {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// Peak resident memory of the process so far in KiB (the kernel's high-water mark).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     /// Send SIGTERM and wait (up to `timeout`) for the exit status.

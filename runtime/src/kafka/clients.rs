@@ -3,6 +3,7 @@
 use super::context::WeirContext;
 use super::KafkaSetupError;
 use crate::config::RunConfig;
+use rdkafka::admin::AdminClient;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -11,6 +12,8 @@ use rdkafka::producer::{FutureProducer, Producer};
 pub type WeirConsumer = BaseConsumer<WeirContext>;
 /// Weir's producer type.
 pub type WeirProducer = FutureProducer<WeirContext>;
+/// Weir's admin client type.
+pub type WeirAdmin = AdminClient<WeirContext>;
 
 fn base_config(config: &RunConfig, client_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -24,6 +27,8 @@ fn base_config(config: &RunConfig, client_id: &str) -> ClientConfig {
 enum Role {
     Consumer,
     Producer,
+    /// The admin client: only the properties both sides share (TLS, SASL...).
+    Admin,
 }
 
 /// Property names (or prefixes ending in `.`) that only one side understands,
@@ -67,13 +72,16 @@ const PRODUCER_ONLY: &[&str] = &[
 ];
 
 fn applies_to(key: &str, role: Role) -> bool {
-    let other_side = match role {
-        Role::Consumer => PRODUCER_ONLY,
-        Role::Producer => CONSUMER_ONLY,
+    let matches = |names: &[&str]| {
+        names
+            .iter()
+            .any(|name| key == *name || (name.ends_with('.') && key.starts_with(name)))
     };
-    !other_side
-        .iter()
-        .any(|name| key == *name || (name.ends_with('.') && key.starts_with(name)))
+    match role {
+        Role::Consumer => !matches(PRODUCER_ONLY),
+        Role::Producer => !matches(CONSUMER_ONLY),
+        Role::Admin => !matches(PRODUCER_ONLY) && !matches(CONSUMER_ONLY),
+    }
 }
 
 fn apply_passthrough(c: &mut ClientConfig, config: &RunConfig, role: Role) {
@@ -136,6 +144,14 @@ pub fn create_producer(config: &RunConfig) -> Result<WeirProducer, KafkaSetupErr
     Ok(producer)
 }
 
+/// An admin client (creating dead-letter topics), with the shared properties.
+pub fn create_admin(config: &RunConfig) -> Result<WeirAdmin, KafkaSetupError> {
+    let mut c = base_config(config, "weir-admin");
+    apply_passthrough(&mut c, config, Role::Admin);
+    c.create_with_context(WeirContext::new())
+        .map_err(KafkaSetupError::Client)
+}
+
 /// How long the transactional producer may take to register with the broker.
 const TRANSACTION_INIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -152,5 +168,8 @@ mod tests {
         assert!(!applies_to("group.instance.id", Role::Producer));
         assert!(!applies_to("linger.ms", Role::Consumer));
         assert!(applies_to("linger.ms", Role::Producer));
+        assert!(applies_to("security.protocol", Role::Admin));
+        assert!(!applies_to("linger.ms", Role::Admin));
+        assert!(!applies_to("group.id", Role::Admin));
     }
 }

@@ -5,12 +5,16 @@
 mod clients;
 mod context;
 mod convert;
+mod dead_letter;
 mod output;
 mod preflight;
 
-pub use clients::{create_consumer, create_producer, WeirConsumer, WeirProducer};
+pub use clients::{
+    create_admin, create_consumer, create_producer, WeirAdmin, WeirConsumer, WeirProducer,
+};
 pub use context::{RebalanceListener, WeirContext};
 pub use convert::input_record;
+pub use dead_letter::ensure_dead_letter_topics;
 pub use output::{OutputSink, PendingDelivery, ProduceError};
 pub use preflight::check_topics;
 
@@ -43,6 +47,14 @@ pub enum KafkaSetupError {
         brokers: String,
         /// The client's error.
         source: rdkafka::error::KafkaError,
+    },
+    /// A dead-letter topic is missing and could not be created.
+    #[error("dead-letter topic `{topic}` does not exist and could not be created ({reason}); create it yourself, set plugin.failure.dlq_topic / --dlq-topic to an existing topic, or choose --on-failure skip|stop")]
+    DeadLetterTopic {
+        /// The topic.
+        topic: String,
+        /// Why creating it failed.
+        reason: String,
     },
     /// Subscribing to the input topics failed.
     #[error("cannot subscribe to {topics:?}: {source}")]

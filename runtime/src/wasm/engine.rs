@@ -17,11 +17,13 @@ pub struct WasmEngine {
 }
 
 impl WasmEngine {
-    /// Build the engine and start its epoch ticker.
-    pub fn new() -> Result<Self, PluginError> {
+    /// Build the engine and start its epoch ticker. `meter_fuel` turns on fuel
+    /// accounting (a few percent slower), needed when plugins get a fuel limit.
+    pub fn new(meter_fuel: bool) -> Result<Self, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        config.consume_fuel(meter_fuel);
         let engine = Engine::new(&config).map_err(|e| PluginError::Runtime(e.to_string()))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (ticking_engine, stop) = (engine.clone(), ticker_stop.clone());

@@ -1,13 +1,15 @@
-//! One sandboxed plugin instance: its store (memory cap, deadline, WASI with
-//! nothing granted), the host functions it may call, and typed calls into it.
+//! One sandboxed plugin instance: its store (memory cap, deadline, optional fuel,
+//! WASI with nothing granted and stdio captured into the log), the host functions
+//! it may call, and typed calls into it that say which limit a failed call hit.
 
 use super::bindings::{weir::processor, InputRecord, Outcome, Plugin, PluginPre};
 use super::engine::WasmEngine;
-use super::PluginError;
+use super::guest_output::{GuestOutput, GuestStream};
+use super::{PluginError, TrapKind};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Longest guest log message passed on to the host log; the rest is cut so a
@@ -21,14 +23,60 @@ pub struct InstanceLimits {
     pub max_memory_bytes: usize,
     /// Wall-clock limit for one call.
     pub call_timeout: Duration,
+    /// Fuel (roughly, wasm instructions) one call may use; `None` for no limit.
+    /// Needs an engine built with fuel metering.
+    pub fuel: Option<u64>,
 }
 
 /// Per-instance host state kept in the wasmtime store.
 pub struct PluginState {
     plugin_name: Arc<str>,
-    limits: StoreLimits,
+    limits: MemoryCap,
     wasi: WasiCtx,
     table: ResourceTable,
+}
+
+/// Wasmtime's store limits, remembering whether the memory cap was hit so that a
+/// trap it caused can be reported as out-of-memory.
+struct MemoryCap {
+    limits: StoreLimits,
+    max_bytes: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+        }
+        self.limits.memory_growing(current, desired, maximum)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 impl WasiView for PluginState {
@@ -62,6 +110,7 @@ pub struct PluginInstance {
     store: Store<PluginState>,
     bindings: Plugin,
     call_ticks: u64,
+    limits: InstanceLimits,
 }
 
 impl PluginInstance {
@@ -73,67 +122,131 @@ impl PluginInstance {
         config: &[(String, String)],
         limits: InstanceLimits,
     ) -> Result<Self, PluginError> {
+        let mut wasi = WasiCtx::builder();
+        // Nothing granted: no preopened directories, no network, no env, no args,
+        // stdin empty. stdout/stderr go to the host log, tagged with the plugin.
+        wasi.stdout(GuestOutput::new(plugin_name.clone(), GuestStream::Stdout))
+            .stderr(GuestOutput::new(plugin_name.clone(), GuestStream::Stderr));
         let state = PluginState {
             plugin_name: plugin_name.clone(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
-            // Nothing granted: no preopened directories, no network, no env, no args;
-            // stdin is empty and stdout/stderr are discarded.
-            wasi: WasiCtx::builder().build(),
+            limits: MemoryCap {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(limits.max_memory_bytes)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                max_bytes: limits.max_memory_bytes,
+                hit: false,
+            },
+            wasi: wasi.build(),
             table: ResourceTable::new(),
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
-        let call_ticks = WasmEngine::ticks_for(limits.call_timeout);
-        store.set_epoch_deadline(call_ticks);
         store.epoch_deadline_trap();
-        let trap = |e: wasmtime::Error| PluginError::Trap {
-            plugin: plugin_name.to_string(),
-            reason: format!("{e:#}"),
+        let call_ticks = WasmEngine::ticks_for(limits.call_timeout);
+        arm(&mut store, call_ticks, limits.fuel);
+        let bindings = pre
+            .instantiate(&mut store)
+            .map_err(|e| failure(&store, limits, &e))?;
+        let mut instance = Self {
+            store,
+            bindings,
+            call_ticks,
+            limits,
         };
-        let bindings = pre.instantiate(&mut store).map_err(trap)?;
-        store.set_epoch_deadline(call_ticks);
-        bindings
+        instance.arm_call();
+        instance
+            .bindings
             .weir_processor_processor()
-            .call_init(&mut store, config)
-            .map_err(trap)?
+            .call_init(&mut instance.store, config)
+            .map_err(|e| failure(&instance.store, limits, &e))?
             .map_err(|message| PluginError::InitRefused {
                 plugin: plugin_name.to_string(),
                 message,
             })?;
-        Ok(Self {
-            store,
-            bindings,
-            call_ticks,
-        })
+        Ok(instance)
     }
 
     /// Process one batch. On `Err` the instance is unusable (it trapped) and must
     /// be discarded.
     pub fn process(&mut self, batch: &[InputRecord]) -> Result<Vec<Outcome>, PluginError> {
-        self.store.set_epoch_deadline(self.call_ticks);
+        self.arm_call();
         let outcomes = self
             .bindings
             .weir_processor_processor()
             .call_process(&mut self.store, batch)
-            .map_err(|e| self.trap(format!("{e:#}")))?;
+            .map_err(|e| failure(&self.store, self.limits, &e))?;
         if outcomes.len() != batch.len() {
-            return Err(self.trap(format!(
-                "returned {} outcomes for a batch of {} records (the contract is one per record)",
-                outcomes.len(),
-                batch.len()
-            )));
+            return Err(PluginError::Trap {
+                plugin: self.store.data().plugin_name.to_string(),
+                kind: TrapKind::Contract,
+                reason: format!(
+                    "returned {} outcomes for a batch of {} records (the contract is one per record)",
+                    outcomes.len(),
+                    batch.len()
+                ),
+            });
         }
         Ok(outcomes)
     }
 
-    fn trap(&self, reason: String) -> PluginError {
-        PluginError::Trap {
-            plugin: self.store.data().plugin_name.to_string(),
-            reason,
+    /// Give the next call its full deadline and fuel.
+    fn arm_call(&mut self) {
+        arm(&mut self.store, self.call_ticks, self.limits.fuel);
+    }
+}
+
+/// Set the deadline and fuel for the next call into `store`.
+fn arm(store: &mut Store<PluginState>, call_ticks: u64, fuel: Option<u64>) {
+    store.set_epoch_deadline(call_ticks);
+    if let Some(fuel) = fuel {
+        // Only fails when the engine does not meter fuel; `WasmEngine` enables
+        // metering whenever a fuel limit is configured.
+        let _ = store.set_fuel(fuel);
+    }
+}
+
+/// What a failed call hit: the memory cap, the deadline, the fuel, or a trap;
+/// said in one line (wasmtime's message carries a multi-line wasm backtrace,
+/// which goes to the debug log instead).
+fn failure(
+    store: &Store<PluginState>,
+    limits: InstanceLimits,
+    error: &wasmtime::Error,
+) -> PluginError {
+    let data = store.data();
+    let (kind, reason) = if data.limits.hit {
+        (
+            TrapKind::OutOfMemory,
+            format!(
+                "memory grew past the cap of {} MiB (plugin.max_memory_mib)",
+                limits.max_memory_bytes >> 20
+            ),
+        )
+    } else {
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => (
+                TrapKind::Timeout,
+                format!(
+                    "the call ran past its deadline of {:?} (plugin.timeout)",
+                    limits.call_timeout
+                ),
+            ),
+            Some(Trap::OutOfFuel) => (
+                TrapKind::OutOfFuel,
+                format!(
+                    "the call used up its fuel of {} (plugin.fuel)",
+                    limits.fuel.unwrap_or_default()
+                ),
+            ),
+            _ => (TrapKind::Trap, error.root_cause().to_string()),
         }
+    };
+    tracing::debug!(target: "weir::plugin", plugin = &*data.plugin_name, %kind, "plugin call failed: {error:?}");
+    PluginError::Trap {
+        plugin: data.plugin_name.to_string(),
+        kind,
+        reason,
     }
 }
 

@@ -4,6 +4,7 @@
 mod bindings;
 mod compile;
 mod engine;
+mod guest_output;
 mod instance;
 mod pool;
 
@@ -49,14 +50,50 @@ pub enum PluginError {
         message: String,
     },
     /// The plugin trapped, ran out of time or memory, or misbehaved.
-    #[error("plugin `{plugin}` failed: {reason}")]
+    #[error("plugin `{plugin}` failed ({kind}): {reason}")]
     Trap {
         /// Plugin name.
         plugin: String,
+        /// Which limit or fault stopped it.
+        kind: TrapKind,
         /// What happened.
         reason: String,
     },
     /// Wasmtime itself failed (engine setup, instantiation).
     #[error("wasm runtime error: {0}")]
     Runtime(String),
+}
+
+/// Why a plugin call was cut short. The instance is discarded in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapKind {
+    /// The guest trapped: a panic, `unreachable`, a bad memory access.
+    Trap,
+    /// The call ran past the plugin's deadline.
+    Timeout,
+    /// The guest tried to grow its memory past the cap.
+    OutOfMemory,
+    /// The call used up its fuel budget.
+    OutOfFuel,
+    /// The guest broke the contract (e.g. not one outcome per record).
+    Contract,
+}
+
+impl TrapKind {
+    /// The short name used in logs and dead-letter headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrapKind::Trap => "trap",
+            TrapKind::Timeout => "timeout",
+            TrapKind::OutOfMemory => "oom",
+            TrapKind::OutOfFuel => "fuel",
+            TrapKind::Contract => "contract",
+        }
+    }
+}
+
+impl std::fmt::Display for TrapKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

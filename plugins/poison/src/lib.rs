@@ -1,0 +1,138 @@
+//! Test plugin for the sandbox and the failure policy. It echoes each record
+//! unchanged, except records whose value starts with a mark (the text before the
+//! first `#`):
+//!
+//! | mark       | behaviour                                                        |
+//! |------------|------------------------------------------------------------------|
+//! | `panic`    | panics (a trap)                                                  |
+//! | `loop`     | loops forever (hits the call deadline)                           |
+//! | `alloc`    | allocates without end (hits the memory cap)                      |
+//! | `error`    | returns a non-retryable error                                    |
+//! | `retryN`   | returns a retryable error the first N times it sees the record   |
+//! | `fanoutN`  | returns N copies of the record                                   |
+//! | `probe`    | tries to read a file, an env var and open a socket; reports it   |
+
+use std::collections::HashMap;
+use weir_sdk::{Config, Output, ProcessError, Processor, Record};
+
+/// Echo, with misbehaviour on marked records.
+#[derive(Default)]
+pub struct Poison {
+    /// Times each (partition, offset) was seen, for `retryN`.
+    seen: HashMap<(i32, i64), u32>,
+}
+
+impl Processor for Poison {
+    fn init(_config: &Config) -> Result<Self, String> {
+        Ok(Self::default())
+    }
+
+    fn process(&mut self, record: Record) -> Result<Vec<Output>, ProcessError> {
+        let value = record.value_str().unwrap_or_default();
+        let mark = value.split('#').next().unwrap_or_default().to_string();
+        match mark.as_str() {
+            "panic" => panic!("poison: panic on offset {}", record.offset),
+            "loop" => spin_forever(),
+            "alloc" => hoard_forever(),
+            "error" => Err(ProcessError::fatal(format!(
+                "poison: refusing offset {}",
+                record.offset
+            ))),
+            "probe" => Ok(vec![Output::new(probe_sandbox())]),
+            _ => {
+                if let Some(times) = count(&mark, "retry") {
+                    let seen = self
+                        .seen
+                        .entry((record.partition, record.offset))
+                        .or_default();
+                    *seen += 1;
+                    if *seen <= times {
+                        return Err(ProcessError::retryable(format!(
+                            "poison: not yet (attempt {seen} of {})",
+                            times + 1
+                        )));
+                    }
+                }
+                let copies = count(&mark, "fanout").unwrap_or(1);
+                let output = record.into_output();
+                Ok(vec![output; copies as usize])
+            }
+        }
+    }
+}
+
+/// `N` from a mark `{prefix}N`.
+fn count(mark: &str, prefix: &str) -> Option<u32> {
+    mark.strip_prefix(prefix)?.parse().ok()
+}
+
+fn spin_forever() -> ! {
+    let mut turns = 0u64;
+    loop {
+        turns = std::hint::black_box(turns.wrapping_add(1));
+    }
+}
+
+fn hoard_forever() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+/// Try what a sandboxed plugin must not be able to do; say what happened.
+fn probe_sandbox() -> String {
+    let verdict = |allowed: bool, detail: String| {
+        if allowed {
+            format!("allowed ({detail})")
+        } else {
+            format!("denied ({detail})")
+        }
+    };
+    let file = match std::fs::read_to_string("/etc/passwd") {
+        Ok(text) => verdict(true, format!("{} bytes", text.len())),
+        Err(e) => verdict(false, e.to_string()),
+    };
+    let env = match std::env::var("HOME") {
+        Ok(home) => verdict(true, home),
+        Err(e) => verdict(
+            false,
+            format!("{e}; {} variables visible", std::env::vars().count()),
+        ),
+    };
+    let socket = match std::net::TcpStream::connect("127.0.0.1:9092") {
+        Ok(_) => verdict(true, "connected".into()),
+        Err(e) => verdict(false, e.to_string()),
+    };
+    let report = format!("file={file};env={env};socket={socket}");
+    weir_sdk::warn(&format!("sandbox probe: {report}"));
+    println!("sandbox probe via stdout: {report}");
+    report
+}
+
+weir_sdk::export!(Poison);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(value: &str) -> Record {
+        Record {
+            offset: 7,
+            value: Some(value.as_bytes().to_vec()),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn marks_behave_as_documented() {
+        let mut plugin = Poison::init(&Config::default()).unwrap();
+        assert_eq!(plugin.process(record("ok#1")).unwrap().len(), 1);
+        assert_eq!(plugin.process(record("fanout3#1")).unwrap().len(), 3);
+        assert!(!plugin.process(record("error#1")).unwrap_err().retryable);
+        assert!(plugin.process(record("retry2#1")).unwrap_err().retryable);
+        assert!(plugin.process(record("retry2#1")).unwrap_err().retryable);
+        assert!(plugin.process(record("retry2#1")).is_ok());
+    }
+}

@@ -1,0 +1,220 @@
+//! From a batch of records to one resolution per record: run the batch through
+//! the plugin; if the call fails (a trap, a deadline, the memory cap), call the
+//! plugin again with each record alone so that only the offending record fails
+//! and the good ones still go through; retry records whose error the plugin
+//! marks retryable, with exponential backoff, up to the attempt limit; hold each
+//! record's outputs to the per-record output limits.
+
+use crate::failure::{Backoff, FailureKind, RecordFailure};
+use crate::wasm::{InputRecord, Outcome, OutputRecord, PluginError, PluginPool, TrapKind};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What became of one record.
+#[derive(Debug)]
+pub enum Resolution {
+    /// The plugin's outputs for it (none means it was filtered out).
+    Outputs(Vec<OutputRecord>),
+    /// It was given up on; the failure policy decides what happens next.
+    Failed(RecordFailure),
+    /// Processing stopped (revocation or shutdown) while it waited for a retry:
+    /// neither processed nor given up on; whoever owns the partition next
+    /// processes it again.
+    Unfinished,
+}
+
+/// Limits and retry settings for resolving records.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolveSettings {
+    /// Plugin calls per record for retryable errors, the first included.
+    pub max_attempts: u32,
+    /// Wait between retries.
+    pub backoff: Backoff,
+    /// Most outputs per input record.
+    pub max_outputs: usize,
+    /// Most output bytes (keys, values, headers) per input record.
+    pub max_output_bytes: usize,
+}
+
+/// A record on its way to a resolution.
+struct Pending {
+    record: InputRecord,
+    attempts: u32,
+    state: State,
+}
+
+enum State {
+    Resolved(Resolution),
+    /// The plugin said trying again may succeed.
+    Retry {
+        message: String,
+    },
+}
+
+/// Resolve every record of `records` (one partition, in offset order). The result
+/// keeps the order. Only waiting between retries watches `stop`.
+pub async fn resolve(
+    pool: &Arc<PluginPool>,
+    settings: &ResolveSettings,
+    records: Vec<InputRecord>,
+    stop: &CancellationToken,
+) -> Vec<(InputRecord, Resolution)> {
+    let batch = pool.process(records).await;
+    let pending: Vec<Pending> = match batch.outcomes {
+        Ok(outcomes) => batch
+            .records
+            .into_iter()
+            .zip(outcomes)
+            .map(|(record, outcome)| judge(settings, record, outcome, 1))
+            .collect(),
+        Err(error) if batch.records.len() == 1 => batch
+            .records
+            .into_iter()
+            .map(|record| trapped(record, &error, 1))
+            .collect(),
+        Err(error) => {
+            let (first, last) = offsets(&batch.records);
+            tracing::warn!(topic = %batch.records[0].topic, partition = batch.records[0].partition,
+                first, last, %error, "plugin call failed; calling it again record by record to isolate the cause");
+            let mut isolated = Vec::with_capacity(batch.records.len());
+            for record in batch.records {
+                isolated.push(call_alone(pool, settings, record, 2).await);
+            }
+            isolated
+        }
+    };
+    let mut resolved = Vec::with_capacity(pending.len());
+    for item in pending {
+        resolved.push(retry(pool, settings, item, stop).await);
+    }
+    resolved
+}
+
+/// Retry `item` while the plugin calls its error retryable and attempts remain.
+async fn retry(
+    pool: &Arc<PluginPool>,
+    settings: &ResolveSettings,
+    mut item: Pending,
+    stop: &CancellationToken,
+) -> (InputRecord, Resolution) {
+    loop {
+        let message = match item.state {
+            State::Resolved(resolution) => return (item.record, resolution),
+            State::Retry { message } => message,
+        };
+        if item.attempts >= settings.max_attempts {
+            let failure = RecordFailure {
+                kind: FailureKind::Error,
+                message: format!(
+                    "{message} (retryable; gave up after {} attempts)",
+                    item.attempts
+                ),
+                attempts: item.attempts,
+            };
+            return (item.record, Resolution::Failed(failure));
+        }
+        let delay = settings.backoff.delay(item.attempts);
+        tracing::debug!(topic = %item.record.topic, partition = item.record.partition,
+            offset = item.record.offset, attempt = item.attempts + 1, ?delay, %message, "retrying record");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return (item.record, Resolution::Unfinished),
+        }
+        item = call_alone(pool, settings, item.record, item.attempts + 1).await;
+    }
+}
+
+/// Call the plugin with `record` alone; this is its `attempts`-th call.
+async fn call_alone(
+    pool: &Arc<PluginPool>,
+    settings: &ResolveSettings,
+    record: InputRecord,
+    attempts: u32,
+) -> Pending {
+    let mut call = pool.process(vec![record]).await;
+    let record = call.records.pop().expect("the pool hands records back");
+    match call.outcomes {
+        Ok(mut outcomes) => {
+            let outcome = outcomes.pop().expect("one outcome per record is checked");
+            judge(settings, record, outcome, attempts)
+        }
+        Err(error) => trapped(record, &error, attempts),
+    }
+}
+
+/// What the plugin's `outcome` for `record` means.
+fn judge(
+    settings: &ResolveSettings,
+    record: InputRecord,
+    outcome: Outcome,
+    attempts: u32,
+) -> Pending {
+    let state = match outcome {
+        Ok(outputs) => State::Resolved(check_output_limits(settings, outputs, attempts)),
+        Err(e) if e.retryable => State::Retry { message: e.message },
+        Err(e) => State::Resolved(Resolution::Failed(RecordFailure {
+            kind: FailureKind::Error,
+            message: e.message,
+            attempts,
+        })),
+    };
+    Pending {
+        record,
+        attempts,
+        state,
+    }
+}
+
+fn check_output_limits(
+    settings: &ResolveSettings,
+    outputs: Vec<OutputRecord>,
+    attempts: u32,
+) -> Resolution {
+    let bytes: usize = outputs.iter().map(output_bytes).sum();
+    if outputs.len() <= settings.max_outputs && bytes <= settings.max_output_bytes {
+        return Resolution::Outputs(outputs);
+    }
+    Resolution::Failed(RecordFailure {
+        kind: FailureKind::OutputLimit,
+        message: format!(
+            "produced {} outputs of {bytes} bytes; the limits per record are {} outputs and {} bytes (plugin.max_outputs_per_record, plugin.max_output_bytes_per_record)",
+            outputs.len(),
+            settings.max_outputs,
+            settings.max_output_bytes
+        ),
+        attempts,
+    })
+}
+
+/// Bytes of an output that count against the output limit.
+fn output_bytes(output: &OutputRecord) -> usize {
+    let len = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);
+    len(&output.key)
+        + len(&output.value)
+        + output
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.len())
+            .sum::<usize>()
+}
+
+/// A call with `record` alone failed: the record is the cause.
+fn trapped(record: InputRecord, error: &PluginError, attempts: u32) -> Pending {
+    let kind = match error {
+        PluginError::Trap { kind, .. } => *kind,
+        _ => TrapKind::Trap,
+    };
+    Pending {
+        record,
+        attempts,
+        state: State::Resolved(Resolution::Failed(RecordFailure {
+            kind: FailureKind::Trap(kind),
+            message: error.to_string(),
+            attempts,
+        })),
+    }
+}
+
+fn offsets(records: &[InputRecord]) -> (i64, i64) {
+    (records[0].offset, records[records.len() - 1].offset)
+}

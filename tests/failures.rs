@@ -1,0 +1,388 @@
+//! The sandbox and the failure policy against the real local broker, with the
+//! `poison` test plugin: records that make it panic, loop, allocate without end,
+//! refuse, fan out too far, fail retryably, or probe the sandbox.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use support::*;
+
+/// Memory cap per plugin instance in these tests, in MiB.
+const MEMORY_CAP_MIB: u64 = 64;
+/// Plugin instances in these tests.
+const INSTANCES: u64 = 2;
+/// What the host may use besides its plugins' capped memories: librdkafka's
+/// buffers, wasmtime's code, the records in flight.
+const HOST_MARGIN_MIB: u64 = 100;
+
+/// `weir run` arguments for the poison plugin reading `input`, on `instances`
+/// plugin instances.
+fn poison_args(
+    group: &str,
+    input: &str,
+    output: &str,
+    instances: u64,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args = weir_base_args(group);
+    args.extend(
+        [
+            "--topic",
+            input,
+            "--output-topic",
+            output,
+            "--instances",
+            &instances.to_string(),
+            "--plugin-memory-mib",
+            &MEMORY_CAP_MIB.to_string(),
+            "--plugin-timeout",
+            "200ms",
+            "--retry-backoff",
+            "10ms",
+            "--max-outputs-per-record",
+            "5",
+            "--plugin",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args.push(example_plugin("poison").display().to_string());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Record `i` of a stream where `mark(i)` names the poison (or `ok`).
+fn marked(count: usize, mark: impl Fn(usize) -> &'static str) -> Vec<TestRecord> {
+    (0..count)
+        .map(|i| {
+            let value = format!("{}#{i}", mark(i));
+            TestRecord::new(&format!("k{i}"), value.as_bytes(), &[("n", &i.to_string())])
+        })
+        .collect()
+}
+
+/// The poison mark for record `i` of the big stream: 1% of each kind.
+fn one_percent_each(i: usize) -> &'static str {
+    match i % 100 {
+        13 => "panic",
+        37 => "loop",
+        59 => "alloc",
+        71 => "error",
+        83 => "fanout9",
+        _ => "ok",
+    }
+}
+
+/// The `weir.error.kind` each mark must produce.
+fn expected_kind(mark: &str) -> &'static str {
+    match mark {
+        "panic" => "trap",
+        "loop" => "timeout",
+        "alloc" => "oom",
+        "error" => "error",
+        "fanout9" => "output-limit",
+        other => panic!("no failure expected for {other}"),
+    }
+}
+
+fn header<'a>(record: &'a TestRecord, name: &str) -> &'a str {
+    let value = record
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("header {name} missing on {record:?}"));
+    std::str::from_utf8(&value.1).unwrap()
+}
+
+fn value_text(record: &TestRecord) -> String {
+    String::from_utf8(record.value.clone().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn poison_records_land_in_the_dead_letter_topic_and_the_rest_flows_on() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("poison").await;
+    let records = marked(10_000, one_percent_each);
+    let ends = produce(&input, &records).await;
+    // Where each record landed, to check the source headers of dead letters.
+    let consumed: HashMap<String, (i32, i64)> = read_all(
+        &input,
+        records.len(),
+        Duration::from_secs(60),
+        Duration::ZERO,
+    )
+    .into_iter()
+    .map(|r| (value_text(&r), (r.partition, r.offset)))
+    .collect();
+    let dlq = format!("{input}.dlq");
+
+    let mut weir = Weir::start(&poison_args(&group, &input, &output, INSTANCES, &[]));
+    let poison: Vec<&TestRecord> = records
+        .iter()
+        .filter(|r| !value_text(r).starts_with("ok#"))
+        .collect();
+    let good = records.len() - poison.len();
+    let outputs = read_all(
+        &output,
+        good,
+        Duration::from_secs(120),
+        Duration::from_secs(2),
+    );
+    let letters = read_all(
+        &dlq,
+        poison.len(),
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    );
+    wait_for_commits(
+        &group,
+        &input,
+        PARTITIONS,
+        &all_partitions(&ends),
+        Duration::from_secs(30),
+    );
+    assert!(weir.is_running(), "weir exited; log:\n{}", weir.log_text());
+    let peak_mib = weir.peak_rss_kib().unwrap() / 1024;
+    eprintln!("poison run: peak RSS {peak_mib} MiB");
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+
+    // Every good record came out once, unchanged (the plugin echoes).
+    let mut got: Vec<String> = outputs.iter().map(value_text).collect();
+    got.sort();
+    let mut want: Vec<String> = records
+        .iter()
+        .map(value_text)
+        .filter(|v| v.starts_with("ok#"))
+        .collect();
+    want.sort();
+    assert_eq!(got.len(), want.len(), "outputs");
+    assert!(got == want, "the outputs differ from the good records");
+
+    // Every poison record is in the dead-letter topic once, as consumed, with
+    // headers saying why.
+    assert_eq!(letters.len(), poison.len(), "dead letters");
+    let by_value: HashMap<String, &TestRecord> =
+        letters.iter().map(|r| (value_text(r), r)).collect();
+    for original in &poison {
+        let value = value_text(original);
+        let letter = by_value
+            .get(&value)
+            .unwrap_or_else(|| panic!("{value} missing from {dlq}"));
+        assert_eq!(letter.key, original.key, "{value}: key");
+        assert_eq!(
+            letter.headers[..original.headers.len()],
+            original.headers[..],
+            "{value}: original headers first"
+        );
+        let mark = value.split('#').next().unwrap();
+        assert_eq!(
+            header(letter, "weir.error.kind"),
+            expected_kind(mark),
+            "{value}"
+        );
+        assert!(!header(letter, "weir.error.message").is_empty());
+        let attempts: u32 = header(letter, "weir.error.attempts").parse().unwrap();
+        assert!((1..=2).contains(&attempts), "{value}: {attempts} attempts");
+        assert!(
+            header(letter, "weir.error.timestamp")
+                .parse::<u64>()
+                .unwrap()
+                > 0
+        );
+        assert_eq!(header(letter, "weir.plugin.name"), "poison");
+        assert_eq!(header(letter, "weir.plugin.version").len(), 64);
+        let (partition, offset) = consumed[&value];
+        assert_eq!(header(letter, "weir.source.topic"), input);
+        assert_eq!(
+            header(letter, "weir.source.partition"),
+            partition.to_string()
+        );
+        assert_eq!(header(letter, "weir.source.offset"), offset.to_string());
+    }
+
+    // A plugin hitting its memory cap does not grow the host past the caps.
+    let bound = INSTANCES * MEMORY_CAP_MIB + HOST_MARGIN_MIB;
+    assert!(
+        peak_mib <= bound,
+        "peak RSS {peak_mib} MiB above {bound} MiB ({INSTANCES} instances × {MEMORY_CAP_MIB} MiB cap + {HOST_MARGIN_MIB} MiB)"
+    );
+    // A guest panic's message reaches the log through the captured stderr.
+    assert!(
+        log.contains("poison: panic on offset") && log.contains("stream=\"stderr\""),
+        "guest stderr not in the log:\n{}",
+        &log[..log.len().min(20_000)]
+    );
+}
+
+#[tokio::test]
+async fn a_retryable_error_is_retried_and_succeeds_or_is_dead_lettered_when_retries_run_out() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("retry").await;
+    // Every 10th record fails twice then succeeds (3rd attempt, within the default
+    // 3); every 25th fails 9 times, more than the attempts allow.
+    let records = marked(500, |i| match (i % 10, i % 25) {
+        (_, 0) => "retry9",
+        (0, _) => "retry2",
+        _ => "ok",
+    });
+    let ends = produce(&input, &records).await;
+    // One instance, so the plugin's per-record attempt counter sees every attempt.
+    let weir = Weir::start(&poison_args(&group, &input, &output, 1, &[]));
+    let exhausted = records
+        .iter()
+        .filter(|r| value_text(r).starts_with("retry9"))
+        .count();
+    let outputs = read_all(
+        &output,
+        records.len() - exhausted,
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    );
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        exhausted,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    wait_for_commits(
+        &group,
+        &input,
+        PARTITIONS,
+        &all_partitions(&ends),
+        Duration::from_secs(30),
+    );
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for o in &outputs {
+        *counts.entry(value_text(o)).or_default() += 1;
+    }
+    for r in &records {
+        let value = value_text(r);
+        let expected = usize::from(!value.starts_with("retry9"));
+        assert_eq!(
+            counts.get(&value).copied().unwrap_or(0),
+            expected,
+            "{value} outputs"
+        );
+    }
+    assert_eq!(letters.len(), exhausted);
+    for letter in &letters {
+        assert!(value_text(letter).starts_with("retry9"));
+        assert_eq!(header(letter, "weir.error.kind"), "error");
+        assert_eq!(header(letter, "weir.error.attempts"), "3");
+        assert!(header(letter, "weir.error.message").contains("gave up after 3 attempts"));
+    }
+}
+
+#[tokio::test]
+async fn the_sandbox_denies_files_environment_and_sockets() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("probe").await;
+    let records = marked(20, |i| if i % 5 == 0 { "probe" } else { "ok" });
+    let ends = produce(&input, &records).await;
+    let weir = Weir::start(&poison_args(&group, &input, &output, INSTANCES, &[]));
+    let outputs = read_all(
+        &output,
+        records.len(),
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    wait_for_commits(
+        &group,
+        &input,
+        PARTITIONS,
+        &all_partitions(&ends),
+        Duration::from_secs(30),
+    );
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+
+    let reports: Vec<String> = outputs
+        .iter()
+        .map(value_text)
+        .filter(|v| v.starts_with("file="))
+        .collect();
+    assert_eq!(reports.len(), 4, "{reports:?}");
+    for report in &reports {
+        for probe in ["file=denied", "env=denied", "socket=denied"] {
+            assert!(report.contains(probe), "{probe} not in {report}");
+        }
+    }
+    // The plugin says so in the host's log, through its log import and its stdout.
+    assert!(log.contains("sandbox probe: file=denied"), "{log}");
+    assert!(log.contains("sandbox probe via stdout"), "{log}");
+    assert!(log.contains("plugin=\"poison\""), "{log}");
+}
+
+#[tokio::test]
+async fn skip_goes_on_without_a_dead_letter_topic_and_stop_halts_at_the_record() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("policy").await;
+    let records = marked(200, |i| if i == 100 { "error" } else { "ok" });
+    let ends = produce(&input, &records).await;
+
+    // skip: everything but the poison comes out; all offsets are committed.
+    let weir = Weir::start(&poison_args(
+        &group,
+        &input,
+        &output,
+        INSTANCES,
+        &["--on-failure", "skip"],
+    ));
+    let outputs = read_all(
+        &output,
+        records.len() - 1,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    wait_for_commits(
+        &group,
+        &input,
+        PARTITIONS,
+        &all_partitions(&ends),
+        Duration::from_secs(30),
+    );
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert_eq!(outputs.len(), records.len() - 1);
+    assert!(log.contains("skipping it"), "{log}");
+    assert!(!log.contains("created dead-letter topic"), "{log}");
+
+    // stop: a new group halts at the poison record with a clear error; that
+    // partition's commit stops right before it.
+    let stop_group = format!("{group}-stop");
+    let (status, log) = run_to_exit(
+        &poison_args(
+            &stop_group,
+            &input,
+            &output,
+            INSTANCES,
+            &["--on-failure", "stop"],
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(status.code(), Some(1), "log:\n{log}");
+    assert!(
+        log.contains("failed on the record") && log.contains("policy = \"stop\""),
+        "{log}"
+    );
+    let poison_at = read_all(
+        &input,
+        records.len(),
+        Duration::from_secs(30),
+        Duration::ZERO,
+    )
+    .into_iter()
+    .find(|r| value_text(r) == "error#100")
+    .map(|r| (r.partition, r.offset))
+    .unwrap();
+    let committed = committed_offsets(&stop_group, &input, PARTITIONS);
+    assert_eq!(
+        committed[&poison_at.0], poison_at.1,
+        "commit stops at the poison record"
+    );
+}
