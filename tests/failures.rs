@@ -86,6 +86,12 @@ fn expected_kind(mark: &str) -> &'static str {
     }
 }
 
+/// Wait for `group`'s commits on `input` to equal `expected`, and fail if they do not.
+fn assert_commits(group: &str, input: &str, expected: &BTreeMap<i32, i64>) {
+    let committed = wait_for_commits(group, input, PARTITIONS, expected, Duration::from_secs(30));
+    assert_eq!(&committed, expected, "committed offsets of {group}");
+}
+
 fn header<'a>(record: &'a TestRecord, name: &str) -> &'a str {
     let value = record
         .headers
@@ -135,13 +141,7 @@ async fn poison_records_land_in_the_dead_letter_topic_and_the_rest_flows_on() {
         Duration::from_secs(60),
         Duration::from_secs(2),
     );
-    wait_for_commits(
-        &group,
-        &input,
-        PARTITIONS,
-        &all_partitions(&ends),
-        Duration::from_secs(30),
-    );
+    assert_commits(&group, &input, &all_partitions(&ends));
     assert!(weir.is_running(), "weir exited; log:\n{}", weir.log_text());
     let peak_mib = weir.peak_rss_kib().unwrap() / 1024;
     eprintln!("poison run: peak RSS {peak_mib} MiB");
@@ -246,13 +246,7 @@ async fn a_retryable_error_is_retried_and_succeeds_or_is_dead_lettered_when_retr
         Duration::from_secs(30),
         Duration::from_secs(1),
     );
-    wait_for_commits(
-        &group,
-        &input,
-        PARTITIONS,
-        &all_partitions(&ends),
-        Duration::from_secs(30),
-    );
+    assert_commits(&group, &input, &all_partitions(&ends));
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");
 
@@ -291,13 +285,7 @@ async fn the_sandbox_denies_files_environment_and_sockets() {
         Duration::from_secs(60),
         Duration::from_secs(1),
     );
-    wait_for_commits(
-        &group,
-        &input,
-        PARTITIONS,
-        &all_partitions(&ends),
-        Duration::from_secs(30),
-    );
+    assert_commits(&group, &input, &all_partitions(&ends));
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");
 
@@ -339,13 +327,7 @@ async fn skip_goes_on_without_a_dead_letter_topic_and_stop_halts_at_the_record()
         Duration::from_secs(60),
         Duration::from_secs(1),
     );
-    wait_for_commits(
-        &group,
-        &input,
-        PARTITIONS,
-        &all_partitions(&ends),
-        Duration::from_secs(30),
-    );
+    assert_commits(&group, &input, &all_partitions(&ends));
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");
     assert_eq!(outputs.len(), records.len() - 1);
@@ -385,4 +367,88 @@ async fn skip_goes_on_without_a_dead_letter_topic_and_stop_halts_at_the_record()
         committed[&poison_at.0], poison_at.1,
         "commit stops at the poison record"
     );
+}
+
+#[tokio::test]
+async fn refused_outputs_are_dead_lettered_and_an_unwritable_dead_letter_holds_its_partition() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("refused").await;
+    // Records marked grow3000 produce an output larger than the producer allows
+    // below; record 100 is itself too large for its dead-letter copy to be written.
+    let mut records = marked(200, |i| if i % 50 == 7 { "grow3000" } else { "ok" });
+    let mut big = b"error#100#".to_vec();
+    big.resize(3000, b'x');
+    records[100] = TestRecord::new("k100", &big, &[]);
+    let ends = produce(&input, &records).await;
+    let stuck = read_all(
+        &input,
+        records.len(),
+        Duration::from_secs(30),
+        Duration::ZERO,
+    )
+    .into_iter()
+    .find(|r| r.value.as_deref() == Some(&big[..]))
+    .map(|r| (r.partition, r.offset))
+    .unwrap();
+    let limit = ["-X", "message.max.bytes=2000"];
+
+    // The grown outputs are refused by the producer: their inputs go to the
+    // dead-letter topic. Record 100's dead letter cannot be written: its
+    // partition's commit stays right before it while everything else flows.
+    let mut weir = Weir::start(&poison_args(&group, &input, &output, INSTANCES, &limit));
+    let good = records.len() - 4 - 1;
+    let outputs = read_all(
+        &output,
+        good,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    assert_eq!(outputs.len(), good, "outputs of the good records");
+    let mut expected = all_partitions(&ends);
+    expected.insert(stuck.0, stuck.1);
+    assert_commits(&group, &input, &expected);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        committed_offsets(&group, &input, PARTITIONS)[&stuck.0],
+        stuck.1,
+        "the commit never passes a record whose dead letter is not written"
+    );
+    assert!(weir.is_running(), "weir exited; log:\n{}", weir.log_text());
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(
+        log.contains("cannot write a record to its dead-letter topic"),
+        "{log}"
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "unfinished drain exits 1; log:\n{log}"
+    );
+
+    // Without the size limit, a restart writes the held record's dead letter and
+    // reaches the end.
+    let weir = Weir::start(&poison_args(&group, &input, &output, INSTANCES, &[]));
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        5,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    assert_commits(&group, &input, &all_partitions(&ends));
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    let kinds: Vec<(String, &str)> = letters
+        .iter()
+        .map(|l| (value_text(l), header(l, "weir.error.kind")))
+        .collect();
+    assert_eq!(letters.len(), 5, "{kinds:?}");
+    for (value, kind) in &kinds {
+        let expected = if value.starts_with("grow") {
+            "produce"
+        } else {
+            "error"
+        };
+        assert_eq!(kind, &expected, "{value}");
+    }
+    assert!(letters.iter().any(|l| l.value.as_deref() == Some(&big[..])));
 }

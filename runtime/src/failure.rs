@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub mod headers {
     /// What went wrong, for the operator.
     pub const MESSAGE: &str = "weir.error.message";
-    /// `error`, `trap`, `timeout`, `oom`, `fuel`, `contract` or `output-limit`.
+    /// `error`, `trap`, `timeout`, `oom`, `fuel`, `contract`, `output-limit` or `produce`.
     pub const KIND: &str = "weir.error.kind";
     /// How many plugin calls included the record.
     pub const ATTEMPTS: &str = "weir.error.attempts";
@@ -36,6 +36,9 @@ pub enum FailureKind {
     Trap(TrapKind),
     /// Its outputs exceeded the per-record output limits.
     OutputLimit,
+    /// The producer refused one of its outputs for good (e.g. larger than
+    /// `message.max.bytes`, or a partition that does not exist).
+    Produce,
 }
 
 impl FailureKind {
@@ -45,6 +48,7 @@ impl FailureKind {
             FailureKind::Error => "error",
             FailureKind::Trap(kind) => kind.as_str(),
             FailureKind::OutputLimit => "output-limit",
+            FailureKind::Produce => "produce",
         }
     }
 }

@@ -10,7 +10,7 @@
 
 use crate::commit::Committer;
 use crate::config::{BatchConfig, FailurePolicy};
-use crate::failure::{dead_letter, Backoff, PluginIdentity, RecordFailure};
+use crate::failure::{dead_letter, Backoff, FailureKind, PluginIdentity, RecordFailure};
 use crate::flow::{record_bytes, InFlightBudget, PartitionShare};
 use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
 use crate::offsets::{OffsetError, OffsetTracker};
@@ -102,10 +102,19 @@ const DEAD_LETTER_RETRY: Backoff = Backoff {
     max: Duration::from_secs(30),
 };
 
-/// A batch whose work is finished: the offsets now complete and the bytes they held.
+/// Work whose outputs are all acknowledged: the offsets now complete and the
+/// bytes they held.
+#[derive(Default)]
 struct Finished {
     offsets: Vec<i64>,
     bytes: usize,
+}
+
+/// Records of a batch whose outputs are acknowledged together.
+#[derive(Default)]
+struct Segment {
+    deliveries: Vec<Delivery>,
+    finished: Finished,
 }
 
 /// Resolves when every output of a batch is acknowledged.
@@ -214,27 +223,44 @@ impl PartitionWorker {
             Committer::Transactional(t) => Some(t.enter().await),
             Committer::StoredOffsets => None,
         };
-        let mut deliveries: Vec<Delivery> = Vec::new();
-        let mut done = Vec::with_capacity(resolved.len());
+        // Acknowledgements are awaited per segment of the batch: a new segment
+        // starts at each dead letter, so one that cannot be written holds back
+        // only its own record and those after it.
+        let mut segment = Segment::default();
+        let mut accounted = 0;
         let mut next = last + 1;
         let mut halt = None;
-        for (record, resolution) in &resolved {
-            match resolution {
+        for (record, resolution) in resolved {
+            let failure = match resolution {
                 Resolution::Outputs(outputs) => {
-                    for output in outputs {
-                        let pending = self.send(output, record.timestamp).await?;
-                        deliveries.push(Delivery::Output(pending));
-                    }
+                    self.send_all(&outputs, &record, &mut segment.deliveries)
+                        .await?
                 }
-                Resolution::Failed(failure) => match shared.failure.policy {
+                Resolution::Failed(failure) => Some(failure),
+                Resolution::Unfinished => {
+                    next = record.offset;
+                    break;
+                }
+            };
+            if let Some(failure) = failure {
+                match shared.failure.policy {
                     FailurePolicy::Dlq => {
-                        let letter = self.dead_letter(record, failure);
+                        self.await_segment(std::mem::take(&mut segment))?;
+                        let letter = self.dead_letter(&record, &failure);
                         tracing::warn!(topic = %record.topic, partition = record.partition,
                             offset = record.offset, kind = %failure.kind, attempts = failure.attempts,
                             dlq = letter.topic.as_deref().unwrap_or_default(), error = %failure.message,
-                            "plugin failed on the record; writing it to the dead-letter topic");
-                        let pending = self.send(&letter, record.timestamp).await?;
-                        deliveries.push(Delivery::DeadLetter {
+                            "record failed; writing it to the dead-letter topic");
+                        let pending = match self.shared.output.send(&letter, record.timestamp).await
+                        {
+                            Ok(pending) => Some(pending),
+                            Err(e) if self.retries_dead_letters() => {
+                                tracing::error!(error = %e, "cannot hand a dead-letter record to the producer; retrying");
+                                None
+                            }
+                            Err(e) => return Err(self.produce_error(e)),
+                        };
+                        segment.deliveries.push(Delivery::DeadLetter {
                             pending,
                             letter,
                             timestamp: record.timestamp,
@@ -243,7 +269,7 @@ impl PartitionWorker {
                     FailurePolicy::Skip => {
                         tracing::warn!(topic = %record.topic, partition = record.partition,
                             offset = record.offset, kind = %failure.kind, attempts = failure.attempts,
-                            error = %failure.message, "plugin failed on the record; skipping it (policy skip)");
+                            error = %failure.message, "record failed; skipping it (policy skip)");
                     }
                     FailurePolicy::Stop => {
                         halt = Some(PipelineError::RecordFailed {
@@ -251,59 +277,87 @@ impl PartitionWorker {
                             partition: self.partition,
                             offset: record.offset,
                             plugin: shared.pool.name().to_string(),
-                            failure: failure.clone(),
+                            failure,
                         });
                         next = record.offset;
                         break;
                     }
-                },
-                Resolution::Unfinished => {
-                    next = record.offset;
-                    break;
                 }
             }
-            done.push(record.offset);
+            let size = record_bytes(&record);
+            segment.finished.offsets.push(record.offset);
+            segment.finished.bytes += size;
+            accounted += size;
         }
         if let Some(batch) = transaction {
             batch.advance(&self.topic, self.partition, next);
         }
-        let finished = Finished {
-            offsets: done,
-            bytes,
-        };
-        if deliveries.is_empty() {
-            self.on_ack(Ok(finished))?;
-        } else {
-            let retry_dead_letters = matches!(shared.committer, Committer::StoredOffsets);
-            let sink = Arc::clone(&self.shared);
-            self.acks.push(
-                async move {
-                    for delivery in deliveries {
-                        delivery
-                            .acknowledged(&sink.output, retry_dead_letters)
-                            .await?;
-                    }
-                    Ok(finished)
-                }
-                .boxed(),
-            );
-        }
+        // Records left unfinished give their bytes back with the last segment.
+        segment.finished.bytes += bytes - accounted;
+        self.await_segment(segment)?;
         match halt {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
-    async fn send(
+    /// Complete `segment`'s records once all its deliveries are acknowledged
+    /// (at once if it has none).
+    fn await_segment(&mut self, segment: Segment) -> Result<(), PipelineError> {
+        let Segment {
+            deliveries,
+            finished,
+        } = segment;
+        if deliveries.is_empty() {
+            return self.on_ack(Ok(finished));
+        }
+        let retry_dead_letters = self.retries_dead_letters();
+        let sink = Arc::clone(&self.shared);
+        self.acks.push(
+            async move {
+                for delivery in deliveries {
+                    delivery
+                        .acknowledged(&sink.output, retry_dead_letters)
+                        .await?;
+                }
+                Ok(finished)
+            }
+            .boxed(),
+        );
+        Ok(())
+    }
+
+    /// Hand `record`'s outputs to the producer. An output the producer refuses
+    /// for good (too large, no such partition) makes the record a failure of kind
+    /// `produce`, returned for the failure policy; other producer errors stop
+    /// the pipeline.
+    async fn send_all(
         &mut self,
-        output: &OutputRecord,
-        timestamp: Option<i64>,
-    ) -> Result<PendingDelivery, PipelineError> {
-        self.shared
-            .output
-            .send(output, timestamp)
-            .await
-            .map_err(|source| self.produce_error(source))
+        outputs: &[OutputRecord],
+        record: &InputRecord,
+        deliveries: &mut Vec<Delivery>,
+    ) -> Result<Option<RecordFailure>, PipelineError> {
+        for output in outputs {
+            match self.shared.output.send(output, record.timestamp).await {
+                Ok(pending) => deliveries.push(Delivery::Output(pending)),
+                Err(e) if e.is_permanent() => {
+                    return Ok(Some(RecordFailure {
+                        kind: FailureKind::Produce,
+                        message: e.to_string(),
+                        attempts: 1,
+                    }))
+                }
+                Err(e) => return Err(self.produce_error(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether a dead-letter write the broker refuses is retried in place (the
+    /// partition waits) rather than failing the batch: yes, except inside a
+    /// transaction, which such a failure aborts.
+    fn retries_dead_letters(&self) -> bool {
+        matches!(self.shared.committer, Committer::StoredOffsets)
     }
 
     fn dead_letter(&self, record: &InputRecord, failure: &RecordFailure) -> OutputRecord {
@@ -392,8 +446,10 @@ enum Delivery {
     /// A plugin output.
     Output(PendingDelivery),
     /// A record the plugin failed on, on its way to the dead-letter topic.
+    /// `pending` is `None` when the producer refused it at once; it is then
+    /// handed over again while waiting for acknowledgement.
     DeadLetter {
-        pending: PendingDelivery,
+        pending: Option<PendingDelivery>,
         letter: OutputRecord,
         timestamp: Option<i64>,
     },
@@ -419,7 +475,17 @@ impl Delivery {
         };
         let mut failures = 0;
         loop {
-            let error = match pending.acknowledged().await {
+            let result = match pending.take() {
+                Some(p) => p.acknowledged().await,
+                None => match sink.send(&letter, timestamp).await {
+                    Ok(p) => {
+                        pending = Some(p);
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            let error = match result {
                 Ok(()) => return Ok(()),
                 Err(e) if !retry_dead_letters => return Err(e),
                 Err(e) => e,
@@ -429,17 +495,6 @@ impl Delivery {
             tracing::error!(%error, retry_in = ?delay,
                 "cannot write a record to its dead-letter topic; its partition waits until it can (it is never skipped)");
             tokio::time::sleep(delay).await;
-            pending = loop {
-                match sink.send(&letter, timestamp).await {
-                    Ok(p) => break p,
-                    Err(e) => {
-                        failures += 1;
-                        let delay = DEAD_LETTER_RETRY.delay(failures);
-                        tracing::error!(error = %e, retry_in = ?delay, "cannot hand a dead-letter record to the producer");
-                        tokio::time::sleep(delay).await;
-                    }
-                }
-            };
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `error`    | returns a non-retryable error                                    |
 //! | `retryN`   | returns a retryable error the first N times it sees the record   |
 //! | `fanoutN`  | returns N copies of the record                                   |
+//! | `growN`    | returns the record with its value padded to N bytes              |
 //! | `probe`    | tries to read a file, an env var and open a socket; reports it   |
 
 use std::collections::HashMap;
@@ -54,7 +55,10 @@ impl Processor for Poison {
                     }
                 }
                 let copies = count(&mark, "fanout").unwrap_or(1);
-                let output = record.into_output();
+                let mut output = record.into_output();
+                if let (Some(size), Some(value)) = (count(&mark, "grow"), output.value.as_mut()) {
+                    value.resize(size as usize, b'.');
+                }
                 Ok(vec![output; copies as usize])
             }
         }
@@ -130,6 +134,8 @@ mod tests {
         let mut plugin = Poison::init(&Config::default()).unwrap();
         assert_eq!(plugin.process(record("ok#1")).unwrap().len(), 1);
         assert_eq!(plugin.process(record("fanout3#1")).unwrap().len(), 3);
+        let grown = plugin.process(record("grow100#1")).unwrap();
+        assert_eq!(grown[0].value.as_ref().unwrap().len(), 100);
         assert!(!plugin.process(record("error#1")).unwrap_err().retryable);
         assert!(plugin.process(record("retry2#1")).unwrap_err().retryable);
         assert!(plugin.process(record("retry2#1")).unwrap_err().retryable);

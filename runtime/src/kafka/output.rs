@@ -28,6 +28,23 @@ pub struct ProduceError {
     pub source: KafkaError,
 }
 
+impl ProduceError {
+    /// Whether handing the same record over again can never succeed: it is
+    /// larger than the producer allows, or names a partition or topic that does
+    /// not exist. Other errors (timeouts, a broker away) are worth retrying.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self.source,
+            KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageSizeTooLarge
+                    | RDKafkaErrorCode::UnknownPartition
+                    | RDKafkaErrorCode::UnknownTopic
+                    | RDKafkaErrorCode::InvalidRecord
+            )
+        )
+    }
+}
+
 /// Waits for one output's acknowledgement.
 pub struct PendingDelivery {
     topic: String,
