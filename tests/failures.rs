@@ -112,14 +112,14 @@ async fn poison_records_land_in_the_dead_letter_topic_and_the_rest_flows_on() {
     let records = marked(10_000, one_percent_each);
     let ends = produce(&input, &records).await;
     // Where each record landed, to check the source headers of dead letters.
-    let consumed: HashMap<String, (i32, i64)> = read_all(
+    let consumed: HashMap<String, (i32, i64, Option<i64>)> = read_all(
         &input,
         records.len(),
         Duration::from_secs(60),
         Duration::ZERO,
     )
     .into_iter()
-    .map(|r| (value_text(&r), (r.partition, r.offset)))
+    .map(|r| (value_text(&r), (r.partition, r.offset, r.timestamp)))
     .collect();
     let dlq = format!("{input}.dlq");
 
@@ -193,7 +193,9 @@ async fn poison_records_land_in_the_dead_letter_topic_and_the_rest_flows_on() {
         );
         assert_eq!(header(letter, "weir.plugin.name"), "poison");
         assert_eq!(header(letter, "weir.plugin.version").len(), 64);
-        let (partition, offset) = consumed[&value];
+        let (partition, offset, timestamp) = consumed[&value];
+        assert!(timestamp.is_some());
+        assert_eq!(letter.timestamp, timestamp, "{value}: timestamp");
         assert_eq!(header(letter, "weir.source.topic"), input);
         assert_eq!(
             header(letter, "weir.source.partition"),

@@ -98,6 +98,8 @@ pub struct TestRecord {
     pub value: Option<Vec<u8>>,
     /// Headers as (name, value) pairs.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Timestamp in ms, as read (`None` when producing: the client sets it).
+    pub timestamp: Option<i64>,
 }
 
 impl TestRecord {
@@ -112,6 +114,7 @@ impl TestRecord {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
                 .collect(),
+            timestamp: None,
         }
     }
 }
@@ -258,6 +261,7 @@ impl TopicReader {
                                 .collect()
                         })
                         .unwrap_or_default(),
+                    timestamp: m.timestamp().to_millis(),
                 });
                 true
             }
