@@ -405,7 +405,7 @@ impl RunConfig {
         if failure.policy == FailurePolicy::Dlq {
             for topic in &self.topics {
                 let dlq = self.dead_letter_topic(topic);
-                if &dlq == topic || dlq == self.output_topic {
+                if self.topics.contains(&dlq) || dlq == self.output_topic {
                     return Err(ConfigError::Invalid {
                         key: "plugin.failure.dlq_topic",
                         reason: format!(
@@ -553,6 +553,10 @@ mod tests {
         .unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("dlq_topic"), "{err}");
+        c.plugin.failure.dlq_topic = None;
+        c.topics.push("t.dlq".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("`t.dlq`"), "{err}");
         c.plugin.failure.policy = FailurePolicy::Skip;
         c.validate().unwrap();
     }

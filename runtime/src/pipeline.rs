@@ -15,13 +15,14 @@ use crate::flow::{record_bytes, InFlightBudget, PartitionShare};
 use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
 use crate::offsets::{OffsetError, OffsetTracker};
 use crate::resolve::{resolve, Resolution, ResolveSettings};
-use crate::wasm::{InputRecord, OutputRecord, PluginPool};
+use crate::wasm::{InputRecord, OutputRecord, PluginError, PluginPool};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -31,6 +32,16 @@ use tokio_util::sync::CancellationToken;
 /// Why a partition stopped processing.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// The plugin cannot run at all any more (no new instance can be made).
+    #[error("{topic}/{partition}: {source}")]
+    Plugin {
+        /// Input topic.
+        topic: String,
+        /// Input partition.
+        partition: i32,
+        /// Why.
+        source: PluginError,
+    },
     /// A record failed under the `stop` policy. Earlier records are committed,
     /// so a restart begins at this record.
     #[error("{topic}/{partition} offset {offset}: plugin `{plugin}` failed on the record ({failure}); stopping as plugin.failure.policy = \"stop\" asks (use \"dlq\" or \"skip\" to go on past such records)")]
@@ -133,6 +144,9 @@ pub struct PartitionWorker {
     acks: FuturesUnordered<BatchAck>,
     /// Records received but not yet handed to the plugin.
     pending_batch: Vec<InputRecord>,
+    /// Set while a dead letter is being retried: no new batches start, so the
+    /// partition's buffer fills and the router pauses it.
+    dead_letter_blocked: Arc<AtomicBool>,
 }
 
 impl PartitionWorker {
@@ -154,6 +168,7 @@ impl PartitionWorker {
             stored: None,
             acks: FuturesUnordered::new(),
             pending_batch: Vec::new(),
+            dead_letter_blocked: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -163,16 +178,21 @@ impl PartitionWorker {
     /// still buffered are dropped unprocessed: their offsets are not stored, so
     /// whoever owns the partition next reads them again.
     pub async fn run(mut self, stop: CancellationToken) -> Result<(), PipelineError> {
-        let result = self.consume(&stop).await;
+        // Also cancelled when this worker fails, so that retries give up.
+        let halt = stop.child_token();
+        let result = self.consume(&halt).await;
         if result.is_err() {
+            halt.cancel();
             self.drain_acks().await;
         }
-        let unprocessed = std::mem::take(&mut self.pending_batch);
-        self.release_unprocessed(unprocessed);
+        let unprocessed: usize = self.pending_batch.iter().map(record_bytes).sum();
+        self.share.release(unprocessed);
         self.records.close();
         while let Ok(record) = self.records.try_recv() {
             self.share.release(record_bytes(&record));
         }
+        // A batch that ended in an error may keep its bytes: the error ends this
+        // run of the pipeline, and the next run starts with a fresh budget.
         result
     }
 
@@ -184,7 +204,8 @@ impl PartitionWorker {
                 biased;
                 Some(ack) = self.acks.next(), if !self.acks.is_empty() => self.on_ack(ack)?,
                 _ = stop.cancelled(), if open => open = false,
-                still_open = fill_batch(&mut self.records, &mut self.pending_batch, &self.shared.batch), if open => {
+                still_open = fill_batch(&mut self.records, &mut self.pending_batch, &self.shared.batch),
+                    if open && !self.dead_letter_blocked.load(Ordering::Acquire) => {
                     open = still_open;
                     if !self.pending_batch.is_empty() {
                         let records = std::mem::replace(&mut self.pending_batch, Vec::with_capacity(max));
@@ -194,11 +215,6 @@ impl PartitionWorker {
             }
         }
         Ok(())
-    }
-
-    fn release_unprocessed(&self, records: Vec<InputRecord>) {
-        let bytes: usize = records.iter().map(record_bytes).sum();
-        self.share.release(bytes);
     }
 
     /// Run one batch through the plugin and hand its outputs (and dead-letter
@@ -216,7 +232,13 @@ impl PartitionWorker {
         let last = records[records.len() - 1].offset;
         let bytes: usize = records.iter().map(record_bytes).sum();
         let shared = Arc::clone(&self.shared);
-        let resolved = resolve(&shared.pool, &shared.failure.resolve, records, stop).await;
+        let resolved = resolve(&shared.pool, &shared.failure.resolve, records, stop)
+            .await
+            .map_err(|source| PipelineError::Plugin {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                source,
+            })?;
 
         // In exactly-once mode, a batch's outputs all go into one transaction.
         let transaction = match &shared.committer {
@@ -245,7 +267,7 @@ impl PartitionWorker {
             if let Some(failure) = failure {
                 match shared.failure.policy {
                     FailurePolicy::Dlq => {
-                        self.await_segment(std::mem::take(&mut segment))?;
+                        self.await_segment(std::mem::take(&mut segment), stop)?;
                         let letter = self.dead_letter(&record, &failure);
                         tracing::warn!(topic = %record.topic, partition = record.partition,
                             offset = record.offset, kind = %failure.kind, attempts = failure.attempts,
@@ -294,7 +316,7 @@ impl PartitionWorker {
         }
         // Records left unfinished give their bytes back with the last segment.
         segment.finished.bytes += bytes - accounted;
-        self.await_segment(segment)?;
+        self.await_segment(segment, stop)?;
         match halt {
             Some(e) => Err(e),
             None => Ok(()),
@@ -303,7 +325,11 @@ impl PartitionWorker {
 
     /// Complete `segment`'s records once all its deliveries are acknowledged
     /// (at once if it has none).
-    fn await_segment(&mut self, segment: Segment) -> Result<(), PipelineError> {
+    fn await_segment(
+        &mut self,
+        segment: Segment,
+        stop: &CancellationToken,
+    ) -> Result<(), PipelineError> {
         let Segment {
             deliveries,
             finished,
@@ -311,14 +337,21 @@ impl PartitionWorker {
         if deliveries.is_empty() {
             return self.on_ack(Ok(finished));
         }
-        let retry_dead_letters = self.retries_dead_letters();
+        let retry = self.retries_dead_letters().then(|| DeadLetterRetry {
+            stop: stop.clone(),
+            blocked: Arc::clone(&self.dead_letter_blocked),
+        });
         let sink = Arc::clone(&self.shared);
         self.acks.push(
             async move {
                 for delivery in deliveries {
-                    delivery
-                        .acknowledged(&sink.output, retry_dead_letters)
-                        .await?;
+                    if !delivery.acknowledged(&sink.output, retry.as_ref()).await? {
+                        // Given up at a stop: these records stay incomplete.
+                        return Ok(Finished {
+                            offsets: Vec::new(),
+                            bytes: finished.bytes,
+                        });
+                    }
                 }
                 Ok(finished)
             }
@@ -455,18 +488,27 @@ enum Delivery {
     },
 }
 
+/// How a dead letter the broker refuses is retried in place.
+struct DeadLetterRetry {
+    /// Give up (leaving the record incomplete) when this is cancelled.
+    stop: CancellationToken,
+    /// Set while retrying, so the worker starts no new batches.
+    blocked: Arc<AtomicBool>,
+}
+
 impl Delivery {
-    /// Wait for the broker's acknowledgement. A dead-letter record the broker
-    /// refuses is written again with backoff until it is accepted, holding its
-    /// partition back (it is never skipped), when `retry_dead_letters`; in a
-    /// transaction, the failure aborts the transaction instead.
+    /// Wait for the broker's acknowledgement. With `retry`, a dead-letter record
+    /// the broker refuses is written again with backoff until it is accepted,
+    /// holding its partition back (it is never skipped); without it (in a
+    /// transaction) the failure aborts the transaction instead. Returns false if
+    /// the retry was given up at a stop.
     async fn acknowledged(
         self,
         sink: &OutputSink,
-        retry_dead_letters: bool,
-    ) -> Result<(), ProduceError> {
+        retry: Option<&DeadLetterRetry>,
+    ) -> Result<bool, ProduceError> {
         let (mut pending, letter, timestamp) = match self {
-            Delivery::Output(pending) => return pending.acknowledged().await,
+            Delivery::Output(pending) => return pending.acknowledged().await.map(|()| true),
             Delivery::DeadLetter {
                 pending,
                 letter,
@@ -485,16 +527,28 @@ impl Delivery {
                     Err(e) => Err(e),
                 },
             };
-            let error = match result {
-                Ok(()) => return Ok(()),
-                Err(e) if !retry_dead_letters => return Err(e),
-                Err(e) => e,
+            let (error, retry) = match (result, retry) {
+                (Ok(()), retry) => {
+                    if let Some(retry) = retry {
+                        retry.blocked.store(false, Ordering::Release);
+                    }
+                    return Ok(true);
+                }
+                (Err(e), None) => return Err(e),
+                (Err(e), Some(retry)) => (e, retry),
             };
+            retry.blocked.store(true, Ordering::Release);
             failures += 1;
             let delay = DEAD_LETTER_RETRY.delay(failures);
             tracing::error!(%error, retry_in = ?delay,
                 "cannot write a record to its dead-letter topic; its partition waits until it can (it is never skipped)");
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = retry.stop.cancelled() => {
+                    retry.blocked.store(false, Ordering::Release);
+                    return Ok(false);
+                }
+            }
         }
     }
 }

@@ -52,13 +52,15 @@ enum State {
 }
 
 /// Resolve every record of `records` (one partition, in offset order). The result
-/// keeps the order. Only waiting between retries watches `stop`.
+/// keeps the order. Once `stop` is cancelled, records not yet resolved are left
+/// unfinished. Fails only if the plugin cannot make a fresh instance, which is no
+/// record's fault.
 pub async fn resolve(
     pool: &Arc<PluginPool>,
     settings: &ResolveSettings,
     records: Vec<InputRecord>,
     stop: &CancellationToken,
-) -> Vec<(InputRecord, Resolution)> {
+) -> Result<Vec<(InputRecord, Resolution)>, PluginError> {
     let batch = pool.process(records).await;
     let pending: Vec<Pending> = match batch.outcomes {
         Ok(outcomes) => batch
@@ -67,6 +69,7 @@ pub async fn resolve(
             .zip(outcomes)
             .map(|(record, outcome)| judge(settings, record, outcome, 1))
             .collect(),
+        Err(error @ PluginError::Unavailable { .. }) => return Err(error),
         Err(error) if batch.records.len() == 1 => batch
             .records
             .into_iter()
@@ -78,16 +81,24 @@ pub async fn resolve(
                 first, last, %error, "plugin call failed; calling it again record by record to isolate the cause");
             let mut isolated = Vec::with_capacity(batch.records.len());
             for record in batch.records {
-                isolated.push(call_alone(pool, settings, record, 2).await);
+                if stop.is_cancelled() {
+                    isolated.push(Pending {
+                        record,
+                        attempts: 1,
+                        state: State::Resolved(Resolution::Unfinished),
+                    });
+                } else {
+                    isolated.push(call_alone(pool, settings, record, 2).await?);
+                }
             }
             isolated
         }
     };
     let mut resolved = Vec::with_capacity(pending.len());
     for item in pending {
-        resolved.push(retry(pool, settings, item, stop).await);
+        resolved.push(retry(pool, settings, item, stop).await?);
     }
-    resolved
+    Ok(resolved)
 }
 
 /// Retry `item` while the plugin calls its error retryable and attempts remain.
@@ -96,10 +107,10 @@ async fn retry(
     settings: &ResolveSettings,
     mut item: Pending,
     stop: &CancellationToken,
-) -> (InputRecord, Resolution) {
+) -> Result<(InputRecord, Resolution), PluginError> {
     loop {
         let message = match item.state {
-            State::Resolved(resolution) => return (item.record, resolution),
+            State::Resolved(resolution) => return Ok((item.record, resolution)),
             State::Retry { message } => message,
         };
         if item.attempts >= settings.max_attempts {
@@ -111,16 +122,16 @@ async fn retry(
                 ),
                 attempts: item.attempts,
             };
-            return (item.record, Resolution::Failed(failure));
+            return Ok((item.record, Resolution::Failed(failure)));
         }
         let delay = settings.backoff.delay(item.attempts);
         tracing::debug!(topic = %item.record.topic, partition = item.record.partition,
             offset = item.record.offset, attempt = item.attempts + 1, ?delay, %message, "retrying record");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stop.cancelled() => return (item.record, Resolution::Unfinished),
+            _ = stop.cancelled() => return Ok((item.record, Resolution::Unfinished)),
         }
-        item = call_alone(pool, settings, item.record, item.attempts + 1).await;
+        item = call_alone(pool, settings, item.record, item.attempts + 1).await?;
     }
 }
 
@@ -130,15 +141,16 @@ async fn call_alone(
     settings: &ResolveSettings,
     record: InputRecord,
     attempts: u32,
-) -> Pending {
+) -> Result<Pending, PluginError> {
     let mut call = pool.process(vec![record]).await;
     let record = call.records.pop().expect("the pool hands records back");
     match call.outcomes {
         Ok(mut outcomes) => {
             let outcome = outcomes.pop().expect("one outcome per record is checked");
-            judge(settings, record, outcome, attempts)
+            Ok(judge(settings, record, outcome, attempts))
         }
-        Err(error) => trapped(record, &error, attempts),
+        Err(error @ PluginError::Unavailable { .. }) => Err(error),
+        Err(error) => Ok(trapped(record, &error, attempts)),
     }
 }
 

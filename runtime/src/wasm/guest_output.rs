@@ -1,6 +1,8 @@
 //! A plugin's stdout and stderr: WASI output streams that turn what the guest
-//! prints into host log lines tagged with the plugin name, one per line, each cut
-//! to a bound so that a misbehaving plugin cannot flood the log or the host's memory.
+//! prints into host log lines tagged with the plugin name, one per line. Each line
+//! is cut at a bound and each call may log a bounded number of lines (the rest
+//! are counted and reported once), so a misbehaving plugin can flood neither the
+//! log nor the host's memory.
 
 use bytes::Bytes;
 use std::pin::Pin;
@@ -11,6 +13,8 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Longest line (in bytes) passed on to the host log; the rest of the line is cut.
 pub const MAX_LINE_BYTES: usize = 4096;
+/// Most lines per stream one plugin call may log; the rest are counted.
+pub const MAX_LINES_PER_CALL: usize = 1000;
 
 /// Which of the guest's output streams this is; decides the log level.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +37,10 @@ struct LineBuffer {
     pending: Vec<u8>,
     /// Bytes of the current line dropped because it exceeded the bound.
     cut: usize,
+    /// Lines logged in the current call.
+    lines: usize,
+    /// Lines dropped in the current call because it logged too many.
+    suppressed: usize,
 }
 
 impl GuestOutput {
@@ -44,8 +52,23 @@ impl GuestOutput {
                 stream,
                 pending: Vec::new(),
                 cut: 0,
+                lines: 0,
+                suppressed: 0,
             })),
         }
+    }
+
+    /// A new plugin call starts: report what the last one had suppressed and
+    /// reset the line budget.
+    pub fn start_call(&self) {
+        let mut buffer = self.buffer();
+        if buffer.suppressed > 0 {
+            tracing::warn!(target: "weir::plugin", plugin = &*buffer.plugin,
+                stream = buffer.stream.name(), suppressed = buffer.suppressed,
+                "the plugin's last call printed more than {MAX_LINES_PER_CALL} lines; the rest were dropped");
+        }
+        buffer.lines = 0;
+        buffer.suppressed = 0;
     }
 
     fn write_bytes(&self, bytes: &[u8]) {
@@ -87,6 +110,13 @@ impl LineBuffer {
         if self.pending.is_empty() && self.cut == 0 {
             return;
         }
+        if self.lines >= MAX_LINES_PER_CALL {
+            self.suppressed += 1;
+            self.pending.clear();
+            self.cut = 0;
+            return;
+        }
+        self.lines += 1;
         let text = String::from_utf8_lossy(&self.pending);
         let line = text.trim_end_matches('\r');
         let plugin = &*self.plugin;
@@ -101,6 +131,15 @@ impl LineBuffer {
         }
         self.pending.clear();
         self.cut = 0;
+    }
+}
+
+impl GuestStream {
+    fn name(self) -> &'static str {
+        match self {
+            GuestStream::Stdout => "stdout",
+            GuestStream::Stderr => "stderr",
+        }
     }
 }
 
@@ -169,6 +208,8 @@ mod tests {
             stream: GuestStream::Stdout,
             pending: Vec::new(),
             cut: 0,
+            lines: 0,
+            suppressed: 0,
         }
     }
 
@@ -183,5 +224,13 @@ mod tests {
         line.push(b"\n");
         assert!(line.pending.is_empty());
         assert_eq!(line.cut, 0);
+    }
+
+    #[test]
+    fn a_call_logs_a_bounded_number_of_lines() {
+        let mut line = buffer();
+        line.push("x\n".repeat(MAX_LINES_PER_CALL + 5).as_bytes());
+        assert_eq!(line.lines, MAX_LINES_PER_CALL);
+        assert_eq!(line.suppressed, 5);
     }
 }

@@ -111,6 +111,8 @@ pub struct PluginInstance {
     bindings: Plugin,
     call_ticks: u64,
     limits: InstanceLimits,
+    /// The guest's stdout and stderr, whose line budget restarts with each call.
+    outputs: [GuestOutput; 2],
 }
 
 impl PluginInstance {
@@ -122,11 +124,14 @@ impl PluginInstance {
         config: &[(String, String)],
         limits: InstanceLimits,
     ) -> Result<Self, PluginError> {
+        let outputs = [
+            GuestOutput::new(plugin_name.clone(), GuestStream::Stdout),
+            GuestOutput::new(plugin_name.clone(), GuestStream::Stderr),
+        ];
         let mut wasi = WasiCtx::builder();
         // Nothing granted: no preopened directories, no network, no env, no args,
         // stdin empty. stdout/stderr go to the host log, tagged with the plugin.
-        wasi.stdout(GuestOutput::new(plugin_name.clone(), GuestStream::Stdout))
-            .stderr(GuestOutput::new(plugin_name.clone(), GuestStream::Stderr));
+        wasi.stdout(outputs[0].clone()).stderr(outputs[1].clone());
         let state = PluginState {
             plugin_name: plugin_name.clone(),
             limits: MemoryCap {
@@ -153,6 +158,7 @@ impl PluginInstance {
             bindings,
             call_ticks,
             limits,
+            outputs,
         };
         instance.arm_call();
         instance
@@ -193,6 +199,9 @@ impl PluginInstance {
     /// Give the next call its full deadline and fuel.
     fn arm_call(&mut self) {
         arm(&mut self.store, self.call_ticks, self.limits.fuel);
+        for output in &self.outputs {
+            output.start_call();
+        }
     }
 }
 

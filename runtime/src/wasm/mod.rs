@@ -59,6 +59,16 @@ pub enum PluginError {
         /// What happened.
         reason: String,
     },
+    /// No instance could be made to replace one that failed: the plugin's
+    /// `init` now refuses, or the host cannot provide its memory. Not the fault
+    /// of any record, so no record policy applies.
+    #[error("plugin `{plugin}` cannot start a new instance: {source}")]
+    Unavailable {
+        /// Plugin name.
+        plugin: String,
+        /// Why.
+        source: Box<PluginError>,
+    },
     /// Wasmtime itself failed (engine setup, instantiation).
     #[error("wasm runtime error: {0}")]
     Runtime(String),

@@ -102,7 +102,10 @@ impl PluginPool {
                 Err(e) => {
                     return ProcessedBatch {
                         records,
-                        outcomes: Err(e),
+                        outcomes: Err(PluginError::Unavailable {
+                            plugin: pool.name.to_string(),
+                            source: Box::new(e),
+                        }),
                     }
                 }
             };
