@@ -62,7 +62,9 @@ fn marked(count: usize, mark: impl Fn(usize) -> &'static str) -> Vec<TestRecord>
         .collect()
 }
 
-/// The poison mark for record `i` of the big stream: 1% of each kind.
+/// The poison mark for record `i` of the big stream: 1% of each kind. Outputs
+/// routed to a partition that does not exist are refused by the producer, at
+/// hand-over or in the delivery report, depending on what metadata it has.
 fn one_percent_each(i: usize) -> &'static str {
     match i % 100 {
         13 => "panic",
@@ -70,6 +72,7 @@ fn one_percent_each(i: usize) -> &'static str {
         59 => "alloc",
         71 => "error",
         83 => "fanout9",
+        91 => "partition99",
         _ => "ok",
     }
 }
@@ -82,6 +85,7 @@ fn expected_kind(mark: &str) -> &'static str {
         "alloc" => "oom",
         "error" => "error",
         "fanout9" => "output-limit",
+        "partition99" => "produce",
         other => panic!("no failure expected for {other}"),
     }
 }

@@ -126,6 +126,9 @@ struct Finished {
 struct Segment {
     deliveries: Vec<Delivery>,
     finished: Finished,
+    /// The records with outputs, kept until those are acknowledged so that one
+    /// whose output the broker refuses for good can still be dead-lettered.
+    sources: Vec<InputRecord>,
 }
 
 /// Resolves when every output of a batch is acknowledged.
@@ -255,8 +258,7 @@ impl PartitionWorker {
         for (record, resolution) in resolved {
             let failure = match resolution {
                 Resolution::Outputs(outputs) => {
-                    self.send_all(&outputs, &record, &mut segment.deliveries)
-                        .await?
+                    self.send_all(&outputs, &record, &mut segment).await?
                 }
                 Resolution::Failed(failure) => Some(failure),
                 Resolution::Unfinished => {
@@ -269,10 +271,7 @@ impl PartitionWorker {
                     FailurePolicy::Dlq => {
                         self.await_segment(std::mem::take(&mut segment), stop)?;
                         let letter = self.dead_letter(&record, &failure);
-                        tracing::warn!(topic = %record.topic, partition = record.partition,
-                            offset = record.offset, kind = %failure.kind, attempts = failure.attempts,
-                            dlq = letter.topic.as_deref().unwrap_or_default(), error = %failure.message,
-                            "record failed; writing it to the dead-letter topic");
+                        log_failure(&record, &failure, "writing it to the dead-letter topic");
                         let pending = match self.shared.output.send(&letter, record.timestamp).await
                         {
                             Ok(pending) => Some(pending),
@@ -289,9 +288,7 @@ impl PartitionWorker {
                         });
                     }
                     FailurePolicy::Skip => {
-                        tracing::warn!(topic = %record.topic, partition = record.partition,
-                            offset = record.offset, kind = %failure.kind, attempts = failure.attempts,
-                            error = %failure.message, "record failed; skipping it (policy skip)");
+                        log_failure(&record, &failure, "skipping it (policy skip)");
                     }
                     FailurePolicy::Stop => {
                         halt = Some(PipelineError::RecordFailed {
@@ -310,6 +307,10 @@ impl PartitionWorker {
             segment.finished.offsets.push(record.offset);
             segment.finished.bytes += size;
             accounted += size;
+            if matches!(segment.deliveries.last(), Some(Delivery::Output { source, .. }) if *source == segment.sources.len())
+            {
+                segment.sources.push(record);
+            }
         }
         if let Some(batch) = transaction {
             batch.advance(&self.topic, self.partition, next);
@@ -333,6 +334,7 @@ impl PartitionWorker {
         let Segment {
             deliveries,
             finished,
+            sources,
         } = segment;
         if deliveries.is_empty() {
             return self.on_ack(Ok(finished));
@@ -341,11 +343,68 @@ impl PartitionWorker {
             stop: stop.clone(),
             blocked: Arc::clone(&self.dead_letter_blocked),
         });
-        let sink = Arc::clone(&self.shared);
+        let shared = Arc::clone(&self.shared);
+        let topic = self.topic.clone();
         self.acks.push(
             async move {
+                // The last record whose refused output was dead-lettered: one
+                // dead letter per record, however many outputs were refused.
+                let mut refused = None;
                 for delivery in deliveries {
-                    if !delivery.acknowledged(&sink.output, retry.as_ref()).await? {
+                    let written = match delivery {
+                        Delivery::Output { pending, source } => {
+                            match pending.acknowledged().await {
+                                Ok(()) => true,
+                                Err(e) if e.is_permanent() && retry.is_some() => {
+                                    // A record missing from `sources` already failed at
+                                    // hand-over and went through the policy then.
+                                    let Some(record) = sources.get(source) else {
+                                        continue;
+                                    };
+                                    if refused == Some(source) {
+                                        continue;
+                                    }
+                                    refused = Some(source);
+                                    let failure = RecordFailure {
+                                        kind: FailureKind::Produce,
+                                        message: e.to_string(),
+                                        attempts: 1,
+                                    };
+                                    match shared.failure.policy {
+                                        FailurePolicy::Dlq => {
+                                            let letter =
+                                                dead_letter_for(&shared, &topic, record, &failure);
+                                            log_failure(
+                                                record,
+                                                &failure,
+                                                "writing it to the dead-letter topic",
+                                            );
+                                            let delivery = Delivery::DeadLetter {
+                                                pending: None,
+                                                letter,
+                                                timestamp: record.timestamp,
+                                            };
+                                            delivery
+                                                .acknowledged(&shared.output, retry.as_ref())
+                                                .await?
+                                        }
+                                        FailurePolicy::Skip => {
+                                            log_failure(
+                                                record,
+                                                &failure,
+                                                "skipping it (policy skip)",
+                                            );
+                                            true
+                                        }
+                                        FailurePolicy::Stop => return Err(e),
+                                    }
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        letter => letter.acknowledged(&shared.output, retry.as_ref()).await?,
+                    };
+                    if !written {
                         // Given up at a stop: these records stay incomplete.
                         return Ok(Finished {
                             offsets: Vec::new(),
@@ -368,11 +427,15 @@ impl PartitionWorker {
         &mut self,
         outputs: &[OutputRecord],
         record: &InputRecord,
-        deliveries: &mut Vec<Delivery>,
+        segment: &mut Segment,
     ) -> Result<Option<RecordFailure>, PipelineError> {
+        // The index `record` will have in `segment.sources` once its outputs are handed over.
+        let source = segment.sources.len();
         for output in outputs {
             match self.shared.output.send(output, record.timestamp).await {
-                Ok(pending) => deliveries.push(Delivery::Output(pending)),
+                Ok(pending) => segment
+                    .deliveries
+                    .push(Delivery::Output { pending, source }),
                 Err(e) if e.is_permanent() => {
                     return Ok(Some(RecordFailure {
                         kind: FailureKind::Produce,
@@ -394,18 +457,7 @@ impl PartitionWorker {
     }
 
     fn dead_letter(&self, record: &InputRecord, failure: &RecordFailure) -> OutputRecord {
-        let pool = &self.shared.pool;
-        let plugin = PluginIdentity {
-            name: pool.name(),
-            version: pool.version(),
-        };
-        let topic = self
-            .shared
-            .failure
-            .dead_letter_topics
-            .get(&self.topic)
-            .expect("every input topic has a dead-letter topic");
-        dead_letter(record, failure, plugin, topic)
+        dead_letter_for(&self.shared, &self.topic, record, failure)
     }
 
     /// Mark a batch's records complete and store the new committable offset.
@@ -474,10 +526,40 @@ impl PartitionWorker {
     }
 }
 
+/// The dead letter for `record` of input topic `topic`.
+fn dead_letter_for(
+    shared: &Shared,
+    topic: &str,
+    record: &InputRecord,
+    failure: &RecordFailure,
+) -> OutputRecord {
+    let pool = &shared.pool;
+    let plugin = PluginIdentity {
+        name: pool.name(),
+        version: pool.version(),
+    };
+    let dlq = shared
+        .failure
+        .dead_letter_topics
+        .get(topic)
+        .expect("every input topic has a dead-letter topic");
+    dead_letter(record, failure, plugin, dlq)
+}
+
+/// Log that `record` failed and what happens to it.
+fn log_failure(record: &InputRecord, failure: &RecordFailure, action: &str) {
+    tracing::warn!(topic = %record.topic, partition = record.partition,
+        offset = record.offset, kind = %failure.kind, attempts = failure.attempts,
+        error = %failure.message, "record failed; {action}");
+}
+
 /// One record handed to the producer for a batch.
 enum Delivery {
-    /// A plugin output.
-    Output(PendingDelivery),
+    /// A plugin output of the segment's record number `source`.
+    Output {
+        pending: PendingDelivery,
+        source: usize,
+    },
     /// A record the plugin failed on, on its way to the dead-letter topic.
     /// `pending` is `None` when the producer refused it at once; it is then
     /// handed over again while waiting for acknowledgement.
@@ -508,7 +590,7 @@ impl Delivery {
         retry: Option<&DeadLetterRetry>,
     ) -> Result<bool, ProduceError> {
         let (mut pending, letter, timestamp) = match self {
-            Delivery::Output(pending) => return pending.acknowledged().await.map(|()| true),
+            Delivery::Output { pending, .. } => return pending.acknowledged().await.map(|()| true),
             Delivery::DeadLetter {
                 pending,
                 letter,

@@ -11,6 +11,7 @@
 //! | `retryN`   | returns a retryable error the first N times it sees the record   |
 //! | `fanoutN`  | returns N copies of the record                                   |
 //! | `growN`    | returns the record with its value padded to N bytes              |
+//! | `partitionN` | returns the record routed to partition N of the output topic   |
 //! | `probe`    | tries to read a file, an env var and open a socket; reports it   |
 
 use std::collections::HashMap;
@@ -58,6 +59,9 @@ impl Processor for Poison {
                 let mut output = record.into_output();
                 if let (Some(size), Some(value)) = (count(&mark, "grow"), output.value.as_mut()) {
                     value.resize(size as usize, b'.');
+                }
+                if let Some(partition) = count(&mark, "partition") {
+                    output = output.to_partition(partition as i32);
                 }
                 Ok(vec![output; copies as usize])
             }
