@@ -92,6 +92,15 @@ pub struct RunArgs {
     /// First wait before a retry, doubling each time, e.g. `100ms`.
     #[arg(long, env = "WEIR_RETRY_BACKOFF", value_parser = humantime::parse_duration)]
     pub retry_backoff: Option<Duration>,
+    /// Do not reload the plugin when its file changes (SIGHUP and the admin endpoint still do).
+    #[arg(long, env = "WEIR_NO_WATCH")]
+    pub no_watch: bool,
+    /// Add a `weir.plugin.version` header to every output.
+    #[arg(long, env = "WEIR_VERSION_HEADER")]
+    pub version_header: bool,
+    /// Admin HTTP endpoint address (`IP:PORT`, port 0 for any free port, or `off`).
+    #[arg(long, env = "WEIR_ADMIN_ADDR")]
+    pub admin_addr: Option<String>,
     /// Directory for compiled plugin artifacts.
     #[arg(long, env = "WEIR_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -161,6 +170,9 @@ impl RunArgs {
         set(&mut c.commit_interval, self.commit_interval);
         set(&mut c.max_in_flight_mib, self.max_in_flight_mib);
         c.exactly_once |= self.exactly_once;
+        c.plugin.watch &= !self.no_watch;
+        c.plugin.version_header |= self.version_header;
+        set(&mut c.admin_addr, self.admin_addr);
         if self.transactional_id.is_some() {
             c.transactional_id = self.transactional_id;
         }

@@ -55,6 +55,12 @@ pub struct RunConfig {
     /// `weir-<group>-<host>-<pid>`; the consumer group's generation fences zombies.
     #[serde(default)]
     pub transactional_id: Option<String>,
+    /// Address of the admin HTTP endpoint (plugin versions, reload, rollback), e.g.
+    /// `"127.0.0.1:9898"`; port 0 picks a free port (logged); `"off"` turns it off.
+    /// Anyone who can reach it can reload plugins: keep it on localhost or a
+    /// private network.
+    #[serde(default = "default_admin_addr")]
+    pub admin_addr: String,
     /// Extra librdkafka properties applied to both the consumer and the producer
     /// (e.g. `"security.protocol" = "SASL_SSL"`). They override Weir's own settings.
     #[serde(default)]
@@ -126,6 +132,13 @@ pub struct PluginConfig {
     /// What happens to a record the plugin cannot process.
     #[serde(default)]
     pub failure: FailureConfig,
+    /// Load the plugin again, as a new version, when its file changes.
+    #[serde(default = "default_true")]
+    pub watch: bool,
+    /// Add a `weir.plugin.version` header (the SHA-256 of the plugin file) to
+    /// every output, saying which version produced it.
+    #[serde(default)]
+    pub version_header: bool,
 }
 
 /// What happens to a record the plugin fails on: retries, then the policy.
@@ -197,6 +210,12 @@ fn default_plugin_timeout() -> Duration {
 fn default_max_memory_mib() -> u64 {
     256
 }
+fn default_true() -> bool {
+    true
+}
+fn default_admin_addr() -> String {
+    "127.0.0.1:9898".to_string()
+}
 fn default_max_outputs_per_record() -> usize {
     10_000
 }
@@ -242,6 +261,8 @@ impl Default for PluginConfig {
             max_outputs_per_record: default_max_outputs_per_record(),
             max_output_bytes_per_record: default_max_output_bytes_per_record(),
             failure: FailureConfig::default(),
+            watch: true,
+            version_header: false,
         }
     }
 }
@@ -415,6 +436,7 @@ impl RunConfig {
                 }
             }
         }
+        self.admin_socket()?;
         if self.commit_interval.is_zero() {
             return Err(invalid("commit_interval", "must be above zero"));
         }
@@ -461,6 +483,19 @@ impl RunConfig {
                     key: "session.timeout.ms",
                     reason: format!("`{ms}` is not a number of milliseconds"),
                 }),
+        }
+    }
+
+    /// The admin endpoint's address, `None` when turned off.
+    pub fn admin_socket(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        match self.admin_addr.trim() {
+            "off" | "" => Ok(None),
+            addr => addr.parse().map(Some).map_err(|_| ConfigError::Invalid {
+                key: "admin_addr",
+                reason: format!(
+                    "`{addr}` is not an IP:port address (e.g. 127.0.0.1:9898) or `off`"
+                ),
+            }),
         }
     }
 

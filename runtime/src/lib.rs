@@ -1,6 +1,7 @@
 //! Weir: a Kafka consumer host that runs record processing as sandboxed
 //! WebAssembly components. See `docs/ARCHITECTURE.md` for the data path.
 
+pub mod admin;
 pub mod cli;
 pub mod commit;
 pub mod config;
@@ -9,8 +10,10 @@ pub mod flow;
 pub mod kafka;
 pub mod offsets;
 pub mod pipeline;
+pub mod reload;
 pub mod resolve;
 pub mod router;
 pub mod runner;
 pub mod shutdown;
 pub mod wasm;
+pub mod watch;

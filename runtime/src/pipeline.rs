@@ -10,12 +10,12 @@
 
 use crate::commit::Committer;
 use crate::config::{BatchConfig, FailurePolicy};
-use crate::failure::{dead_letter, Backoff, FailureKind, PluginIdentity, RecordFailure};
+use crate::failure::{dead_letter, headers, Backoff, FailureKind, PluginIdentity, RecordFailure};
 use crate::flow::{record_bytes, InFlightBudget, PartitionShare};
 use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
 use crate::offsets::{OffsetError, OffsetTracker};
 use crate::resolve::{resolve, Resolution, ResolveSettings};
-use crate::wasm::{InputRecord, OutputRecord, PluginError, PluginPool};
+use crate::wasm::{Header, InputRecord, OutputRecord, PluginError, PluginPool, PluginSlot};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -81,8 +81,10 @@ pub enum PipelineError {
 
 /// The parts of the pipeline shared by all partition workers.
 pub struct Shared {
-    /// Plugin instances.
-    pub pool: Arc<PluginPool>,
+    /// The plugin's live version; each batch takes the current one.
+    pub plugin: Arc<PluginSlot>,
+    /// Whether outputs get a `weir.plugin.version` header.
+    pub version_header: bool,
     /// Where outputs go.
     pub output: OutputSink,
     /// The consumer, for storing offsets.
@@ -235,7 +237,9 @@ impl PartitionWorker {
         let last = records[records.len() - 1].offset;
         let bytes: usize = records.iter().map(record_bytes).sum();
         let shared = Arc::clone(&self.shared);
-        let resolved = resolve(&shared.pool, &shared.failure.resolve, records, stop)
+        // Every record of this batch is processed by this one version.
+        let pool = shared.plugin.current();
+        let resolved = resolve(&pool, &shared.failure.resolve, records, stop)
             .await
             .map_err(|source| PipelineError::Plugin {
                 topic: self.topic.clone(),
@@ -257,7 +261,10 @@ impl PartitionWorker {
         let mut halt = None;
         for (record, resolution) in resolved {
             let failure = match resolution {
-                Resolution::Outputs(outputs) => {
+                Resolution::Outputs(mut outputs) => {
+                    if shared.version_header {
+                        tag_version(&mut outputs, pool.version());
+                    }
                     self.send_all(&outputs, &record, &mut segment).await?
                 }
                 Resolution::Failed(failure) => Some(failure),
@@ -269,8 +276,9 @@ impl PartitionWorker {
             if let Some(failure) = failure {
                 match shared.failure.policy {
                     FailurePolicy::Dlq => {
-                        self.await_segment(std::mem::take(&mut segment), stop)?;
-                        let letter = self.dead_letter(&record, &failure);
+                        self.await_segment(std::mem::take(&mut segment), &pool, stop)?;
+                        let letter =
+                            dead_letter_for(&shared, &pool, &self.topic, &record, &failure);
                         log_failure(&record, &failure, "writing it to the dead-letter topic");
                         let pending = match self.shared.output.send(&letter, record.timestamp).await
                         {
@@ -295,7 +303,7 @@ impl PartitionWorker {
                             topic: self.topic.clone(),
                             partition: self.partition,
                             offset: record.offset,
-                            plugin: shared.pool.name().to_string(),
+                            plugin: pool.name().to_string(),
                             failure,
                         });
                         next = record.offset;
@@ -317,7 +325,7 @@ impl PartitionWorker {
         }
         // Records left unfinished give their bytes back with the last segment.
         segment.finished.bytes += bytes - accounted;
-        self.await_segment(segment, stop)?;
+        self.await_segment(segment, &pool, stop)?;
         match halt {
             Some(e) => Err(e),
             None => Ok(()),
@@ -329,6 +337,7 @@ impl PartitionWorker {
     fn await_segment(
         &mut self,
         segment: Segment,
+        pool: &Arc<PluginPool>,
         stop: &CancellationToken,
     ) -> Result<(), PipelineError> {
         let Segment {
@@ -344,6 +353,7 @@ impl PartitionWorker {
             blocked: Arc::clone(&self.dead_letter_blocked),
         });
         let shared = Arc::clone(&self.shared);
+        let pool = Arc::clone(pool);
         let topic = self.topic.clone();
         self.acks.push(
             async move {
@@ -372,8 +382,9 @@ impl PartitionWorker {
                                     };
                                     match shared.failure.policy {
                                         FailurePolicy::Dlq => {
-                                            let letter =
-                                                dead_letter_for(&shared, &topic, record, &failure);
+                                            let letter = dead_letter_for(
+                                                &shared, &pool, &topic, record, &failure,
+                                            );
                                             log_failure(
                                                 record,
                                                 &failure,
@@ -456,10 +467,6 @@ impl PartitionWorker {
         matches!(self.shared.committer, Committer::StoredOffsets)
     }
 
-    fn dead_letter(&self, record: &InputRecord, failure: &RecordFailure) -> OutputRecord {
-        dead_letter_for(&self.shared, &self.topic, record, failure)
-    }
-
     /// Mark a batch's records complete and store the new committable offset.
     fn on_ack(&mut self, ack: Result<Finished, ProduceError>) -> Result<(), PipelineError> {
         let finished = ack.map_err(|source| self.produce_error(source))?;
@@ -526,14 +533,14 @@ impl PartitionWorker {
     }
 }
 
-/// The dead letter for `record` of input topic `topic`.
+/// The dead letter for `record` of input topic `topic`, which `pool` failed on.
 fn dead_letter_for(
     shared: &Shared,
+    pool: &PluginPool,
     topic: &str,
     record: &InputRecord,
     failure: &RecordFailure,
 ) -> OutputRecord {
-    let pool = &shared.pool;
     let plugin = PluginIdentity {
         name: pool.name(),
         version: pool.version(),
@@ -544,6 +551,16 @@ fn dead_letter_for(
         .get(topic)
         .expect("every input topic has a dead-letter topic");
     dead_letter(record, failure, plugin, dlq)
+}
+
+/// Say in a header of each output which plugin version produced it.
+fn tag_version(outputs: &mut [OutputRecord], version: &str) {
+    for output in outputs {
+        output.headers.push(Header {
+            key: headers::VERSION.to_string(),
+            value: version.as_bytes().to_vec(),
+        });
+    }
 }
 
 /// Log that `record` failed and what happens to it.

@@ -11,9 +11,11 @@ use crate::failure::Backoff;
 use crate::flow::InFlightBudget;
 use crate::kafka::{self, KafkaSetupError, OutputSink};
 use crate::pipeline::{FailureHandling, PipelineError, Shared};
+use crate::reload::{self, PluginLoader};
 use crate::resolve::ResolveSettings;
 use crate::router::{self, Router, RouterRebalance, StopCause};
-use crate::wasm::{self, InstanceLimits, PluginError, PluginPool, WasmEngine};
+use crate::wasm::{PluginError, PluginSlot};
+use crate::{admin, watch};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
 use std::sync::{mpsc as sync_mpsc, Arc, Mutex};
@@ -46,6 +48,15 @@ pub enum RunError {
     /// A commit failed.
     #[error(transparent)]
     Commit(#[from] CommitError),
+    /// The plugin file cannot be watched for changes.
+    #[error(transparent)]
+    Watch(#[from] watch::WatchError),
+    /// The admin endpoint cannot listen.
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
+    /// A signal handler could not be installed.
+    #[error("cannot install the SIGHUP handler: {0}")]
+    Signal(std::io::Error),
     /// The consumer thread could not be started or died.
     #[error("consumer thread failed: {0}")]
     ConsumerThread(String),
@@ -53,11 +64,12 @@ pub enum RunError {
 
 /// Run the pipeline until `shutdown` is cancelled or a partition fails.
 pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    let pool = Arc::new(load_plugin(&config).await?);
+    // The watcher stops when `_watch` is dropped, at the end of the run.
+    let (plugin, _watch) = load_plugin(&config).await?;
     let mut backoff = RESTART_BACKOFF_MIN;
     loop {
         let started = std::time::Instant::now();
-        let result = run_once(config.clone(), Arc::clone(&pool), shutdown.clone()).await;
+        let result = run_once(config.clone(), Arc::clone(&plugin), shutdown.clone()).await;
         match result {
             Err(e) if is_transient(&e) && !shutdown.is_cancelled() => {
                 if started.elapsed() > RESTART_BACKOFF_MAX {
@@ -99,7 +111,7 @@ fn is_transient(error: &RunError) -> bool {
 /// One life of the pipeline: its own consumer and producer, on its own thread.
 async fn run_once(
     config: RunConfig,
-    pool: Arc<PluginPool>,
+    plugin: Arc<PluginSlot>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let runtime = tokio::runtime::Handle::current();
@@ -107,7 +119,7 @@ async fn run_once(
     std::thread::Builder::new()
         .name("weir-consumer".into())
         .spawn(move || {
-            let _ = done_tx.send(consume(config, pool, runtime, shutdown));
+            let _ = done_tx.send(consume(config, plugin, runtime, shutdown));
         })
         .map_err(|e| RunError::ConsumerThread(e.to_string()))?;
     done_rx
@@ -119,7 +131,7 @@ async fn run_once(
 /// commit, flush.
 fn consume(
     config: RunConfig,
-    pool: Arc<PluginPool>,
+    plugin: Arc<PluginSlot>,
     runtime: tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
@@ -156,7 +168,8 @@ fn consume(
         consumer: Arc::clone(&consumer),
         batch: config.batch.clone(),
         budget: Arc::new(InFlightBudget::new(config.max_in_flight_bytes())),
-        pool,
+        plugin,
+        version_header: config.plugin.version_header,
         failure,
     });
     let (results_tx, results) = sync_mpsc::channel();
@@ -181,8 +194,8 @@ fn consume(
         group = %config.group,
         topics = ?config.topics,
         output = %config.output_topic,
-        plugin = shared.pool.name(),
-        version = &shared.pool.version()[..12],
+        plugin = shared.plugin.name(),
+        version = &shared.plugin.current().version()[..12],
         exactly_once = config.exactly_once,
         "consuming"
     );
@@ -250,46 +263,36 @@ fn failure_handling(config: &RunConfig) -> FailureHandling {
     }
 }
 
-/// Compile (or load from cache) the plugin and create its instances.
-async fn load_plugin(config: &RunConfig) -> Result<PluginPool, RunError> {
-    let engine = Arc::new(WasmEngine::new(config.plugin.fuel.is_some())?);
+/// Compile (or load from cache) the plugin, create its instances, and set up
+/// its reloads: SIGHUP, the file watcher and the admin endpoint.
+async fn load_plugin(
+    config: &RunConfig,
+) -> Result<(Arc<PluginSlot>, Option<watch::PluginWatch>), RunError> {
+    let loader = Arc::new(PluginLoader::new(config)?);
     let path = config.plugin.path.clone();
-    let cache_dir = config
-        .plugin
-        .cache_dir
-        .clone()
-        .or_else(wasm::default_cache_dir);
-    let name = config.plugin_name();
-    let plugin_config: Vec<(String, String)> = config
-        .plugin
-        .config
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let limits = InstanceLimits {
-        max_memory_bytes: usize::try_from(config.plugin.max_memory_mib * 1024 * 1024)
-            .unwrap_or(usize::MAX),
-        call_timeout: config.plugin.timeout,
-        fuel: config.plugin.fuel,
-    };
-    let size = config.plugin.instances.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
     // Compiling a large component takes seconds of CPU: keep it off the async threads.
-    let pool = tokio::task::spawn_blocking(move || {
-        let loaded = wasm::load_component(engine.engine(), &path, cache_dir.as_deref())?;
-        tracing::info!(
-            plugin = %name,
-            version = &loaded.content_hash[..12],
-            from_cache = loaded.from_cache,
-            elapsed_ms = loaded.elapsed.as_millis() as u64,
-            "plugin loaded"
-        );
-        PluginPool::new(engine, &loaded, &path, &name, plugin_config, limits, size)
-    })
-    .await
-    .expect("plugin loading does not panic")?;
-    Ok(pool)
+    let first = {
+        let loader = Arc::clone(&loader);
+        tokio::task::spawn_blocking(move || loader.load(&path))
+            .await
+            .expect("plugin loading does not panic")?
+    };
+    let slot = Arc::new(PluginSlot::new(loader.name(), first));
+    let reloads = reload::spawn_reloader(loader, Arc::clone(&slot));
+    reload::reload_on_sighup(reloads.clone()).map_err(RunError::Signal)?;
+    let watching = match config.plugin.watch {
+        true => Some(watch::watch_plugin(&config.plugin.path, reloads.clone())?),
+        false => None,
+    };
+    let admin_addr = config
+        .admin_socket()
+        .expect("the configuration was validated");
+    if let Some(addr) = admin_addr {
+        let managed = admin::ManagedPlugin {
+            slot: Arc::clone(&slot),
+            reloads,
+        };
+        admin::serve(addr, vec![managed]).await?;
+    }
+    Ok((slot, watching))
 }

@@ -388,6 +388,9 @@ pub fn weir_base_args(group: &str) -> Vec<String> {
         "session.timeout.ms=6000".into(),
         "--drain-timeout".into(),
         "5s".into(),
+        // Tests run several processes at once: any free port.
+        "--admin-addr".into(),
+        "127.0.0.1:0".into(),
         "--cache-dir".into(),
         workspace_root()
             .join("target")
@@ -444,6 +447,32 @@ impl Weir {
             .lines()
             .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// The admin endpoint's address, from the log line that announces it.
+    pub fn admin_addr(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.log_text();
+            let found = log
+                .lines()
+                .filter(|l| l.contains("admin endpoint listening"))
+                .find_map(|l| l.split("addr=").nth(1))
+                .map(|rest| {
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                });
+            if let Some(addr) = found {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no admin endpoint in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Whether the process is still running.
@@ -611,4 +640,33 @@ pub fn wait_for_committed(group: &str, input: &str, records: i64, weir: &Weir) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+// ---- The admin endpoint ----
+
+/// Send `method path` to the admin endpoint at `addr`; returns the status code
+/// and the body.
+pub fn admin_request(addr: &str, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting to the admin endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

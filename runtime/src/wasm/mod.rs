@@ -7,12 +7,14 @@ mod engine;
 mod guest_output;
 mod instance;
 mod pool;
+mod slot;
 
 pub use bindings::{Header, InputRecord, Outcome, OutputRecord};
 pub use compile::{default_cache_dir, load_component, LoadedComponent};
 pub use engine::WasmEngine;
 pub use instance::{InstanceLimits, PluginInstance};
 pub use pool::{PluginPool, ProcessedBatch};
+pub use slot::{PluginSlot, PluginVersion, SlotStatus, VersionInfo};
 
 /// Why a plugin could not be loaded or called.
 #[derive(Debug, thiserror::Error)]

@@ -35,8 +35,9 @@ pub struct PluginPool {
 
 impl PluginPool {
     /// Link the component against Weir's host functions and WASI (nothing granted),
-    /// then create `size` instances, each `init`-ed with `config`. Fails if the
-    /// component does not fit the plugin world or refuses its configuration.
+    /// then create `size` instances, each `init`-ed with `config`, and call one
+    /// with an empty batch. Fails if the component does not fit the plugin world,
+    /// refuses its configuration or fails that first call.
     pub fn new(
         engine: Arc<WasmEngine>,
         loaded: &LoadedComponent,
@@ -70,7 +71,11 @@ impl PluginPool {
             permits: Semaphore::new(size),
         };
         for _ in 0..size {
-            let instance = pool.new_instance()?;
+            let mut instance = pool.new_instance()?;
+            if pool.idle_instances().is_empty() {
+                // A first call, with nothing to process, before any record depends on it.
+                instance.process(&[])?;
+            }
             pool.idle_instances().push(instance);
         }
         Ok(pool)

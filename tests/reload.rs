@@ -1,0 +1,313 @@
+//! Hot reload against the real local broker: replacing the plugin file (atomic
+//! rename and in-place copy), SIGHUP, the admin endpoint's reload and rollback,
+//! and broken replacements that must leave the running version in place.
+//!
+//! Version 1 is `uppercase`; version 2 is the `poison` test plugin, which echoes
+//! records unchanged. So an output's value says which version produced it, and
+//! so does its `weir.plugin.version` header.
+
+mod support;
+
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A plugin directory of its own with `plugin.wasm` = version 1.
+fn plugin_dir() -> PathBuf {
+    let dir = workspace_root()
+        .join("target")
+        .join("test-scratch")
+        .join(unique("reload"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(example_plugin("uppercase"), dir.join("plugin.wasm")).unwrap();
+    dir
+}
+
+fn hash_of(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Replace `target` atomically: write a sibling, then rename it over.
+fn replace_by_rename(target: &Path, contents: &[u8]) {
+    let staging = target.with_extension("staging");
+    std::fs::write(&staging, contents).unwrap();
+    std::fs::rename(&staging, target).unwrap();
+}
+
+fn version_of(record: &TestRecord) -> String {
+    record
+        .headers
+        .iter()
+        .find(|(k, _)| k == "weir.plugin.version")
+        .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+        .unwrap_or_else(|| panic!("output without a version header: {record:?}"))
+}
+
+fn reload_args(group: &str, input: &str, output: &str, plugin: &Path) -> Vec<String> {
+    let mut args = weir_base_args(group);
+    args.extend(
+        [
+            "--topic",
+            input,
+            "--output-topic",
+            output,
+            "--instances",
+            "2",
+            "--version-header",
+            "--plugin",
+            plugin.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args
+}
+
+/// Read `reader` until an output produced by `version` arrives after `seen` outputs.
+fn wait_for_version(reader: &mut TopicReader, seen: usize, version: &str, weir: &Weir) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        reader.read_for(Duration::from_millis(200));
+        if reader.records()[seen.min(reader.records().len())..]
+            .iter()
+            .any(|r| version_of(r) == version)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no output of version {version}; log:\n{}",
+            weir.log_text()
+        );
+    }
+}
+
+/// Check every output against the version that produced it.
+fn assert_outputs_match_their_version(outputs: &[TestRecord], v1: &str, v2: &str) {
+    for o in outputs {
+        let value = String::from_utf8(o.value.clone().unwrap()).unwrap();
+        let version = version_of(o);
+        if version == v1 {
+            assert!(value.starts_with('V'), "v1 output not upper-cased: {value}");
+        } else {
+            assert_eq!(version, v2, "unknown version");
+            assert!(value.starts_with('v'), "v2 output changed: {value}");
+        }
+    }
+}
+
+// Multi-threaded: the producer task runs while the test thread blocks reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_under_a_continuous_stream_lose_nothing_and_each_output_has_one_version() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("reload").await;
+    let dir = plugin_dir();
+    let plugin = dir.join("plugin.wasm");
+    let (v1_bytes, v2_bytes) = (
+        std::fs::read(example_plugin("uppercase")).unwrap(),
+        std::fs::read(example_plugin("poison")).unwrap(),
+    );
+    let (v1, v2) = (
+        hash_of(&example_plugin("uppercase")),
+        hash_of(&example_plugin("poison")),
+    );
+    let weir = Weir::start(&reload_args(&group, &input, &output, &plugin));
+
+    // 120,000 records, produced steadily over ~20 s while versions change.
+    const RECORDS: usize = 120_000;
+    const ROUNDS: usize = 40;
+    let records = numbered(RECORDS, 16);
+    let producer_input = input.clone();
+    let producing = tokio::spawn(async move {
+        let mut ends = std::collections::BTreeMap::new();
+        for chunk in records.chunks(RECORDS / ROUNDS) {
+            ends = produce(&producer_input, chunk).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        ends
+    });
+
+    let mut reader = TopicReader::new(&output);
+    reader.read_until(5_000, Duration::from_secs(60));
+    // 1: atomic rename to v2.
+    let seen = reader.records().len();
+    replace_by_rename(&plugin, &v2_bytes);
+    wait_for_version(&mut reader, seen, &v2, &weir);
+    // 2: in-place copy of v1.
+    let seen = reader.records().len();
+    std::fs::write(&plugin, &v1_bytes).unwrap();
+    wait_for_version(&mut reader, seen, &v1, &weir);
+    // 3: atomic rename to v2.
+    let seen = reader.records().len();
+    replace_by_rename(&plugin, &v2_bytes);
+    wait_for_version(&mut reader, seen, &v2, &weir);
+    // 4: SIGHUP right after the file changes (the watcher waits for the file to
+    // settle, so the signal's reload comes first and the watcher's finds nothing new).
+    let seen = reader.records().len();
+    replace_by_rename(&plugin, &v1_bytes);
+    std::process::Command::new("kill")
+        .args(["-HUP", &weir.pid().to_string()])
+        .status()
+        .unwrap();
+    wait_for_version(&mut reader, seen, &v1, &weir);
+
+    let ends = producing.await.unwrap();
+    reader.read_until(RECORDS, Duration::from_secs(120));
+    reader.read_for(Duration::from_secs(2));
+    let committed = wait_for_commits(
+        &group,
+        &input,
+        PARTITIONS,
+        &all_partitions(&ends),
+        Duration::from_secs(60),
+    );
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert_eq!(committed, all_partitions(&ends), "commits reach the end");
+
+    // Every input has exactly one output, wholly from one version.
+    let counts = output_counts_any_case(reader.records());
+    let missing: Vec<_> = (0..RECORDS).filter(|i| !counts.contains_key(i)).collect();
+    let doubled: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(
+        missing.is_empty(),
+        "{} inputs without output",
+        missing.len()
+    );
+    assert!(
+        doubled.is_empty(),
+        "{} inputs with several outputs",
+        doubled.len()
+    );
+    assert_outputs_match_their_version(reader.records(), &v1, &v2);
+    let reloads: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("plugin reloaded"))
+        .collect();
+    assert_eq!(reloads.len(), 4, "{reloads:#?}");
+    assert_eq!(
+        reloads
+            .iter()
+            .filter(|l| l.contains("trigger=\"file-changed\""))
+            .count(),
+        3
+    );
+    assert!(reloads[3].contains("trigger=\"sighup\""), "{}", reloads[3]);
+    for line in &reloads {
+        eprintln!("{}", &line[line.find("prepare_ms").unwrap_or(0)..]);
+    }
+}
+
+/// The next `n` numbered records after the `produced` ones.
+fn next_batch(produced: &mut usize, n: usize) -> Vec<TestRecord> {
+    let batch = numbered(*produced + n, 16).split_off(*produced);
+    *produced += n;
+    batch
+}
+
+/// How many outputs each input index has, whichever version upper-cased it or not.
+fn output_counts_any_case(outputs: &[TestRecord]) -> HashMap<usize, usize> {
+    let mut counts = HashMap::new();
+    for o in outputs {
+        let value = o.value.as_deref().unwrap();
+        let digits: String = value[1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .map(|&b| b as char)
+            .collect();
+        *counts.entry(digits.parse().unwrap()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn broken_replacements_keep_the_running_version_and_rollback_restores_the_previous() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("reload-bad").await;
+    let dir = plugin_dir();
+    let plugin = dir.join("plugin.wasm");
+    let v1_bytes = std::fs::read(&plugin).unwrap();
+    let (v1, v2) = (
+        hash_of(&example_plugin("uppercase")),
+        hash_of(&example_plugin("poison")),
+    );
+    let weir = Weir::start(&reload_args(&group, &input, &output, &plugin));
+    let admin = weir.admin_addr();
+    let mut reader = TopicReader::new(&output);
+    let mut produced = 0;
+    produce(&input, &next_batch(&mut produced, 1_000)).await;
+    reader.read_until(1_000, Duration::from_secs(60));
+
+    // A truncated file, a component for another contract, and a plugin whose
+    // init refuses the configuration (json-filter needs `field`).
+    let other_world = wat::parse_str(r#"(component (core module (func (export "f"))))"#).unwrap();
+    let broken: [(&str, Vec<u8>); 3] = [
+        ("truncated", v1_bytes[..v1_bytes.len() / 2].to_vec()),
+        ("other world", other_world),
+        (
+            "init refuses",
+            std::fs::read(example_plugin("json-filter")).unwrap(),
+        ),
+    ];
+    for (n, (what, bytes)) in broken.iter().enumerate() {
+        replace_by_rename(&plugin, bytes);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while weir.log_text().matches("plugin reload failed").count() <= n {
+            assert!(Instant::now() < deadline, "{what}: no failure reported");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        produce(&input, &next_batch(&mut produced, 1_000)).await;
+    }
+    reader.read_until(produced, Duration::from_secs(60));
+    let (status, body) = admin_request(&admin, "GET", "/plugins/plugin");
+    assert_eq!(status, 200, "{body}");
+    let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["current"]["version"], v1.as_str(), "{body}");
+    assert_eq!(state["reloads_failed"], 3, "{body}");
+    assert_eq!(state["reloads_ok"], 0, "{body}");
+
+    // Through the admin endpoint: a bad path is refused; v2 from another path;
+    // rollback restores v1, and a second rollback v2 again.
+    let (status, body) = admin_request(
+        &admin,
+        "POST",
+        "/plugins/plugin/reload?path=/nonexistent.wasm",
+    );
+    assert_eq!(status, 422, "{body}");
+    let v2_path = example_plugin("poison");
+    let (status, body) = admin_request(
+        &admin,
+        "POST",
+        &format!("/plugins/plugin/reload?path={}", v2_path.display()),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&v2), "{body}");
+    let seen = reader.records().len();
+    produce(&input, &next_batch(&mut produced, 1_000)).await;
+    wait_for_version(&mut reader, seen, &v2, &weir);
+    let (status, body) = admin_request(&admin, "POST", "/plugins/plugin/rollback");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&v1), "{body}");
+    let seen = reader.records().len();
+    produce(&input, &next_batch(&mut produced, 1_000)).await;
+    wait_for_version(&mut reader, seen, &v1, &weir);
+    assert_eq!(admin_request(&admin, "GET", "/plugins/nope").0, 404);
+
+    reader.read_until(produced, Duration::from_secs(60));
+    reader.read_for(Duration::from_secs(1));
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    let counts = output_counts_any_case(reader.records());
+    assert_eq!(counts.len(), produced, "every input has an output");
+    assert!(counts.values().all(|&n| n == 1), "no input has two outputs");
+    assert_outputs_match_their_version(reader.records(), &v1, &v2);
+    // The broken versions never ran: all outputs before the admin reload are v1.
+    assert!(log.contains("does not fit Weir's plugin contract"), "{log}");
+    assert!(log.contains("missing plugin config `field`"), "{log}");
+}
