@@ -311,3 +311,210 @@ async fn broken_replacements_keep_the_running_version_and_rollback_restores_the_
     assert!(log.contains("does not fit Weir's plugin contract"), "{log}");
     assert!(log.contains("missing plugin config `field`"), "{log}");
 }
+
+fn versions_of(record: &TestRecord) -> Vec<String> {
+    record
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "weir.plugin.version")
+        .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chain_feeds_outputs_to_the_next_plugin_and_each_plugin_reloads_on_its_own() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("chain").await;
+    // First plugin: the poison test plugin (echo; fans out or refuses marked
+    // records); second: a copy of uppercase, reloadable on its own.
+    let dir = plugin_dir();
+    let second = dir.join("second.wasm");
+    std::fs::rename(dir.join("plugin.wasm"), &second).unwrap();
+    let (poison, uppercase) = (
+        hash_of(&example_plugin("poison")),
+        hash_of(&example_plugin("uppercase")),
+    );
+    let mut args = weir_base_args(&group);
+    args.extend(
+        [
+            "--topic",
+            &input,
+            "--output-topic",
+            &output,
+            "--instances",
+            "2",
+            "--version-header",
+            "--plugin",
+            example_plugin("poison").to_str().unwrap(),
+            "--then",
+            second.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let weir = Weir::start(&args);
+    let admin = weir.admin_addr();
+    let value = |i: usize| match (i % 50, i % 30) {
+        (0, _) => format!("error#{i}"),
+        (_, 0) => format!("fanout2#{i}"),
+        _ => format!("ok#{i}"),
+    };
+    let records: Vec<TestRecord> = (0..300)
+        .map(|i| TestRecord::new(&format!("k{i}"), value(i).as_bytes(), &[]))
+        .collect();
+    produce(&input, &records).await;
+    let refused: Vec<usize> = (0..300).filter(|i| i % 50 == 0).collect();
+    let fanned = (0..300).filter(|i| i % 50 != 0 && i % 30 == 0).count();
+    let expected = 300 - refused.len() + fanned;
+    let mut reader = TopicReader::new(&output);
+    reader.read_until(expected, Duration::from_secs(60));
+    reader.read_for(Duration::from_secs(1));
+
+    let mut got: Vec<String> = reader
+        .records()
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..300)
+        .filter(|i| i % 50 != 0)
+        .flat_map(|i| {
+            let copies = if i % 30 == 0 { 2 } else { 1 };
+            vec![value(i).to_uppercase(); copies]
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "outputs of the chain");
+    for r in reader.records() {
+        assert_eq!(versions_of(r), [poison.clone(), uppercase.clone()]);
+    }
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        refused.len(),
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    assert_eq!(letters.len(), refused.len());
+    for l in &letters {
+        let name = l
+            .headers
+            .iter()
+            .find(|(k, _)| k == "weir.plugin.name")
+            .unwrap();
+        assert_eq!(name.1, b"poison", "the first plugin refused it");
+    }
+
+    // Reload only the second plugin (to the echoing one): outputs stay as the
+    // first plugin made them; the first plugin is untouched.
+    let (status, body) = admin_request(
+        &admin,
+        "POST",
+        &format!(
+            "/plugins/second/reload?path={}",
+            example_plugin("poison").display()
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let more: Vec<TestRecord> = (300..400)
+        .map(|i| TestRecord::new(&format!("k{i}"), format!("ok#{i}").as_bytes(), &[]))
+        .collect();
+    produce(&input, &more).await;
+    reader.read_until(expected + more.len(), Duration::from_secs(60));
+    let later = &reader.records()[expected..];
+    assert_eq!(later.len(), more.len());
+    for r in later {
+        assert!(r.value.as_deref().unwrap().starts_with(b"ok#"), "{r:?}");
+        assert_eq!(versions_of(r), [poison.clone(), poison.clone()]);
+    }
+    let (_, body) = admin_request(&admin, "GET", "/plugins");
+    let plugins: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(plugins[0]["name"], "poison", "{body}");
+    assert_eq!(plugins[0]["reloads_ok"], 0, "{body}");
+    assert_eq!(plugins[1]["name"], "second", "{body}");
+    assert_eq!(plugins[1]["reloads_ok"], 1, "{body}");
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+}
+
+#[tokio::test]
+async fn two_pipelines_run_side_by_side_in_one_process() {
+    let _serial = serial().await;
+    let (input_a, output_a, group) = topics("pipe-a").await;
+    let (input_b, output_b, _) = topics("pipe-b").await;
+    let dir = plugin_dir();
+    let config = dir.join("weir.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+topics = ["{input_a}"]
+output_topic = "{output_a}"
+[plugin]
+path = "{upper}"
+
+[[pipeline]]
+topics = ["{input_b}"]
+output_topic = "{output_b}"
+[pipeline.plugin]
+path = "{echo}"
+"#,
+            upper = example_plugin("uppercase").display(),
+            echo = example_plugin("poison").display(),
+        ),
+    )
+    .unwrap();
+    let mut args = weir_base_args(&group);
+    args.extend(["--config".to_string(), config.display().to_string()]);
+    let weir = Weir::start(&args);
+    let admin = weir.admin_addr();
+    let ends_a = produce(&input_a, &numbered(1_000, 16)).await;
+    let ends_b = produce(&input_b, &numbered(1_000, 16)).await;
+    let outputs_a = read_all(
+        &output_a,
+        1_000,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    let outputs_b = read_all(
+        &output_b,
+        1_000,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    let group_b = format!("{group}-poison");
+    let committed_a = wait_for_commits(
+        &group,
+        &input_a,
+        PARTITIONS,
+        &all_partitions(&ends_a),
+        Duration::from_secs(30),
+    );
+    let committed_b = wait_for_commits(
+        &group_b,
+        &input_b,
+        PARTITIONS,
+        &all_partitions(&ends_b),
+        Duration::from_secs(30),
+    );
+    let (_, body) = admin_request(&admin, "GET", "/plugins");
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+
+    assert_eq!(outputs_a.len(), 1_000);
+    assert!(outputs_a
+        .iter()
+        .all(|r| r.value.as_deref().unwrap().starts_with(b"V")));
+    assert_eq!(outputs_b.len(), 1_000);
+    assert!(outputs_b
+        .iter()
+        .all(|r| r.value.as_deref().unwrap().starts_with(b"v")));
+    assert_eq!(committed_a, all_partitions(&ends_a));
+    assert_eq!(
+        committed_b,
+        all_partitions(&ends_b),
+        "the second pipeline commits as {group_b}"
+    );
+    let plugins: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(plugins[0]["name"], "uppercase", "{body}");
+    assert_eq!(plugins[1]["name"], "poison", "{body}");
+}

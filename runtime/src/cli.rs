@@ -1,7 +1,9 @@
 //! Command line: `weir run` and its flags. Flags override the config file, which
 //! overrides defaults; every flag can also come from a `WEIR_*` variable.
 
-use crate::config::{parse_key_value, ConfigError, FailurePolicy, OffsetReset, RunConfig};
+use crate::config::{
+    parse_key_value, ConfigError, FailurePolicy, OffsetReset, PluginConfig, RunConfig,
+};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +46,10 @@ pub struct RunArgs {
     /// Plugin component (`.wasm`).
     #[arg(long, env = "WEIR_PLUGIN")]
     pub plugin: Option<PathBuf>,
+    /// A further plugin fed with the previous one's outputs (a chain); repeatable.
+    /// Settings beyond the path go in the config file's `[[then]]` tables.
+    #[arg(long = "then", value_name = "PLUGIN.wasm")]
+    pub then: Vec<PathBuf>,
     /// Topic for the plugin's outputs.
     #[arg(long, env = "WEIR_OUTPUT_TOPIC")]
     pub output_topic: Option<String>,
@@ -140,6 +146,12 @@ impl RunArgs {
         }
         set(&mut c.output_topic, self.output_topic);
         set(&mut c.plugin.path, self.plugin);
+        for path in self.then {
+            c.then.push(PluginConfig {
+                path,
+                ..PluginConfig::default()
+            });
+        }
         set(&mut c.auto_offset_reset, self.auto_offset_reset);
         set(&mut c.batch.max_records, self.batch_size);
         set(&mut c.batch.linger, self.linger);

@@ -28,6 +28,13 @@ pub struct RunConfig {
     /// The processing plugin.
     #[serde(default)]
     pub plugin: PluginConfig,
+    /// Further plugins forming a chain (`[[then]]` tables, same keys as
+    /// `[plugin]`): each record's outputs from one plugin are the next one's
+    /// inputs (keeping the original topic, partition, offset and timestamp), and
+    /// the last plugin's outputs are produced. Each plugin has its own instances,
+    /// limits and reloads; the chain shares `[plugin.failure]`.
+    #[serde(default)]
+    pub then: Vec<PluginConfig>,
     /// How records are grouped into plugin calls.
     #[serde(default)]
     pub batch: BatchConfig,
@@ -65,6 +72,29 @@ pub struct RunConfig {
     /// (e.g. `"security.protocol" = "SASL_SSL"`). They override Weir's own settings.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+    /// More pipelines in this process (`[[pipeline]]` tables): each has its own
+    /// input topics, output topic, plugins and consumer group, and shares every
+    /// other setting with the top-level pipeline.
+    #[serde(default)]
+    pub pipeline: Vec<PipelineConfig>,
+}
+
+/// One more pipeline of the process.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Its consumer group; defaults to `<group>-<its first plugin's name>`.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Its input topics.
+    pub topics: Vec<String>,
+    /// Its output topic.
+    pub output_topic: String,
+    /// Its (first) plugin.
+    pub plugin: PluginConfig,
+    /// Further plugins of its chain.
+    #[serde(default)]
+    pub then: Vec<PluginConfig>,
 }
 
 /// Which end of a partition a group without committed offsets starts from.
@@ -351,8 +381,68 @@ impl RunConfig {
         })
     }
 
-    /// Check required settings and cross-field rules.
+    /// Every pipeline of the process as a configuration of its own: the
+    /// top-level one first, then each `[[pipeline]]`.
+    pub fn pipelines(&self) -> Vec<RunConfig> {
+        let top = RunConfig {
+            pipeline: Vec::new(),
+            ..self.clone()
+        };
+        let mut all = vec![top.clone()];
+        for (n, extra) in self.pipeline.iter().enumerate() {
+            all.push(RunConfig {
+                group: extra
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{}", self.group, extra.plugin.display_name())),
+                topics: extra.topics.clone(),
+                output_topic: extra.output_topic.clone(),
+                plugin: extra.plugin.clone(),
+                then: extra.then.clone(),
+                // Each pipeline's transactional producer needs an id of its own.
+                transactional_id: self
+                    .transactional_id
+                    .as_ref()
+                    .map(|id| format!("{id}-{}", n + 1)),
+                ..top.clone()
+            });
+        }
+        all
+    }
+
+    /// Check required settings and cross-field rules, of every pipeline.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let pipelines = self.pipelines();
+        let mut groups = std::collections::BTreeSet::new();
+        let mut names = std::collections::BTreeSet::new();
+        for pipeline in &pipelines {
+            pipeline.validate_pipeline()?;
+            if !groups.insert(pipeline.group.clone()) {
+                return Err(ConfigError::Invalid {
+                    key: "pipeline.group",
+                    reason: format!(
+                        "two pipelines use consumer group `{}`; give each its own",
+                        pipeline.group
+                    ),
+                });
+            }
+            for plugin in pipeline.plugins() {
+                if !names.insert(plugin.display_name()) {
+                    return Err(ConfigError::Invalid {
+                        key: "plugin.name",
+                        reason: format!(
+                            "two plugins are named `{}`; give each a `name` of its own",
+                            plugin.display_name()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check one pipeline's settings.
+    fn validate_pipeline(&self) -> Result<(), ConfigError> {
         let missing = |what, flag, env, key| ConfigError::Missing {
             what,
             flag,
@@ -392,23 +482,8 @@ impl RunConfig {
                 "must be at least batch.max_records",
             ));
         }
-        if self.plugin.instances == Some(0) {
-            return Err(invalid("plugin.instances", "must be at least 1"));
-        }
-        if self.plugin.max_memory_mib == 0 {
-            return Err(invalid("plugin.max_memory_mib", "must be at least 1"));
-        }
-        if self.plugin.timeout.is_zero() {
-            return Err(invalid("plugin.timeout", "must be above zero"));
-        }
-        if self.plugin.fuel == Some(0) {
-            return Err(invalid("plugin.fuel", "must be at least 1 (or unset)"));
-        }
-        if self.plugin.max_outputs_per_record == 0 || self.plugin.max_output_bytes_per_record == 0 {
-            return Err(invalid(
-                "plugin.max_outputs_per_record",
-                "limits on outputs per record must be at least 1",
-            ));
+        for stage in self.plugins() {
+            stage.validate()?;
         }
         let failure = &self.plugin.failure;
         if failure.max_attempts == 0 {
@@ -508,15 +583,51 @@ impl RunConfig {
         }
     }
 
+    /// Every plugin, in the order records go through them.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginConfig> {
+        std::iter::once(&self.plugin).chain(&self.then)
+    }
+}
+
+impl PluginConfig {
     /// The plugin's display name: the configured one, or the file stem.
-    pub fn plugin_name(&self) -> String {
-        self.plugin.name.clone().unwrap_or_else(|| {
-            self.plugin
-                .path
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            self.path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "plugin".to_string())
         })
+    }
+
+    /// Check this plugin's own settings.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: format!("{reason} (plugin `{}`)", self.display_name()),
+        };
+        if self.path.as_os_str().is_empty() {
+            return Err(invalid("then.path", "every plugin needs a path"));
+        }
+        if self.instances == Some(0) {
+            return Err(invalid("plugin.instances", "must be at least 1"));
+        }
+        if self.max_memory_mib == 0 {
+            return Err(invalid("plugin.max_memory_mib", "must be at least 1"));
+        }
+        if self.timeout.is_zero() {
+            return Err(invalid("plugin.timeout", "must be above zero"));
+        }
+        if self.fuel == Some(0) {
+            return Err(invalid("plugin.fuel", "must be at least 1 (or unset)"));
+        }
+        if self.max_outputs_per_record == 0 || self.max_output_bytes_per_record == 0 {
+            return Err(invalid(
+                "plugin.max_outputs_per_record",
+                "limits on outputs per record must be at least 1",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -571,7 +682,7 @@ mod tests {
         assert_eq!(c.plugin.timeout, Duration::from_millis(250));
         assert_eq!(c.plugin.config["field"], "country");
         assert_eq!(c.librdkafka["security.protocol"], "SSL");
-        assert_eq!(c.plugin_name(), "x");
+        assert_eq!(c.plugin.display_name(), "x");
         assert_eq!(c.commit_interval, Duration::from_millis(200));
         assert_eq!(c.max_in_flight_bytes(), 16 << 20);
         assert_eq!(c.plugin.failure.policy, FailurePolicy::Skip);
@@ -619,6 +730,66 @@ mod tests {
         assert!(err.contains("drain_timeout"), "{err}");
         c.drain_timeout = Duration::from_secs(5);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_chain_needs_distinct_names_and_valid_stages() {
+        let mut c: RunConfig = toml::from_str(
+            "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\n[plugin]\npath = \"a/p.wasm\"\n[[then]]\npath = \"b/q.wasm\"\ntimeout = \"1s\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let names: Vec<String> = c.plugins().map(PluginConfig::display_name).collect();
+        assert_eq!(names, ["p", "q"]);
+        assert_eq!(c.then[0].timeout, Duration::from_secs(1));
+        c.then[0].path = "c/p.wasm".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("named `p`"), "{err}");
+        c.then[0].name = Some("second".into());
+        c.then[0].instances = Some(0);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("plugin `second`"), "{err}");
+    }
+
+    #[test]
+    fn more_pipelines_share_the_settings_and_need_their_own_group_and_names() {
+        let c: RunConfig = toml::from_str(
+            r#"
+            brokers = "b"
+            group = "g"
+            topics = ["a"]
+            output_topic = "a-out"
+            commit_interval = "2s"
+            [plugin]
+            path = "up.wasm"
+            [[pipeline]]
+            topics = ["b"]
+            output_topic = "b-out"
+            [pipeline.plugin]
+            path = "filter.wasm"
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let all = c.pipelines();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].group, "g-filter");
+        assert_eq!(all[1].topics, ["b"]);
+        assert_eq!(all[1].commit_interval, Duration::from_secs(2));
+        let mut same_group = c.clone();
+        same_group.pipeline[0].group = Some("g".into());
+        assert!(same_group
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("consumer group `g`"));
+        let mut same_name = c.clone();
+        same_name.pipeline[0].plugin.path = "other/up.wasm".into();
+        assert!(same_name
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("named `up`"));
     }
 
     #[test]

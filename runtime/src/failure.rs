@@ -68,6 +68,8 @@ pub struct RecordFailure {
     pub message: String,
     /// How many plugin calls included the record.
     pub attempts: u32,
+    /// The plugin that gave up on it.
+    pub plugin: PluginIdentity,
 }
 
 impl std::fmt::Display for RecordFailure {
@@ -81,22 +83,17 @@ impl std::fmt::Display for RecordFailure {
 }
 
 /// Which plugin gave up on a record.
-#[derive(Debug, Clone, Copy)]
-pub struct PluginIdentity<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginIdentity {
     /// Its name.
-    pub name: &'a str,
+    pub name: String,
     /// Its content hash.
-    pub version: &'a str,
+    pub version: String,
 }
 
 /// The record to write to `dlq_topic` for `record`: same key, value, timestamp
 /// (kept by the producer) and headers, plus the failure headers.
-pub fn dead_letter(
-    record: &InputRecord,
-    failure: &RecordFailure,
-    plugin: PluginIdentity<'_>,
-    dlq_topic: &str,
-) -> OutputRecord {
+pub fn dead_letter(record: &InputRecord, failure: &RecordFailure, dlq_topic: &str) -> OutputRecord {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
@@ -112,8 +109,8 @@ pub fn dead_letter(
     add(headers::KIND, failure.kind.as_str().to_string());
     add(headers::ATTEMPTS, failure.attempts.to_string());
     add(headers::TIMESTAMP, now_ms.to_string());
-    add(headers::PLUGIN, plugin.name.to_string());
-    add(headers::VERSION, plugin.version.to_string());
+    add(headers::PLUGIN, failure.plugin.name.clone());
+    add(headers::VERSION, failure.plugin.version.clone());
     add(headers::TOPIC, record.topic.clone());
     add(headers::PARTITION, record.partition.to_string());
     add(headers::OFFSET, record.offset.to_string());
@@ -165,12 +162,12 @@ mod tests {
             kind: FailureKind::Trap(TrapKind::Timeout),
             message: "too slow".into(),
             attempts: 2,
+            plugin: PluginIdentity {
+                name: "p".into(),
+                version: "abc".into(),
+            },
         };
-        let plugin = PluginIdentity {
-            name: "p",
-            version: "abc",
-        };
-        let out = dead_letter(&record, &failure, plugin, "in.dlq");
+        let out = dead_letter(&record, &failure, "in.dlq");
         assert_eq!(out.topic.as_deref(), Some("in.dlq"));
         assert_eq!((out.key, out.value), (record.key, record.value));
         assert_eq!(out.headers[0].key, "h");

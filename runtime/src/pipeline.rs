@@ -10,11 +10,11 @@
 
 use crate::commit::Committer;
 use crate::config::{BatchConfig, FailurePolicy};
-use crate::failure::{dead_letter, headers, Backoff, FailureKind, PluginIdentity, RecordFailure};
+use crate::failure::{dead_letter, headers, Backoff, FailureKind, RecordFailure};
 use crate::flow::{record_bytes, InFlightBudget, PartitionShare};
 use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
 use crate::offsets::{OffsetError, OffsetTracker};
-use crate::resolve::{resolve, Resolution, ResolveSettings};
+use crate::resolve::{resolve_chain, ChainStage, Resolution, ResolveSettings};
 use crate::wasm::{Header, InputRecord, OutputRecord, PluginError, PluginPool, PluginSlot};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -54,8 +54,8 @@ pub enum PipelineError {
         offset: i64,
         /// Plugin name.
         plugin: String,
-        /// What went wrong.
-        failure: RecordFailure,
+        /// What went wrong (boxed: it is large and rare).
+        failure: Box<RecordFailure>,
     },
     /// An output could not be produced.
     #[error("{topic}/{partition}: {source}")]
@@ -81,8 +81,8 @@ pub enum PipelineError {
 
 /// The parts of the pipeline shared by all partition workers.
 pub struct Shared {
-    /// The plugin's live version; each batch takes the current one.
-    pub plugin: Arc<PluginSlot>,
+    /// The plugins, in chain order; each batch takes their current versions.
+    pub stages: Vec<Stage>,
     /// Whether outputs get a `weir.plugin.version` header.
     pub version_header: bool,
     /// Where outputs go.
@@ -99,12 +99,19 @@ pub struct Shared {
     pub failure: FailureHandling,
 }
 
-/// What happens to records the plugin fails on.
+/// One plugin of the chain.
+#[derive(Clone)]
+pub struct Stage {
+    /// Its live version.
+    pub slot: Arc<PluginSlot>,
+    /// Its retries and output limits.
+    pub resolve: ResolveSettings,
+}
+
+/// What happens to records the plugins fail on.
 pub struct FailureHandling {
     /// Dead-letter, skip or stop.
     pub policy: FailurePolicy,
-    /// Retries and output limits.
-    pub resolve: ResolveSettings,
     /// The dead-letter topic of each input topic.
     pub dead_letter_topics: BTreeMap<String, String>,
 }
@@ -237,9 +244,20 @@ impl PartitionWorker {
         let last = records[records.len() - 1].offset;
         let bytes: usize = records.iter().map(record_bytes).sum();
         let shared = Arc::clone(&self.shared);
-        // Every record of this batch is processed by this one version.
-        let pool = shared.plugin.current();
-        let resolved = resolve(&pool, &shared.failure.resolve, records, stop)
+        // Every record of this batch is processed by these versions.
+        let pools: Vec<Arc<PluginPool>> = shared.stages.iter().map(|s| s.slot.current()).collect();
+        let chain: Vec<ChainStage<'_>> = shared
+            .stages
+            .iter()
+            .zip(&pools)
+            .map(|(stage, pool)| ChainStage {
+                pool,
+                settings: &stage.resolve,
+            })
+            .collect();
+        // The plugin whose outputs are produced.
+        let pool = pools.last().expect("a chain has at least one plugin");
+        let resolved = resolve_chain(&chain, records, stop)
             .await
             .map_err(|source| PipelineError::Plugin {
                 topic: self.topic.clone(),
@@ -263,9 +281,9 @@ impl PartitionWorker {
             let failure = match resolution {
                 Resolution::Outputs(mut outputs) => {
                     if shared.version_header {
-                        tag_version(&mut outputs, pool.version());
+                        tag_versions(&mut outputs, &pools);
                     }
-                    self.send_all(&outputs, &record, &mut segment).await?
+                    self.send_all(&outputs, &record, pool, &mut segment).await?
                 }
                 Resolution::Failed(failure) => Some(failure),
                 Resolution::Unfinished => {
@@ -276,9 +294,8 @@ impl PartitionWorker {
             if let Some(failure) = failure {
                 match shared.failure.policy {
                     FailurePolicy::Dlq => {
-                        self.await_segment(std::mem::take(&mut segment), &pool, stop)?;
-                        let letter =
-                            dead_letter_for(&shared, &pool, &self.topic, &record, &failure);
+                        self.await_segment(std::mem::take(&mut segment), pool, stop)?;
+                        let letter = dead_letter_for(&shared, &self.topic, &record, &failure);
                         log_failure(&record, &failure, "writing it to the dead-letter topic");
                         let pending = match self.shared.output.send(&letter, record.timestamp).await
                         {
@@ -303,8 +320,8 @@ impl PartitionWorker {
                             topic: self.topic.clone(),
                             partition: self.partition,
                             offset: record.offset,
-                            plugin: pool.name().to_string(),
-                            failure,
+                            plugin: failure.plugin.name.clone(),
+                            failure: Box::new(failure),
                         });
                         next = record.offset;
                         break;
@@ -325,7 +342,7 @@ impl PartitionWorker {
         }
         // Records left unfinished give their bytes back with the last segment.
         segment.finished.bytes += bytes - accounted;
-        self.await_segment(segment, &pool, stop)?;
+        self.await_segment(segment, pool, stop)?;
         match halt {
             Some(e) => Err(e),
             None => Ok(()),
@@ -379,12 +396,12 @@ impl PartitionWorker {
                                         kind: FailureKind::Produce,
                                         message: e.to_string(),
                                         attempts: 1,
+                                        plugin: pool.identity(),
                                     };
                                     match shared.failure.policy {
                                         FailurePolicy::Dlq => {
-                                            let letter = dead_letter_for(
-                                                &shared, &pool, &topic, record, &failure,
-                                            );
+                                            let letter =
+                                                dead_letter_for(&shared, &topic, record, &failure);
                                             log_failure(
                                                 record,
                                                 &failure,
@@ -438,6 +455,7 @@ impl PartitionWorker {
         &mut self,
         outputs: &[OutputRecord],
         record: &InputRecord,
+        pool: &PluginPool,
         segment: &mut Segment,
     ) -> Result<Option<RecordFailure>, PipelineError> {
         // The index `record` will have in `segment.sources` once its outputs are handed over.
@@ -452,6 +470,7 @@ impl PartitionWorker {
                         kind: FailureKind::Produce,
                         message: e.to_string(),
                         attempts: 1,
+                        plugin: pool.identity(),
                     }))
                 }
                 Err(e) => return Err(self.produce_error(e)),
@@ -533,33 +552,31 @@ impl PartitionWorker {
     }
 }
 
-/// The dead letter for `record` of input topic `topic`, which `pool` failed on.
+/// The dead letter for `record` of input topic `topic`.
 fn dead_letter_for(
     shared: &Shared,
-    pool: &PluginPool,
     topic: &str,
     record: &InputRecord,
     failure: &RecordFailure,
 ) -> OutputRecord {
-    let plugin = PluginIdentity {
-        name: pool.name(),
-        version: pool.version(),
-    };
     let dlq = shared
         .failure
         .dead_letter_topics
         .get(topic)
         .expect("every input topic has a dead-letter topic");
-    dead_letter(record, failure, plugin, dlq)
+    dead_letter(record, failure, dlq)
 }
 
-/// Say in a header of each output which plugin version produced it.
-fn tag_version(outputs: &mut [OutputRecord], version: &str) {
+/// Say in headers of each output which plugin versions produced it, one header
+/// per plugin of the chain, in order.
+fn tag_versions(outputs: &mut [OutputRecord], pools: &[Arc<PluginPool>]) {
     for output in outputs {
-        output.headers.push(Header {
-            key: headers::VERSION.to_string(),
-            value: version.as_bytes().to_vec(),
-        });
+        for pool in pools {
+            output.headers.push(Header {
+                key: headers::VERSION.to_string(),
+                value: pool.version().as_bytes().to_vec(),
+            });
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! watcher (`watch`), SIGHUP, or the admin endpoint (`admin`), and run one at a
 //! time.
 
-use crate::config::RunConfig;
+use crate::config::PluginConfig;
 use crate::wasm::{
     self, InstanceLimits, LoadedComponent, PluginError, PluginPool, PluginSlot, PluginVersion,
     VersionInfo, WasmEngine,
@@ -26,12 +26,11 @@ pub struct PluginLoader {
 }
 
 impl PluginLoader {
-    /// A loader for the plugin configured in `config`.
-    pub fn new(config: &RunConfig) -> Result<Self, PluginError> {
-        let plugin = &config.plugin;
+    /// A loader for the plugin configured in `plugin`.
+    pub fn new(plugin: &PluginConfig) -> Result<Self, PluginError> {
         Ok(Self {
             engine: Arc::new(WasmEngine::new(plugin.fuel.is_some())?),
-            name: config.plugin_name(),
+            name: plugin.display_name(),
             config: plugin
                 .config
                 .iter()
@@ -198,15 +197,17 @@ pub fn spawn_reloader(loader: Arc<PluginLoader>, slot: Arc<PluginSlot>) -> Reloa
     ReloadHandle { requests }
 }
 
-/// Reload on every SIGHUP.
-pub fn reload_on_sighup(handle: ReloadHandle) -> std::io::Result<()> {
+/// Reload every plugin on every SIGHUP.
+pub fn reload_on_sighup(handles: Vec<ReloadHandle>) -> std::io::Result<()> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            handle.notify(Command::Reload {
-                trigger: Trigger::Signal,
-                path: None,
-            });
+            for handle in &handles {
+                handle.notify(Command::Reload {
+                    trigger: Trigger::Signal,
+                    path: None,
+                });
+            }
         }
     });
     Ok(())

@@ -67,13 +67,13 @@ pub async fn resolve(
             .records
             .into_iter()
             .zip(outcomes)
-            .map(|(record, outcome)| judge(settings, record, outcome, 1))
+            .map(|(record, outcome)| judge(pool, settings, record, outcome, 1))
             .collect(),
         Err(error @ PluginError::Unavailable { .. }) => return Err(error),
         Err(error) if batch.records.len() == 1 => batch
             .records
             .into_iter()
-            .map(|record| trapped(record, &error, 1))
+            .map(|record| trapped(pool, record, &error, 1))
             .collect(),
         Err(error) => {
             let (first, last) = offsets(&batch.records);
@@ -101,6 +101,75 @@ pub async fn resolve(
     Ok(resolved)
 }
 
+/// One plugin of a chain, at the version a batch uses.
+pub struct ChainStage<'a> {
+    /// The plugin's instances.
+    pub pool: &'a Arc<PluginPool>,
+    /// Its retry settings and output limits.
+    pub settings: &'a ResolveSettings,
+}
+
+/// Resolve `records` through a chain of plugins: each record's outputs from one
+/// plugin are resolved by the next as records of their own (with the original's
+/// topic, partition, offset and timestamp); the record's resolution is the last
+/// plugin's outputs, or the first failure (or stop) any of its outputs met.
+pub async fn resolve_chain(
+    stages: &[ChainStage<'_>],
+    records: Vec<InputRecord>,
+    stop: &CancellationToken,
+) -> Result<Vec<(InputRecord, Resolution)>, PluginError> {
+    let (first, rest) = stages
+        .split_first()
+        .expect("a chain has at least one plugin");
+    let mut resolved = resolve(first.pool, first.settings, records, stop).await?;
+    for stage in rest {
+        resolved = feed(stage, resolved, stop).await?;
+    }
+    Ok(resolved)
+}
+
+/// Pass the outputs in `resolved` through `stage`.
+async fn feed(
+    stage: &ChainStage<'_>,
+    mut resolved: Vec<(InputRecord, Resolution)>,
+    stop: &CancellationToken,
+) -> Result<Vec<(InputRecord, Resolution)>, PluginError> {
+    let mut inputs = Vec::new();
+    let mut owners = Vec::new();
+    for (owner, (record, resolution)) in resolved.iter_mut().enumerate() {
+        if let Resolution::Outputs(outputs) = resolution {
+            for output in std::mem::take(outputs) {
+                inputs.push(InputRecord {
+                    topic: record.topic.clone(),
+                    partition: record.partition,
+                    offset: record.offset,
+                    timestamp: record.timestamp,
+                    key: output.key,
+                    value: output.value,
+                    headers: output.headers,
+                });
+                owners.push(owner);
+            }
+        }
+    }
+    if inputs.is_empty() {
+        return Ok(resolved);
+    }
+    let next = resolve(stage.pool, stage.settings, inputs, stop).await?;
+    for ((_, outcome), owner) in next.into_iter().zip(owners) {
+        let resolution = &mut resolved[owner].1;
+        match (&mut *resolution, outcome) {
+            (Resolution::Outputs(outputs), Resolution::Outputs(mut more)) => {
+                outputs.append(&mut more)
+            }
+            // The first failure (or stop) of any of its outputs decides the record.
+            (Resolution::Outputs(_), other) => *resolution = other,
+            _ => {}
+        }
+    }
+    Ok(resolved)
+}
+
 /// Retry `item` while the plugin calls its error retryable and attempts remain.
 async fn retry(
     pool: &Arc<PluginPool>,
@@ -121,6 +190,7 @@ async fn retry(
                     item.attempts
                 ),
                 attempts: item.attempts,
+                plugin: pool.identity(),
             };
             return Ok((item.record, Resolution::Failed(failure)));
         }
@@ -147,27 +217,29 @@ async fn call_alone(
     match call.outcomes {
         Ok(mut outcomes) => {
             let outcome = outcomes.pop().expect("one outcome per record is checked");
-            Ok(judge(settings, record, outcome, attempts))
+            Ok(judge(pool, settings, record, outcome, attempts))
         }
         Err(error @ PluginError::Unavailable { .. }) => Err(error),
-        Err(error) => Ok(trapped(record, &error, attempts)),
+        Err(error) => Ok(trapped(pool, record, &error, attempts)),
     }
 }
 
 /// What the plugin's `outcome` for `record` means.
 fn judge(
+    pool: &PluginPool,
     settings: &ResolveSettings,
     record: InputRecord,
     outcome: Outcome,
     attempts: u32,
 ) -> Pending {
     let state = match outcome {
-        Ok(outputs) => State::Resolved(check_output_limits(settings, outputs, attempts)),
+        Ok(outputs) => State::Resolved(check_output_limits(pool, settings, outputs, attempts)),
         Err(e) if e.retryable => State::Retry { message: e.message },
         Err(e) => State::Resolved(Resolution::Failed(RecordFailure {
             kind: FailureKind::Error,
             message: e.message,
             attempts,
+            plugin: pool.identity(),
         })),
     };
     Pending {
@@ -178,6 +250,7 @@ fn judge(
 }
 
 fn check_output_limits(
+    pool: &PluginPool,
     settings: &ResolveSettings,
     outputs: Vec<OutputRecord>,
     attempts: u32,
@@ -195,6 +268,7 @@ fn check_output_limits(
             settings.max_output_bytes
         ),
         attempts,
+        plugin: pool.identity(),
     })
 }
 
@@ -211,7 +285,7 @@ fn output_bytes(output: &OutputRecord) -> usize {
 }
 
 /// A call with `record` alone failed: the record is the cause.
-fn trapped(record: InputRecord, error: &PluginError, attempts: u32) -> Pending {
+fn trapped(pool: &PluginPool, record: InputRecord, error: &PluginError, attempts: u32) -> Pending {
     let kind = match error {
         PluginError::Trap { kind, .. } => *kind,
         _ => TrapKind::Trap,
@@ -223,6 +297,7 @@ fn trapped(record: InputRecord, error: &PluginError, attempts: u32) -> Pending {
             kind: FailureKind::Trap(kind),
             message: error.to_string(),
             attempts,
+            plugin: pool.identity(),
         })),
     }
 }

@@ -10,12 +10,13 @@ use crate::config::{FailurePolicy, RunConfig};
 use crate::failure::Backoff;
 use crate::flow::InFlightBudget;
 use crate::kafka::{self, KafkaSetupError, OutputSink};
-use crate::pipeline::{FailureHandling, PipelineError, Shared};
+use crate::pipeline::{FailureHandling, PipelineError, Shared, Stage};
 use crate::reload::{self, PluginLoader};
 use crate::resolve::ResolveSettings;
 use crate::router::{self, Router, RouterRebalance, StopCause};
 use crate::wasm::{PluginError, PluginSlot};
 use crate::{admin, watch};
+use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
 use std::sync::{mpsc as sync_mpsc, Arc, Mutex};
@@ -62,14 +63,60 @@ pub enum RunError {
     ConsumerThread(String),
 }
 
-/// Run the pipeline until `shutdown` is cancelled or a partition fails.
+/// Run every pipeline of `config` until `shutdown` is cancelled or one fails
+/// (which stops the others too).
 pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    // The watcher stops when `_watch` is dropped, at the end of the run.
-    let (plugin, _watch) = load_plugin(&config).await?;
+    let mut managed = Vec::new();
+    let mut prepared = Vec::new();
+    for pipeline in config.pipelines() {
+        let (stages, watching, plugins) = load_plugins(&pipeline).await?;
+        managed.extend(plugins);
+        prepared.push((pipeline, stages, watching));
+    }
+    let handles = managed.iter().map(|m| m.reloads.clone()).collect();
+    reload::reload_on_sighup(handles).map_err(RunError::Signal)?;
+    let admin_addr = config
+        .admin_socket()
+        .expect("the configuration was validated");
+    if let Some(addr) = admin_addr {
+        admin::serve(addr, managed).await?;
+    }
+    let stop = shutdown.child_token();
+    let mut running: FuturesUnordered<_> = prepared
+        .into_iter()
+        .map(|(pipeline, stages, watching)| {
+            let stop = stop.clone();
+            async move {
+                // The pipeline's watchers stop with it.
+                let _watching = watching;
+                let result = run_pipeline(pipeline, stages, stop.clone()).await;
+                if result.is_err() {
+                    stop.cancel();
+                }
+                result
+            }
+        })
+        .collect();
+    let mut first_error = None;
+    while let Some(result) = running.next().await {
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Run one pipeline until `shutdown` is cancelled or it fails for good;
+/// restart it after Kafka failures.
+async fn run_pipeline(
+    config: RunConfig,
+    stages: Vec<Stage>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let mut backoff = RESTART_BACKOFF_MIN;
     loop {
         let started = std::time::Instant::now();
-        let result = run_once(config.clone(), Arc::clone(&plugin), shutdown.clone()).await;
+        let result = run_once(config.clone(), stages.clone(), shutdown.clone()).await;
         match result {
             Err(e) if is_transient(&e) && !shutdown.is_cancelled() => {
                 if started.elapsed() > RESTART_BACKOFF_MAX {
@@ -111,7 +158,7 @@ fn is_transient(error: &RunError) -> bool {
 /// One life of the pipeline: its own consumer and producer, on its own thread.
 async fn run_once(
     config: RunConfig,
-    plugin: Arc<PluginSlot>,
+    stages: Vec<Stage>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let runtime = tokio::runtime::Handle::current();
@@ -119,7 +166,7 @@ async fn run_once(
     std::thread::Builder::new()
         .name("weir-consumer".into())
         .spawn(move || {
-            let _ = done_tx.send(consume(config, plugin, runtime, shutdown));
+            let _ = done_tx.send(consume(config, stages, runtime, shutdown));
         })
         .map_err(|e| RunError::ConsumerThread(e.to_string()))?;
     done_rx
@@ -131,7 +178,7 @@ async fn run_once(
 /// commit, flush.
 fn consume(
     config: RunConfig,
-    plugin: Arc<PluginSlot>,
+    stages: Vec<Stage>,
     runtime: tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
@@ -168,7 +215,7 @@ fn consume(
         consumer: Arc::clone(&consumer),
         batch: config.batch.clone(),
         budget: Arc::new(InFlightBudget::new(config.max_in_flight_bytes())),
-        plugin,
+        stages,
         version_header: config.plugin.version_header,
         failure,
     });
@@ -194,8 +241,7 @@ fn consume(
         group = %config.group,
         topics = ?config.topics,
         output = %config.output_topic,
-        plugin = shared.plugin.name(),
-        version = &shared.plugin.current().version()[..12],
+        plugins = ?shared.stages.iter().map(|s| s.slot.name()).collect::<Vec<_>>(),
         exactly_once = config.exactly_once,
         "consuming"
     );
@@ -241,20 +287,10 @@ fn consume(
     }
 }
 
-/// Retries, output limits and the failure policy from the configuration.
+/// The failure policy and dead-letter topics from the configuration.
 fn failure_handling(config: &RunConfig) -> FailureHandling {
-    let plugin = &config.plugin;
     FailureHandling {
-        policy: plugin.failure.policy,
-        resolve: ResolveSettings {
-            max_attempts: plugin.failure.max_attempts,
-            backoff: Backoff {
-                first: plugin.failure.retry_backoff,
-                max: plugin.failure.retry_backoff_max,
-            },
-            max_outputs: plugin.max_outputs_per_record,
-            max_output_bytes: plugin.max_output_bytes_per_record,
-        },
+        policy: config.plugin.failure.policy,
         dead_letter_topics: config
             .topics
             .iter()
@@ -263,36 +299,49 @@ fn failure_handling(config: &RunConfig) -> FailureHandling {
     }
 }
 
-/// Compile (or load from cache) the plugin, create its instances, and set up
-/// its reloads: SIGHUP, the file watcher and the admin endpoint.
-async fn load_plugin(
-    config: &RunConfig,
-) -> Result<(Arc<PluginSlot>, Option<watch::PluginWatch>), RunError> {
-    let loader = Arc::new(PluginLoader::new(config)?);
-    let path = config.plugin.path.clone();
-    // Compiling a large component takes seconds of CPU: keep it off the async threads.
-    let first = {
-        let loader = Arc::clone(&loader);
-        tokio::task::spawn_blocking(move || loader.load(&path))
-            .await
-            .expect("plugin loading does not panic")?
-    };
-    let slot = Arc::new(PluginSlot::new(loader.name(), first));
-    let reloads = reload::spawn_reloader(loader, Arc::clone(&slot));
-    reload::reload_on_sighup(reloads.clone()).map_err(RunError::Signal)?;
-    let watching = match config.plugin.watch {
-        true => Some(watch::watch_plugin(&config.plugin.path, reloads.clone())?),
-        false => None,
-    };
-    let admin_addr = config
-        .admin_socket()
-        .expect("the configuration was validated");
-    if let Some(addr) = admin_addr {
-        let managed = admin::ManagedPlugin {
-            slot: Arc::clone(&slot),
-            reloads,
+/// The plugins of one pipeline, ready: their stages, their file watchers and
+/// what the admin endpoint manages of them.
+type LoadedPlugins = (
+    Vec<Stage>,
+    Vec<watch::PluginWatch>,
+    Vec<admin::ManagedPlugin>,
+);
+
+/// Compile (or load from cache) every plugin of a pipeline's chain, create its
+/// instances, and start its reloader and file watcher.
+async fn load_plugins(config: &RunConfig) -> Result<LoadedPlugins, RunError> {
+    let failure = &config.plugin.failure;
+    let mut stages = Vec::new();
+    let mut watching = Vec::new();
+    let mut managed = Vec::new();
+    for plugin in config.plugins() {
+        let loader = Arc::new(PluginLoader::new(plugin)?);
+        let path = plugin.path.clone();
+        // Compiling a large component takes seconds of CPU: keep it off the async threads.
+        let first = {
+            let loader = Arc::clone(&loader);
+            tokio::task::spawn_blocking(move || loader.load(&path))
+                .await
+                .expect("plugin loading does not panic")?
         };
-        admin::serve(addr, vec![managed]).await?;
+        let slot = Arc::new(PluginSlot::new(loader.name(), first));
+        let reloads = reload::spawn_reloader(loader, Arc::clone(&slot));
+        if plugin.watch {
+            watching.push(watch::watch_plugin(&plugin.path, reloads.clone())?);
+        }
+        stages.push(Stage {
+            slot: Arc::clone(&slot),
+            resolve: ResolveSettings {
+                max_attempts: failure.max_attempts,
+                backoff: Backoff {
+                    first: failure.retry_backoff,
+                    max: failure.retry_backoff_max,
+                },
+                max_outputs: plugin.max_outputs_per_record,
+                max_output_bytes: plugin.max_output_bytes_per_record,
+            },
+        });
+        managed.push(admin::ManagedPlugin { slot, reloads });
     }
-    Ok((slot, watching))
+    Ok((stages, watching, managed))
 }

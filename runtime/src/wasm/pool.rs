@@ -91,6 +91,14 @@ impl PluginPool {
         &self.version
     }
 
+    /// Name and version, to say which plugin gave up on a record.
+    pub fn identity(&self) -> crate::failure::PluginIdentity {
+        crate::failure::PluginIdentity {
+            name: self.name.to_string(),
+            version: self.version.clone(),
+        }
+    }
+
     /// Run one batch through a free instance, waiting for one if all are busy.
     /// The call runs on a blocking thread so it never stalls the async runtime.
     pub async fn process(self: &Arc<Self>, records: Vec<InputRecord>) -> ProcessedBatch {
