@@ -18,7 +18,7 @@ fn run_pipeline(
     input: &str,
     output: &str,
     group: &str,
-    plugin: &str,
+    plugin: &std::path::Path,
     extra: &[&str],
     ends: &BTreeMap<i32, i64>,
     expected: usize,
@@ -29,7 +29,7 @@ fn run_pipeline(
             .iter()
             .map(|s| s.to_string()),
     );
-    args.push(example_plugin(plugin).display().to_string());
+    args.push(plugin.display().to_string());
     args.extend(extra.iter().map(|s| s.to_string()));
     let weir = Weir::start(&args);
 
@@ -91,8 +91,15 @@ async fn uppercase_transforms_every_record_exactly_once_and_commits_to_the_end()
     let ends = produce(&input, &sent).await;
     assert_eq!(ends.values().sum::<i64>(), RECORDS as i64);
 
-    let (outputs, committed) =
-        run_pipeline(&input, &output, &group, "uppercase", &[], &ends, RECORDS);
+    let (outputs, committed) = run_pipeline(
+        &input,
+        &output,
+        &group,
+        &example_plugin("uppercase"),
+        &[],
+        &ends,
+        RECORDS,
+    );
 
     // Exactly the expected records: value upper-cased (ASCII), key and headers kept.
     let want = sorted(sent.iter().map(|r| {
@@ -171,7 +178,7 @@ async fn json_filter_keeps_matching_records_and_commits_the_dropped_ones_too() {
         &input,
         &output,
         &group,
-        "json-filter",
+        &example_plugin("json-filter"),
         &[
             "--plugin-config",
             "field=/user/country",
@@ -215,7 +222,15 @@ async fn a_restart_resumes_from_the_committed_offsets_without_reprocessing() {
         .map(|i| TestRecord::new(&format!("k{i}"), format!("a{i}").as_bytes(), &[]))
         .collect();
     let ends = produce(&input, &first).await;
-    let (outputs, _) = run_pipeline(&input, &output, &group, "uppercase", &[], &ends, 1_000);
+    let (outputs, _) = run_pipeline(
+        &input,
+        &output,
+        &group,
+        &example_plugin("uppercase"),
+        &[],
+        &ends,
+        1_000,
+    );
     assert_eq!(outputs.len(), 1_000);
 
     let second: Vec<TestRecord> = (0..500)
@@ -225,8 +240,15 @@ async fn a_restart_resumes_from_the_committed_offsets_without_reprocessing() {
     let ends: BTreeMap<i32, i64> = (0..PARTITIONS)
         .map(|p| (p, more.get(&p).or(ends.get(&p)).copied().unwrap_or(0)))
         .collect();
-    let (outputs, committed) =
-        run_pipeline(&input, &output, &group, "uppercase", &[], &ends, 1_500);
+    let (outputs, committed) = run_pipeline(
+        &input,
+        &output,
+        &group,
+        &example_plugin("uppercase"),
+        &[],
+        &ends,
+        1_500,
+    );
     assert_eq!(
         outputs.len(),
         1_500,
@@ -239,5 +261,82 @@ async fn a_restart_resumes_from_the_committed_offsets_without_reprocessing() {
             .count(),
         500
     );
+    assert_eq!(committed, ends);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_uppercase_plugin_matches_the_rust_one_record_for_record() {
+    require_broker();
+    let input = unique("py-in");
+    let (rust_out, python_out) = (unique("py-rust-out"), unique("py-python-out"));
+    for topic in [&input, &rust_out, &python_out] {
+        create_topic(topic, PARTITIONS).await;
+    }
+    let sent = keyed_records(|i| format!("record {i} of key-{} ünïcode", i % KEYS));
+    let ends = produce(&input, &sent).await;
+    let python = python_plugin("uppercase");
+    let (from_rust, _) = run_pipeline(
+        &input,
+        &rust_out,
+        &unique("py-rust-g"),
+        &example_plugin("uppercase"),
+        &[],
+        &ends,
+        RECORDS,
+    );
+    let (from_python, committed) = run_pipeline(
+        &input,
+        &python_out,
+        &unique("py-python-g"),
+        &python,
+        &[],
+        &ends,
+        RECORDS,
+    );
+    assert_eq!(from_python.len(), RECORDS);
+    assert!(
+        sorted(from_python.iter().map(content)) == sorted(from_rust.iter().map(content)),
+        "the Python plugin's outputs differ from the Rust plugin's"
+    );
+    assert_eq!(committed, ends);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_json_enrich_plugin_keeps_and_enriches_with_the_standard_library() {
+    require_broker();
+    let (input, output, group) = (unique("pyj-in"), unique("pyj-out"), unique("pyj-g"));
+    create_topic(&input, PARTITIONS).await;
+    create_topic(&output, PARTITIONS).await;
+    let countries = ["NL", "BE", "DE"];
+    let sent = keyed_records(|i| {
+        format!(
+            r#"{{"id":{i},"country":"{}","email":"u{i}@Mail{}.example"}}"#,
+            countries[i % 3],
+            i % 4
+        )
+    });
+    let ends = produce(&input, &sent).await;
+    let kept = (0..RECORDS).filter(|i| i % 3 == 0).count();
+    let (outputs, committed) = run_pipeline(
+        &input,
+        &output,
+        &group,
+        &python_plugin("json_enrich"),
+        &[
+            "--plugin-config",
+            "field=country",
+            "--plugin-config",
+            "equals=NL",
+        ],
+        &ends,
+        kept,
+    );
+    assert_eq!(outputs.len(), kept);
+    for o in &outputs {
+        let doc: serde_json::Value = serde_json::from_slice(o.value.as_deref().unwrap()).unwrap();
+        assert_eq!(doc["country"], "NL");
+        let id = doc["id"].as_u64().unwrap();
+        assert_eq!(doc["email_domain"], format!("mail{}.example", id % 4));
+    }
     assert_eq!(committed, ends);
 }

@@ -25,7 +25,21 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Consume topics, run the plugin on every record, produce its outputs.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Build a plugin project (Rust or Python) into a `.wasm` component.
+    Build(BuildArgs),
+}
+
+/// Flags of `weir build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The plugin project's directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Where to write the component (default: `DIR/NAME.wasm` for Python, cargo's
+    /// target directory for Rust).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 /// Flags of `weir run`; each overrides the same setting from `--config`.
@@ -215,7 +229,8 @@ mod tests {
         let mut argv = vec!["weir", "run"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Run(a) => a,
+            Command::Run(a) => *a,
+            other => panic!("not a run command: {other:?}"),
         }
     }
 

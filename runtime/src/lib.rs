@@ -2,6 +2,7 @@
 //! WebAssembly components. See `docs/ARCHITECTURE.md` for the data path.
 
 pub mod admin;
+pub mod build;
 pub mod cli;
 pub mod commit;
 pub mod config;

@@ -43,6 +43,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Build(args) => match weir::build::build(&args.dir, args.output.as_deref()) {
+            Ok(path) => {
+                println!("{}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -1,0 +1,275 @@
+//! `weir build [DIR]`: turn a plugin project into a WebAssembly component with
+//! its language's toolchain, saying what runs and, when a toolchain is missing,
+//! how to install it.
+//!
+//! - **Rust** (a `Cargo.toml`): `cargo build --release --target wasm32-wasip2`.
+//! - **Python** (one module `NAME.py` beside its tests): `componentize-py` with
+//!   Weir's WIT contract and Python SDK, both built into this binary, so the
+//!   project needs nothing but its own module.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The WIT contract, for toolchains that generate bindings from it.
+const PROCESSOR_WIT: &str = include_str!("../../wit/processor.wit");
+/// The Python SDK's files, written next to a Python plugin when it is built.
+const PYTHON_SDK: &[(&str, &str)] = &[
+    (
+        "__init__.py",
+        include_str!("../../sdk/python/weir_sdk/__init__.py"),
+    ),
+    (
+        "_host.py",
+        include_str!("../../sdk/python/weir_sdk/_host.py"),
+    ),
+    (
+        "entry.py",
+        include_str!("../../sdk/python/weir_sdk/entry.py"),
+    ),
+];
+
+/// Why a plugin could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The directory holds no project Weir knows how to build.
+    #[error("{dir}: no plugin project found (expected a Cargo.toml for Rust, or one Python module NAME.py); create one with `weir new`")]
+    UnknownProject {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A toolchain is not installed.
+    #[error("`{tool}` is not installed or not on PATH; install it with: {install}")]
+    MissingTool {
+        /// The program.
+        tool: &'static str,
+        /// How to install it.
+        install: &'static str,
+    },
+    /// The toolchain ran and failed.
+    #[error("`{command}` failed ({status}); its output is above")]
+    Failed {
+        /// What was run.
+        command: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// The build finished but its component was not found.
+    #[error("the build finished but produced no .wasm component: {0}")]
+    NoComponent(String),
+    /// Files could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A language Weir builds plugins in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Project {
+    /// A Cargo package.
+    Rust,
+    /// A Python module.
+    Python {
+        /// The module's name (file stem).
+        module: String,
+    },
+}
+
+/// What kind of plugin project `dir` is.
+pub fn detect(dir: &Path) -> Result<Project, BuildError> {
+    if dir.join("Cargo.toml").is_file() {
+        return Ok(Project::Rust);
+    }
+    let io = |source| BuildError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut modules: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let module = name.strip_suffix(".py")?.to_string();
+            let helper = module.starts_with("test_") || module == "conftest" || module == "setup";
+            (!helper).then_some(module)
+        })
+        .collect();
+    modules.sort();
+    match modules.as_slice() {
+        [module] => Ok(Project::Python {
+            module: module.clone(),
+        }),
+        _ => Err(BuildError::UnknownProject {
+            dir: dir.to_owned(),
+        }),
+    }
+}
+
+/// Build the plugin project in `dir`; the component goes to `output` (default:
+/// `DIR/NAME.wasm` for Python, cargo's target directory for Rust). Returns its path.
+pub fn build(dir: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
+    match detect(dir)? {
+        Project::Rust => build_rust(dir, output),
+        Project::Python { module } => build_python(dir, &module, output),
+    }
+}
+
+fn build_rust(dir: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
+    let mut cargo = Command::new("cargo");
+    cargo
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args(["--message-format", "json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .stderr(std::process::Stdio::inherit());
+    tracing::info!(dir = %dir.display(), "building a Rust plugin: cargo build --release --target wasm32-wasip2");
+    let out = run(
+        &mut cargo,
+        "cargo",
+        "https://rustup.rs, then `rustup target add wasm32-wasip2`",
+        true,
+    )?;
+    // The last artifact with a .wasm file is the plugin (dependencies come first).
+    let built = String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .flat_map(|m| {
+            m["filenames"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|f| f.as_str().map(PathBuf::from))
+                .collect::<Vec<_>>()
+        })
+        .rfind(|f| f.extension().is_some_and(|e| e == "wasm"))
+        .ok_or_else(|| {
+            BuildError::NoComponent("is the crate a `cdylib` (crate-type = [\"cdylib\"])?".into())
+        })?;
+    match output {
+        Some(target) => {
+            std::fs::copy(&built, target).map_err(|source| BuildError::Io {
+                path: target.to_owned(),
+                source,
+            })?;
+            Ok(target.to_owned())
+        }
+        None => Ok(built),
+    }
+}
+
+fn build_python(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathBuf, BuildError> {
+    let output = output
+        .map(Path::to_owned)
+        .unwrap_or_else(|| dir.join(format!("{module}.wasm")));
+    // Weir's WIT and Python SDK, plus a note of which module is the plugin.
+    let support = std::env::temp_dir().join(format!("weir-build-{}", std::process::id()));
+    let write = |path: PathBuf, text: &str| {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| BuildError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        std::fs::write(&path, text).map_err(|source| BuildError::Io { path, source })
+    };
+    write(support.join("wit").join("processor.wit"), PROCESSOR_WIT)?;
+    for (name, text) in PYTHON_SDK {
+        write(support.join("weir_sdk").join(name), text)?;
+    }
+    write(
+        support.join("weir_plugin_module.py"),
+        &format!("NAME = {module:?}\n"),
+    )?;
+    let mut componentize = Command::new("componentize-py");
+    componentize
+        .arg("-d")
+        .arg(support.join("wit"))
+        .args(["-w", "plugin", "componentize", "weir_sdk.entry"])
+        .arg("-p")
+        .arg(dir)
+        .arg("-p")
+        .arg(&support)
+        .arg("-o")
+        .arg(&output);
+    tracing::info!(module, dir = %dir.display(), output = %output.display(),
+        "building a Python plugin with componentize-py (about 10-20 s)");
+    let result = run(
+        &mut componentize,
+        "componentize-py",
+        "pip install componentize-py==0.25.1",
+        false,
+    );
+    let _ = std::fs::remove_dir_all(&support);
+    result?;
+    Ok(output)
+}
+
+/// Run `command`; its stderr goes to ours. Returns stdout if `capture`.
+fn run(
+    command: &mut Command,
+    tool: &'static str,
+    install: &'static str,
+    capture: bool,
+) -> Result<Vec<u8>, BuildError> {
+    if !capture {
+        command.stdout(std::process::Stdio::inherit());
+    }
+    let shown = format!("{command:?}");
+    let out = command.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => BuildError::MissingTool { tool, install },
+        _ => BuildError::Io {
+            path: PathBuf::from(tool),
+            source: e,
+        },
+    })?;
+    if !out.status.success() {
+        return Err(BuildError::Failed {
+            command: shown,
+            status: out.status,
+        });
+    }
+    Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projects_are_recognised_by_their_files() {
+        let dir = std::env::temp_dir().join(format!("weir-detect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(matches!(
+            detect(&dir),
+            Err(BuildError::UnknownProject { .. })
+        ));
+        std::fs::write(dir.join("enrich.py"), "").unwrap();
+        std::fs::write(dir.join("test_enrich.py"), "").unwrap();
+        assert_eq!(
+            detect(&dir).unwrap(),
+            Project::Python {
+                module: "enrich".into()
+            }
+        );
+        std::fs::write(dir.join("Cargo.toml"), "").unwrap();
+        assert_eq!(detect(&dir).unwrap(), Project::Rust);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_toolchain_says_how_to_install_it() {
+        let err = run(
+            &mut Command::new("weir-no-such-tool"),
+            "weir-no-such-tool",
+            "pip install it",
+            false,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("pip install it"), "{err}");
+    }
+}

@@ -1,0 +1,6 @@
+"""Lets pytest import the SDK from the source tree."""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))
