@@ -28,6 +28,56 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Build a plugin project (Rust or Python) into a `.wasm` component.
     Build(BuildArgs),
+    /// Run a plugin over records from a JSON-lines file, without Kafka; print each
+    /// record's outputs or error as a JSON line; exit 1 if any record failed.
+    Test(TestArgs),
+}
+
+/// Flags of `weir test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Plugin component (`.wasm`).
+    #[arg(long)]
+    pub plugin: PathBuf,
+    /// JSON-lines file of input records (`{"key": .., "value": .., "headers": [[..]]}`).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Plugin configuration `KEY=VALUE`, passed to the plugin's init; repeatable.
+    #[arg(long = "plugin-config", value_name = "KEY=VALUE")]
+    pub plugin_config: Vec<String>,
+    /// Time limit for one plugin call, e.g. `5s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub plugin_timeout: Option<Duration>,
+    /// Memory cap of the plugin, in MiB.
+    #[arg(long)]
+    pub plugin_memory_mib: Option<u64>,
+    /// Directory for compiled plugin artifacts.
+    #[arg(long, env = "WEIR_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl TestArgs {
+    /// The plugin settings these flags describe (one instance; defaults otherwise).
+    pub fn plugin(&self) -> Result<PluginConfig, ConfigError> {
+        let mut plugin = PluginConfig {
+            path: self.plugin.clone(),
+            instances: Some(1),
+            cache_dir: self.cache_dir.clone(),
+            watch: false,
+            ..PluginConfig::default()
+        };
+        if let Some(timeout) = self.plugin_timeout {
+            plugin.timeout = timeout;
+        }
+        if let Some(mib) = self.plugin_memory_mib {
+            plugin.max_memory_mib = mib;
+        }
+        for arg in &self.plugin_config {
+            let (k, v) = parse_key_value("--plugin-config", arg)?;
+            plugin.config.insert(k, v);
+        }
+        Ok(plugin)
+    }
 }
 
 /// Flags of `weir build`.

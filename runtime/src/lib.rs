@@ -16,5 +16,6 @@ pub mod resolve;
 pub mod router;
 pub mod runner;
 pub mod shutdown;
+pub mod testrun;
 pub mod wasm;
 pub mod watch;

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Test(args) => test(&args),
         Command::Build(args) => match weir::build::build(&args.dir, args.output.as_deref()) {
             Ok(path) => {
                 println!("{}", path.display());
@@ -53,6 +54,44 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `weir test`: results on stdout, the summary and problems on stderr.
+fn test(args: &weir::cli::TestArgs) -> ExitCode {
+    let plugin = match args.plugin() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let result = runtime.block_on(weir::testrun::run_file(&plugin, &args.input, &mut stdout));
+    match result {
+        Ok(summary) => {
+            tracing::info!(
+                records = summary.records,
+                failed = summary.failed,
+                "test run finished"
+            );
+            if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
     }
 }
 

@@ -1,0 +1,91 @@
+//! `weir test` and `weir build` without Kafka: a plugin over a JSON-lines file of
+//! records, in Rust and Python, and how failures and bad input are reported.
+
+mod support;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+/// Run `weir test` on `plugin` with `input`; returns the exit code and the result lines.
+fn weir_test(plugin: &Path, input: &str, extra: &[&str]) -> (i32, Vec<Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["test", "--plugin"])
+        .arg(plugin)
+        .arg("--input")
+        .arg(workspace_root().join("tests").join("fixtures").join(input))
+        .args(extra)
+        .env(
+            "WEIR_CACHE_DIR",
+            workspace_root().join("target").join("test-cache"),
+        )
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running weir test");
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (
+        out.status.code().unwrap(),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn rust_and_python_uppercase_give_the_same_results_for_a_fixture_file() {
+    let (code, rust, log) = weir_test(&example_plugin("uppercase"), "records.jsonl", &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(rust.len(), 4);
+    let first = &rust[0]["outputs"][0];
+    assert_eq!(first["value"], "HELLO, WöRLD");
+    assert_eq!(first["key"], "k1");
+    assert_eq!(first["headers"][0], serde_json::json!(["trace", "abc"]));
+    // Non-UTF-8 bytes come back as base64, upper-cased where ASCII.
+    assert_eq!(
+        rust[2]["outputs"][0]["value"],
+        serde_json::json!({"base64": "/wBBQg=="})
+    );
+    assert_eq!(rust[3]["offset"], 99);
+    assert!(
+        rust[3]["outputs"][0]["value"].is_null(),
+        "a tombstone stays one"
+    );
+
+    let (code, python, log) = weir_test(&python_plugin("uppercase"), "records.jsonl", &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(python, rust, "the Python plugin differs from the Rust one");
+}
+
+#[test]
+fn failed_records_are_reported_and_the_exit_status_says_so() {
+    let (code, lines, log) = weir_test(&example_plugin("poison"), "poison.jsonl", &[]);
+    assert_eq!(code, 1, "{log}");
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l["error"]["kind"].as_str().unwrap_or("ok"))
+        .collect();
+    assert_eq!(kinds, ["ok", "error", "trap", "ok"]);
+    assert!(lines[2]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unreachable"));
+    assert!(
+        log.contains("poison: panic on offset 2"),
+        "guest stderr in the log: {log}"
+    );
+}
+
+#[test]
+fn a_bad_input_line_is_named() {
+    let dir = workspace_root().join("target").join("test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.jsonl", unique("bad")));
+    std::fs::write(&file, "{\"value\": \"fine\"}\n{\"value\": 42}\n").unwrap();
+    let (code, _, log) = weir_test(&example_plugin("uppercase"), file.to_str().unwrap(), &[]);
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("line 2"), "{log}");
+}
