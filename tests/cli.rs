@@ -89,3 +89,48 @@ fn a_bad_input_line_is_named() {
     assert_eq!(code, 2, "{log}");
     assert!(log.contains("line 2"), "{log}");
 }
+
+/// Run `weir` with `args` in `dir`; returns stdout, failing on a non-zero exit.
+fn weir_ok(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(dir)
+        .args(args)
+        .env(
+            "WEIR_CACHE_DIR",
+            workspace_root().join("target").join("test-cache"),
+        )
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running weir");
+    assert!(
+        out.status.success(),
+        "weir {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn new_projects_build_and_pass_weir_test_in_rust_and_python() {
+    let parent = workspace_root()
+        .join("target")
+        .join("test-scratch")
+        .join(unique("new"));
+    std::fs::create_dir_all(&parent).unwrap();
+    for (name, lang) in [("shout_py", "python"), ("shout_rs", "rust")] {
+        weir_ok(&parent, &["new", name, "--lang", lang]);
+        let project = parent.join(name);
+        assert!(project.join("README.md").is_file());
+        let built = weir_ok(&project, &["build", "."]);
+        let component = built.lines().last().unwrap().trim().to_string();
+        let results = weir_ok(
+            &project,
+            &["test", "--plugin", &component, "--input", "records.jsonl"],
+        );
+        let values: Vec<String> = results
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["outputs"][0]["value"].to_string())
+            .collect();
+        assert_eq!(values, ["\"HELLO\"", "\"WORLD\""], "{lang}");
+    }
+}

@@ -190,10 +190,11 @@ fn build_python(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathB
         .arg("-d")
         .arg(support.join("wit"))
         .args(["-w", "plugin", "componentize", "weir_sdk.entry"])
-        .arg("-p")
-        .arg(dir)
+        // The SDK that matches this weir first, before any copy in the project.
         .arg("-p")
         .arg(&support)
+        .arg("-p")
+        .arg(dir)
         .arg("-o")
         .arg(&output);
     tracing::info!(module, dir = %dir.display(), output = %output.display(),

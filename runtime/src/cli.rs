@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Consume topics, run the plugin on every record, produce its outputs.
     Run(Box<RunArgs>),
+    /// Create a plugin project, ready to build and test.
+    New(NewArgs),
     /// Build a plugin project (Rust or Python) into a `.wasm` component.
     Build(BuildArgs),
     /// Run a plugin over records from a JSON-lines file, without Kafka; print each
@@ -78,6 +80,22 @@ impl TestArgs {
         }
         Ok(plugin)
     }
+}
+
+/// Flags of `weir new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name (letters, digits, `_`): the directory, crate or module.
+    pub name: String,
+    /// Its language.
+    #[arg(long, value_enum, default_value = "rust")]
+    pub lang: crate::scaffold::Lang,
+    /// Where to create it.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// The Rust SDK (`sdk/rust` of Weir's sources) a Rust project depends on.
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
 }
 
 /// Flags of `weir build`.

@@ -15,6 +15,7 @@ pub mod reload;
 pub mod resolve;
 pub mod router;
 pub mod runner;
+pub mod scaffold;
 pub mod shutdown;
 pub mod testrun;
 pub mod wasm;

@@ -44,6 +44,20 @@ fn main() -> ExitCode {
             }
         }
         Command::Test(args) => test(&args),
+        Command::New(args) => {
+            let sdk = args.sdk.unwrap_or_else(weir::scaffold::default_rust_sdk);
+            match weir::scaffold::new_project(&args.dir, &args.name, args.lang, &sdk) {
+                Ok(dir) => {
+                    println!("{}", dir.display());
+                    tracing::info!(dir = %dir.display(), "plugin project created; see its README.md for the next commands");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Build(args) => match weir::build::build(&args.dir, args.output.as_deref()) {
             Ok(path) => {
                 println!("{}", path.display());
