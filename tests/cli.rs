@@ -36,7 +36,7 @@ fn weir_test(plugin: &Path, input: &str, extra: &[&str]) -> (i32, Vec<Value>, St
 }
 
 #[test]
-fn rust_and_python_uppercase_give_the_same_results_for_a_fixture_file() {
+fn rust_python_and_javascript_uppercase_give_the_same_results_for_a_fixture_file() {
     let (code, rust, log) = weir_test(&example_plugin("uppercase"), "records.jsonl", &[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(rust.len(), 4);
@@ -58,6 +58,9 @@ fn rust_and_python_uppercase_give_the_same_results_for_a_fixture_file() {
     let (code, python, log) = weir_test(&python_plugin("uppercase"), "records.jsonl", &[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(python, rust, "the Python plugin differs from the Rust one");
+    let (code, js, log) = weir_test(&js_plugin("uppercase"), "records.jsonl", &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(js, rust, "the JavaScript plugin differs from the Rust one");
 }
 
 #[test]
@@ -111,13 +114,17 @@ fn weir_ok(dir: &Path, args: &[&str]) -> String {
 }
 
 #[test]
-fn new_projects_build_and_pass_weir_test_in_rust_and_python() {
+fn new_projects_build_and_pass_weir_test_in_each_language() {
     let parent = workspace_root()
         .join("target")
         .join("test-scratch")
         .join(unique("new"));
     std::fs::create_dir_all(&parent).unwrap();
-    for (name, lang) in [("shout_py", "python"), ("shout_rs", "rust")] {
+    for (name, lang) in [
+        ("shout_py", "python"),
+        ("shout_js", "js"),
+        ("shout_rs", "rust"),
+    ] {
         weir_ok(&parent, &["new", name, "--lang", lang]);
         let project = parent.join(name);
         assert!(project.join("README.md").is_file());

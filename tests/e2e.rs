@@ -265,16 +265,20 @@ async fn a_restart_resumes_from_the_committed_offsets_without_reprocessing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_python_uppercase_plugin_matches_the_rust_one_record_for_record() {
+async fn the_python_and_javascript_uppercase_plugins_match_the_rust_one_record_for_record() {
     require_broker();
     let input = unique("py-in");
-    let (rust_out, python_out) = (unique("py-rust-out"), unique("py-python-out"));
-    for topic in [&input, &rust_out, &python_out] {
+    let (rust_out, python_out, js_out) = (
+        unique("py-rust-out"),
+        unique("py-python-out"),
+        unique("py-js-out"),
+    );
+    for topic in [&input, &rust_out, &python_out, &js_out] {
         create_topic(topic, PARTITIONS).await;
     }
     let sent = keyed_records(|i| format!("record {i} of key-{} ünïcode", i % KEYS));
     let ends = produce(&input, &sent).await;
-    let python = python_plugin("uppercase");
+    let (python, js) = (python_plugin("uppercase"), js_plugin("uppercase"));
     let (from_rust, _) = run_pipeline(
         &input,
         &rust_out,
@@ -294,9 +298,24 @@ async fn the_python_uppercase_plugin_matches_the_rust_one_record_for_record() {
         RECORDS,
     );
     assert_eq!(from_python.len(), RECORDS);
+    let want = sorted(from_rust.iter().map(content));
     assert!(
-        sorted(from_python.iter().map(content)) == sorted(from_rust.iter().map(content)),
+        sorted(from_python.iter().map(content)) == want,
         "the Python plugin's outputs differ from the Rust plugin's"
+    );
+    assert_eq!(committed, ends);
+    let (from_js, committed) = run_pipeline(
+        &input,
+        &js_out,
+        &unique("py-js-g"),
+        &js,
+        &[],
+        &ends,
+        RECORDS,
+    );
+    assert!(
+        sorted(from_js.iter().map(content)) == want,
+        "the JavaScript plugin's outputs differ from the Rust plugin's"
     );
     assert_eq!(committed, ends);
 }

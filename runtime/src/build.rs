@@ -6,6 +6,8 @@
 //! - **Python** (one module `NAME.py` beside its tests): `componentize-py` with
 //!   Weir's WIT contract and Python SDK, both built into this binary, so the
 //!   project needs nothing but its own module.
+//! - **JavaScript** (one ES module `NAME.js` importing `./weir_sdk.js`):
+//!   `componentize-js` (StarlingMonkey), again with the WIT and SDK from this binary.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +29,9 @@ const PYTHON_SDK: &[(&str, &str)] = &[
         include_str!("../../sdk/python/weir_sdk/entry.py"),
     ),
 ];
+
+/// The JavaScript SDK, written next to a JavaScript plugin when it is built.
+const JS_SDK: &str = include_str!("../../sdk/js/weir_sdk.js");
 
 /// Why a plugin could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +81,11 @@ pub enum Project {
         /// The module's name (file stem).
         module: String,
     },
+    /// A JavaScript ES module.
+    JavaScript {
+        /// The module's name (file stem).
+        module: String,
+    },
 }
 
 /// What kind of plugin project `dir` is.
@@ -87,19 +97,30 @@ pub fn detect(dir: &Path) -> Result<Project, BuildError> {
         path: dir.to_owned(),
         source,
     };
-    let mut modules: Vec<String> = std::fs::read_dir(dir)
+    let names: Vec<String> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|entry| entry.ok())
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let module = name.strip_suffix(".py")?.to_string();
-            let helper = module.starts_with("test_") || module == "conftest" || module == "setup";
-            (!helper).then_some(module)
-        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
-    modules.sort();
-    match modules.as_slice() {
-        [module] => Ok(Project::Python {
+    let modules = |suffix: &str, helper: &dyn Fn(&str) -> bool| -> Vec<String> {
+        let mut found: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(suffix))
+            .filter(|m| !helper(m))
+            .map(str::to_string)
+            .collect();
+        found.sort();
+        found
+    };
+    let python = modules(".py", &|m| {
+        m.starts_with("test_") || m == "conftest" || m == "setup"
+    });
+    let js = modules(".js", &|m| m.ends_with(".test") || m == "weir_sdk");
+    match (python.as_slice(), js.as_slice()) {
+        ([module], []) => Ok(Project::Python {
+            module: module.clone(),
+        }),
+        ([], [module]) => Ok(Project::JavaScript {
             module: module.clone(),
         }),
         _ => Err(BuildError::UnknownProject {
@@ -114,6 +135,7 @@ pub fn build(dir: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
     match detect(dir)? {
         Project::Rust => build_rust(dir, output),
         Project::Python { module } => build_python(dir, &module, output),
+        Project::JavaScript { module } => build_js(dir, &module, output),
     }
 }
 
@@ -167,17 +189,7 @@ fn build_python(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathB
         .map(Path::to_owned)
         .unwrap_or_else(|| dir.join(format!("{module}.wasm")));
     // Weir's WIT and Python SDK, plus a note of which module is the plugin.
-    let support = std::env::temp_dir().join(format!("weir-build-{}", std::process::id()));
-    let write = |path: PathBuf, text: &str| {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| BuildError::Io {
-                path: parent.to_owned(),
-                source,
-            })?;
-        }
-        std::fs::write(&path, text).map_err(|source| BuildError::Io { path, source })
-    };
-    write(support.join("wit").join("processor.wit"), PROCESSOR_WIT)?;
+    let support = support_dir()?;
     for (name, text) in PYTHON_SDK {
         write(support.join("weir_sdk").join(name), text)?;
     }
@@ -208,6 +220,67 @@ fn build_python(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathB
     let _ = std::fs::remove_dir_all(&support);
     result?;
     Ok(output)
+}
+
+fn build_js(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathBuf, BuildError> {
+    let output = output
+        .map(Path::to_owned)
+        .unwrap_or_else(|| dir.join(format!("{module}.wasm")));
+    // The project's modules next to the SDK that matches this weir.
+    let support = support_dir()?;
+    let entries = std::fs::read_dir(dir).map_err(|source| BuildError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "js") {
+            std::fs::copy(&path, support.join(entry.file_name()))
+                .map_err(|source| BuildError::Io { path, source })?;
+        }
+    }
+    write(support.join("weir_sdk.js"), JS_SDK)?;
+    let output_abs = std::path::absolute(&output).map_err(|source| BuildError::Io {
+        path: output.clone(),
+        source,
+    })?;
+    let mut componentize = Command::new("componentize-js");
+    componentize
+        .arg("--wit")
+        .arg(support.join("wit"))
+        .args(["--world-name", "plugin", "-d", "http", "fetch-event", "-o"])
+        .arg(&output_abs)
+        .arg(support.join(format!("{module}.js")));
+    tracing::info!(module, dir = %dir.display(), output = %output.display(),
+        "building a JavaScript plugin with componentize-js (about 10-20 s)");
+    let result = run(
+        &mut componentize,
+        "componentize-js",
+        "npm install -g @bytecodealliance/componentize-js@0.23",
+        false,
+    );
+    let _ = std::fs::remove_dir_all(&support);
+    result?;
+    Ok(output)
+}
+
+/// A fresh build directory holding Weir's WIT contract.
+fn support_dir() -> Result<PathBuf, BuildError> {
+    let support = std::env::temp_dir().join(format!("weir-build-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&support);
+    write(support.join("wit").join("processor.wit"), PROCESSOR_WIT)?;
+    Ok(support)
+}
+
+/// Write `text` to `path`, creating its directory.
+fn write(path: PathBuf, text: &str) -> Result<(), BuildError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| BuildError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    std::fs::write(&path, text).map_err(|source| BuildError::Io { path, source })
 }
 
 /// Run `command`; its stderr goes to ours. Returns stdout if `capture`.
@@ -255,6 +328,20 @@ mod tests {
             detect(&dir).unwrap(),
             Project::Python {
                 module: "enrich".into()
+            }
+        );
+        std::fs::write(dir.join("shout.js"), "").unwrap();
+        assert!(
+            matches!(detect(&dir), Err(BuildError::UnknownProject { .. })),
+            "two languages at once"
+        );
+        std::fs::remove_file(dir.join("enrich.py")).unwrap();
+        std::fs::remove_file(dir.join("test_enrich.py")).unwrap();
+        std::fs::write(dir.join("weir_sdk.js"), "").unwrap();
+        assert_eq!(
+            detect(&dir).unwrap(),
+            Project::JavaScript {
+                module: "shout".into()
             }
         );
         std::fs::write(dir.join("Cargo.toml"), "").unwrap();

@@ -11,6 +11,8 @@ pub enum Lang {
     Rust,
     /// A Python module using `weir_sdk`.
     Python,
+    /// A JavaScript ES module using `weir_sdk.js`.
+    Js,
 }
 
 /// Why a project could not be created.
@@ -77,6 +79,7 @@ pub fn new_project(
             rust_files(name, &sdk)
         }
         Lang::Python => python_files(name),
+        Lang::Js => js_files(name),
     };
     for (relative, text) in files {
         let path = dir.join(relative);
@@ -146,6 +149,38 @@ fn python_files(name: &str) -> Vec<(String, String)> {
             readme(name, "python3 -m pytest", &format!("{name}.wasm")),
         ),
         (".gitignore".into(), "*.wasm\n__pycache__/\n".into()),
+    ]
+}
+
+fn js_files(name: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            format!("{name}.js"),
+            format!(
+                "// {name}: a Weir plugin.\nimport {{ definePlugin, ProcessError }} from \"./weir_sdk.js\";\n\nexport const processor = definePlugin({{\n  init(config) {{\n    // Read the plugin configuration; throw to refuse it.\n  }},\n  // Upper-case each value. Replace with your logic; return null to drop the record.\n  process(record) {{\n    if (record.value === undefined) throw new ProcessError(\"tombstones are not expected here\");\n    return record.toOutput({{ value: record.text().toUpperCase() }});\n  }},\n}});\n"
+            ),
+        ),
+        (
+            format!("{name}.test.js"),
+            format!(
+                "import {{ test }} from \"node:test\";\nimport assert from \"node:assert/strict\";\nimport {{ processor }} from \"./{name}.js\";\n\nconst bytes = (s) => new TextEncoder().encode(s);\n\ntest(\"uppercases\", () => {{\n  const [out] = processor.process([{{ topic: \"t\", partition: 0, offset: 0n, key: undefined, value: bytes(\"hi\"), headers: [] }}]);\n  assert.deepEqual(out.val[0].value, bytes(\"HI\"));\n}});\n"
+            ),
+        ),
+        (
+            "weir_sdk.js".into(),
+            include_str!("../../sdk/js/weir_sdk.js").into(),
+        ),
+        (
+            "weir_sdk.d.ts".into(),
+            include_str!("../../sdk/js/weir_sdk.d.ts").into(),
+        ),
+        ("package.json".into(), format!("{{ \"name\": \"{name}\", \"type\": \"module\", \"private\": true }}\n")),
+        ("records.jsonl".into(), FIXTURE.into()),
+        (
+            "README.md".into(),
+            readme(name, "node --test", &format!("{name}.wasm")),
+        ),
+        (".gitignore".into(), "*.wasm\n".into()),
     ]
 }
 

@@ -372,24 +372,34 @@ pub fn example_plugin(crate_name: &str) -> PathBuf {
 /// Path of a Python example plugin's component (`plugins/python/NAME`), built
 /// with `weir build` on first use.
 pub fn python_plugin(name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    source_plugin("python", name)
+}
+
+/// Path of a JavaScript example plugin's component (`plugins/js/NAME`), built
+/// with `weir build` on first use.
+pub fn js_plugin(name: &str) -> PathBuf {
+    source_plugin("js", name)
+}
+
+fn source_plugin(language: &str, name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     let out_dir = workspace_root()
         .join("target")
         .join("test-plugins")
-        .join("python");
+        .join(language);
     let out = out_dir.join(format!("{name}.wasm"));
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if !built.iter().any(|b| b == name) {
+    if !built.contains(&out) {
         std::fs::create_dir_all(&out_dir).unwrap();
         let status = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("build")
-            .arg(workspace_root().join("plugins").join("python").join(name))
+            .arg(workspace_root().join("plugins").join(language).join(name))
             .arg("-o")
             .arg(&out)
             .status()
             .expect("running weir build");
-        assert!(status.success(), "building the Python plugin {name} failed (is componentize-py installed? scripts/setup installs it)");
-        built.push(name.to_string());
+        assert!(status.success(), "building the {language} plugin {name} failed (is its toolchain installed? scripts/setup installs it)");
+        built.push(out.clone());
     }
     out
 }
