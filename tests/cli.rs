@@ -141,3 +141,26 @@ fn new_projects_build_and_pass_weir_test_in_each_language() {
         assert_eq!(values, ["\"HELLO\"", "\"WORLD\""], "{lang}");
     }
 }
+
+#[test]
+fn the_python_json_enrich_plugin_keeps_enriches_and_refuses_on_a_fixture_file() {
+    let (code, lines, log) = weir_test(
+        &python_plugin("json_enrich"),
+        "json_enrich.jsonl",
+        &[
+            "--plugin-config",
+            "field=country",
+            "--plugin-config",
+            "equals=NL",
+        ],
+    );
+    assert_eq!(code, 1, "the non-JSON record fails: {log}");
+    let kept: Value =
+        serde_json::from_str(lines[0]["outputs"][0]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(kept["email_domain"], "example.org");
+    assert_eq!(lines[1]["outputs"], serde_json::json!([]), "BE is dropped");
+    assert!(lines[2]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not JSON"));
+}
