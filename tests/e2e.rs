@@ -23,15 +23,7 @@ fn run_pipeline(
     ends: &BTreeMap<i32, i64>,
     expected: usize,
 ) -> (Vec<TestRecord>, BTreeMap<i32, i64>) {
-    let mut args = weir_base_args(group);
-    args.extend(
-        ["--topic", input, "--output-topic", output, "--plugin"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    args.push(plugin.display().to_string());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let weir = Weir::start(&args);
+    let weir = Weir::start(&pipeline_args(group, input, output, plugin, extra));
 
     let outputs = read_all(
         output,

@@ -25,31 +25,21 @@ fn poison_args(
     instances: u64,
     extra: &[&str],
 ) -> Vec<String> {
-    let mut args = weir_base_args(group);
-    args.extend(
-        [
-            "--topic",
-            input,
-            "--output-topic",
-            output,
-            "--instances",
-            &instances.to_string(),
-            "--plugin-memory-mib",
-            &MEMORY_CAP_MIB.to_string(),
-            "--plugin-timeout",
-            "200ms",
-            "--retry-backoff",
-            "10ms",
-            "--max-outputs-per-record",
-            "5",
-            "--plugin",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    args.push(example_plugin("poison").display().to_string());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    let (instances, cap) = (instances.to_string(), MEMORY_CAP_MIB.to_string());
+    let mut all = vec![
+        "--instances",
+        &instances,
+        "--plugin-memory-mib",
+        &cap,
+        "--plugin-timeout",
+        "200ms",
+        "--retry-backoff",
+        "10ms",
+        "--max-outputs-per-record",
+        "5",
+    ];
+    all.extend_from_slice(extra);
+    pipeline_args(group, input, output, &example_plugin("poison"), &all)
 }
 
 /// Record `i` of a stream where `mark(i)` names the poison (or `ok`).

@@ -9,7 +9,6 @@
 mod support;
 
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::*;
@@ -50,23 +49,13 @@ fn version_of(record: &TestRecord) -> String {
 }
 
 fn reload_args(group: &str, input: &str, output: &str, plugin: &Path) -> Vec<String> {
-    let mut args = weir_base_args(group);
-    args.extend(
-        [
-            "--topic",
-            input,
-            "--output-topic",
-            output,
-            "--instances",
-            "2",
-            "--version-header",
-            "--plugin",
-            plugin.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    args
+    pipeline_args(
+        group,
+        input,
+        output,
+        plugin,
+        &["--instances", "2", "--version-header"],
+    )
 }
 
 /// Read `reader` until an output produced by `version` arrives after `seen` outputs.
@@ -172,7 +161,7 @@ async fn reloads_under_a_continuous_stream_lose_nothing_and_each_output_has_one_
     assert_eq!(committed, all_partitions(&ends), "commits reach the end");
 
     // Every input has exactly one output, wholly from one version.
-    let counts = output_counts_any_case(reader.records());
+    let counts = output_counts(reader.records());
     let missing: Vec<_> = (0..RECORDS).filter(|i| !counts.contains_key(i)).collect();
     let doubled: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
     assert!(
@@ -209,21 +198,6 @@ fn next_batch(produced: &mut usize, n: usize) -> Vec<TestRecord> {
     let batch = numbered(*produced + n, 16).split_off(*produced);
     *produced += n;
     batch
-}
-
-/// How many outputs each input index has, whichever version upper-cased it or not.
-fn output_counts_any_case(outputs: &[TestRecord]) -> HashMap<usize, usize> {
-    let mut counts = HashMap::new();
-    for o in outputs {
-        let value = o.value.as_deref().unwrap();
-        let digits: String = value[1..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .map(|&b| b as char)
-            .collect();
-        *counts.entry(digits.parse().unwrap()).or_insert(0) += 1;
-    }
-    counts
 }
 
 #[tokio::test]
@@ -303,7 +277,7 @@ async fn broken_replacements_keep_the_running_version_and_rollback_restores_the_
     reader.read_for(Duration::from_secs(1));
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");
-    let counts = output_counts_any_case(reader.records());
+    let counts = output_counts(reader.records());
     assert_eq!(counts.len(), produced, "every input has an output");
     assert!(counts.values().all(|&n| n == 1), "no input has two outputs");
     assert_outputs_match_their_version(reader.records(), &v1, &v2);

@@ -22,12 +22,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!("cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some(runtime) = async_runtime() else {
+                return ExitCode::FAILURE;
             };
             let result = runtime.block_on(async {
                 let shutdown = weir::shutdown::on_signal();
@@ -80,12 +76,8 @@ fn test(args: &weir::cli::TestArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = async_runtime() else {
+        return ExitCode::FAILURE;
     };
     let mut stdout = std::io::stdout().lock();
     let result = runtime.block_on(weir::testrun::run_file(&plugin, &args.input, &mut stdout));
@@ -107,6 +99,13 @@ fn test(args: &weir::cli::TestArgs) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+/// The async runtime, or `None` (logged) if it cannot start.
+fn async_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| tracing::error!("cannot start the async runtime: {e}"))
+        .ok()
 }
 
 fn init_logging(filter: &str) {

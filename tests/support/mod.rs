@@ -602,7 +602,7 @@ pub fn numbered(count: usize, value_len: usize) -> Vec<TestRecord> {
         .collect()
 }
 
-/// How many outputs (upper-cased `V<i>-...`) each input index has.
+/// How many outputs (`V<i>-...` or `v<i>-...`) each input index has.
 pub fn output_counts(outputs: &[TestRecord]) -> std::collections::HashMap<usize, usize> {
     let mut counts = std::collections::HashMap::new();
     for o in outputs {
@@ -617,6 +617,21 @@ pub fn output_counts(outputs: &[TestRecord]) -> std::collections::HashMap<usize,
     counts
 }
 
+/// `weir run` arguments: the base ones, `input` → `output` through `plugin`, then `extra`.
+pub fn pipeline_args(
+    group: &str,
+    input: &str,
+    output: &str,
+    plugin: &Path,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args = weir_base_args(group);
+    args.extend(["--topic", input, "--output-topic", output].map(String::from));
+    args.extend(["--plugin".to_string(), plugin.display().to_string()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// `weir run` arguments for the `slow` plugin with `delay_us` per record on 2 instances.
 pub fn slow_args(
     group: &str,
@@ -625,30 +640,18 @@ pub fn slow_args(
     delay_us: u32,
     extra: &[&str],
 ) -> Vec<String> {
-    let mut args = weir_base_args(group);
-    args.extend(
-        [
-            "--topic",
-            input,
-            "--output-topic",
-            output,
-            "--instances",
-            "2",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    // noida-db answers fetches without honouring size limits.
-    args.extend([
-        "-X".to_string(),
-        "receive.message.max.bytes=1000000000".to_string(),
-    ]);
-    args.push("--plugin".into());
-    args.push(example_plugin("slow").display().to_string());
-    args.push("--plugin-config".into());
-    args.push(format!("delay_us={delay_us}"));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    let delay = format!("delay_us={delay_us}");
+    let mut all = vec![
+        "--instances",
+        "2",
+        // noida-db answers fetches without honouring size limits.
+        "-X",
+        "receive.message.max.bytes=1000000000",
+        "--plugin-config",
+        &delay,
+    ];
+    all.extend_from_slice(extra);
+    pipeline_args(group, input, output, &example_plugin("slow"), &all)
 }
 
 /// `ends` for every partition.
