@@ -36,7 +36,7 @@ fn weir_test(plugin: &Path, input: &str, extra: &[&str]) -> (i32, Vec<Value>, St
 }
 
 #[test]
-fn rust_python_and_javascript_uppercase_give_the_same_results_for_a_fixture_file() {
+fn uppercase_in_every_language_gives_the_same_results_for_a_fixture_file() {
     let (code, rust, log) = weir_test(&example_plugin("uppercase"), "records.jsonl", &[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(rust.len(), 4);
@@ -61,6 +61,9 @@ fn rust_python_and_javascript_uppercase_give_the_same_results_for_a_fixture_file
     let (code, js, log) = weir_test(&js_plugin("uppercase"), "records.jsonl", &[]);
     assert_eq!(code, 0, "{log}");
     assert_eq!(js, rust, "the JavaScript plugin differs from the Rust one");
+    let (code, c, log) = weir_test(&c_plugin("uppercase"), "records.jsonl", &[]);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(c, rust, "the C plugin differs from the Rust one");
 }
 
 #[test]

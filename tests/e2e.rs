@@ -257,20 +257,25 @@ async fn a_restart_resumes_from_the_committed_offsets_without_reprocessing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_python_and_javascript_uppercase_plugins_match_the_rust_one_record_for_record() {
+async fn the_python_javascript_and_c_uppercase_plugins_match_the_rust_one_record_for_record() {
     require_broker();
     let input = unique("py-in");
-    let (rust_out, python_out, js_out) = (
+    let (rust_out, python_out, js_out, c_out) = (
         unique("py-rust-out"),
         unique("py-python-out"),
         unique("py-js-out"),
+        unique("py-c-out"),
     );
-    for topic in [&input, &rust_out, &python_out, &js_out] {
+    for topic in [&input, &rust_out, &python_out, &js_out, &c_out] {
         create_topic(topic, PARTITIONS).await;
     }
     let sent = keyed_records(|i| format!("record {i} of key-{} ünïcode", i % KEYS));
     let ends = produce(&input, &sent).await;
-    let (python, js) = (python_plugin("uppercase"), js_plugin("uppercase"));
+    let (python, js, c) = (
+        python_plugin("uppercase"),
+        js_plugin("uppercase"),
+        c_plugin("uppercase"),
+    );
     let (from_rust, _) = run_pipeline(
         &input,
         &rust_out,
@@ -308,6 +313,13 @@ async fn the_python_and_javascript_uppercase_plugins_match_the_rust_one_record_f
     assert!(
         sorted(from_js.iter().map(content)) == want,
         "the JavaScript plugin's outputs differ from the Rust plugin's"
+    );
+    assert_eq!(committed, ends);
+    let (from_c, committed) =
+        run_pipeline(&input, &c_out, &unique("py-c-g"), &c, &[], &ends, RECORDS);
+    assert!(
+        sorted(from_c.iter().map(content)) == want,
+        "the C plugin's outputs differ from the Rust plugin's"
     );
     assert_eq!(committed, ends);
 }

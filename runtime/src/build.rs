@@ -8,6 +8,10 @@
 //!   project needs nothing but its own module.
 //! - **JavaScript** (one ES module `NAME.js` importing `./weir_sdk.js`):
 //!   `componentize-js` (StarlingMonkey), again with the WIT and SDK from this binary.
+//! - **C** (`*.c` files including `plugin.h`): the bindings are generated and the
+//!   core module turned into a component in-process (wit-bindgen, wit-component,
+//!   the WASI preview 1 reactor adapter); only `clang` with a WASI sysroot is
+//!   needed (Debian: clang, lld, wasi-libc, libclang-rt-dev-wasm32).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -86,6 +90,11 @@ pub enum Project {
         /// The module's name (file stem).
         module: String,
     },
+    /// C sources.
+    C {
+        /// The name of the component (the directory's name).
+        name: String,
+    },
 }
 
 /// What kind of plugin project `dir` is.
@@ -116,12 +125,19 @@ pub fn detect(dir: &Path) -> Result<Project, BuildError> {
         m.starts_with("test_") || m == "conftest" || m == "setup"
     });
     let js = modules(".js", &|m| m.ends_with(".test") || m == "weir_sdk");
-    match (python.as_slice(), js.as_slice()) {
-        ([module], []) => Ok(Project::Python {
+    let c = modules(".c", &|m| m == "plugin");
+    match (python.as_slice(), js.as_slice(), c.is_empty()) {
+        ([module], [], true) => Ok(Project::Python {
             module: module.clone(),
         }),
-        ([], [module]) => Ok(Project::JavaScript {
+        ([], [module], true) => Ok(Project::JavaScript {
             module: module.clone(),
+        }),
+        ([], [], false) => Ok(Project::C {
+            name: std::path::absolute(dir)
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "plugin".into()),
         }),
         _ => Err(BuildError::UnknownProject {
             dir: dir.to_owned(),
@@ -136,6 +152,7 @@ pub fn build(dir: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
         Project::Rust => build_rust(dir, output),
         Project::Python { module } => build_python(dir, &module, output),
         Project::JavaScript { module } => build_js(dir, &module, output),
+        Project::C { name } => build_c(dir, &name, output),
     }
 }
 
@@ -262,6 +279,108 @@ fn build_js(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathBuf, 
     let _ = std::fs::remove_dir_all(&support);
     result?;
     Ok(output)
+}
+
+fn build_c(dir: &Path, name: &str, output: Option<&Path>) -> Result<PathBuf, BuildError> {
+    let output = output
+        .map(Path::to_owned)
+        .unwrap_or_else(|| dir.join(format!("{name}.wasm")));
+    let support = support_dir()?;
+    let failed = |what: &str, e: anyhow::Error| BuildError::NoComponent(format!("{what}: {e:#}"));
+    // 1. C bindings for the plugin world: plugin.h, plugin.c, plugin_component_type.o.
+    let mut resolve = wit_bindgen_core::wit_parser::Resolve::default();
+    let (package, _) = resolve
+        .push_dir(support.join("wit"))
+        .map_err(|e| failed("reading the WIT contract", e))?;
+    let world = resolve
+        .select_world(&[package], Some("plugin"))
+        .map_err(|e| failed("selecting the plugin world", e))?;
+    let mut files = wit_bindgen_core::Files::default();
+    wit_bindgen_c::Opts::default()
+        .build()
+        .generate(&mut resolve, world, &mut files)
+        .map_err(|e| failed("generating C bindings", e))?;
+    let bindings = support.join("bindings");
+    for (file, contents) in files.iter() {
+        let path = bindings.join(file);
+        std::fs::create_dir_all(&bindings).map_err(|source| BuildError::Io {
+            path: bindings.clone(),
+            source,
+        })?;
+        std::fs::write(&path, contents).map_err(|source| BuildError::Io { path, source })?;
+    }
+    // 2. The core module: the project's sources plus the bindings, as a WASI reactor.
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| BuildError::Io {
+            path: dir.to_owned(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    sources.sort();
+    let core = support.join("core.wasm");
+    let mut clang = Command::new(clang_program());
+    clang
+        .args([
+            "--target=wasm32-wasi",
+            "-mexec-model=reactor",
+            "-O2",
+            "-Wall",
+        ])
+        .arg("-I")
+        .arg(&bindings)
+        .args(&sources)
+        .arg(bindings.join("plugin.c"))
+        .arg(bindings.join("plugin_component_type.o"))
+        .arg("-o")
+        .arg(&core);
+    tracing::info!(name, dir = %dir.display(), output = %output.display(), "building a C plugin with clang");
+    let compiled = run(
+        &mut clang,
+        "clang",
+        "apt-get install clang lld wasi-libc libclang-rt-19-dev-wasm32 (Debian 12: clang-19 lld-19)",
+        false,
+    );
+    if let Err(e) = compiled {
+        let _ = std::fs::remove_dir_all(&support);
+        return Err(e);
+    }
+    // 3. The component: the core module with the WASI preview 1 adapter.
+    let module = std::fs::read(&core).map_err(|source| BuildError::Io {
+        path: core.clone(),
+        source,
+    })?;
+    let _ = std::fs::remove_dir_all(&support);
+    use wasi_preview1_component_adapter_provider as adapter;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .and_then(|encoder| {
+            encoder.validate(true).adapter(
+                adapter::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+                adapter::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+            )
+        })
+        .and_then(|encoder| encoder.encode())
+        .map_err(|e| failed("making the component", e))?;
+    std::fs::write(&output, component).map_err(|source| BuildError::Io {
+        path: output.clone(),
+        source,
+    })?;
+    Ok(output)
+}
+
+/// `clang`, or Debian's versioned `clang-19` when no plain `clang` is installed.
+fn clang_program() -> &'static str {
+    let found = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(name).is_file()))
+    };
+    if found("clang") || !found("clang-19") {
+        "clang"
+    } else {
+        "clang-19"
+    }
 }
 
 /// A fresh build directory holding Weir's WIT contract.

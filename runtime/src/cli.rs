@@ -28,7 +28,7 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Create a plugin project, ready to build and test.
     New(NewArgs),
-    /// Build a plugin project (Rust, Python or JavaScript) into a `.wasm` component.
+    /// Build a plugin project (Rust, Python, JavaScript or C) into a `.wasm` component.
     Build(BuildArgs),
     /// Run a plugin over records from a JSON-lines file, without Kafka; print each
     /// record's outputs or error as a JSON line; exit 1 if any record failed.

@@ -13,6 +13,8 @@ pub enum Lang {
     Python,
     /// A JavaScript ES module using `weir_sdk.js`.
     Js,
+    /// C sources against the generated `plugin.h`.
+    C,
 }
 
 /// Why a project could not be created.
@@ -80,6 +82,7 @@ pub fn new_project(
         }
         Lang::Python => python_files(name),
         Lang::Js => js_files(name),
+        Lang::C => c_files(name),
     };
     for (relative, text) in files {
         let path = dir.join(relative);
@@ -94,9 +97,14 @@ pub fn new_project(
     Ok(dir)
 }
 
-fn readme(name: &str, test: &str, build: &str) -> String {
+fn readme(name: &str, unit_tests: Option<&str>, build: &str) -> String {
+    let unit_tests = unit_tests
+        .map(|command| {
+            format!("{command}                                  # unit tests, no WebAssembly\n")
+        })
+        .unwrap_or_default();
     format!(
-        "# {name}\n\nA Weir plugin.\n\n```sh\n{test}                                  # unit tests, no WebAssembly\nweir build .                                    # the component: {build}\nweir test --plugin {build} --input records.jsonl   # run it over sample records\nweir run --brokers localhost:9092 --group {name} --topic in --output-topic out --plugin {build}\n```\n"
+        "# {name}\n\nA Weir plugin.\n\n```sh\n{unit_tests}weir build .                                    # the component: {build}\nweir test --plugin {build} --input records.jsonl   # run it over sample records\nweir run --brokers localhost:9092 --group {name} --topic in --output-topic out --plugin {build}\n```\n"
     )
 }
 
@@ -116,7 +124,7 @@ fn rust_files(name: &str, sdk: &Path) -> Vec<(String, String)> {
             ),
         ),
         ("records.jsonl".into(), FIXTURE.into()),
-        ("README.md".into(), readme(name, "cargo test", &wasm)),
+        ("README.md".into(), readme(name, Some("cargo test"), &wasm)),
         (".gitignore".into(), "target/\n".into()),
     ]
 }
@@ -146,7 +154,7 @@ fn python_files(name: &str) -> Vec<(String, String)> {
         ("records.jsonl".into(), FIXTURE.into()),
         (
             "README.md".into(),
-            readme(name, "python3 -m pytest", &format!("{name}.wasm")),
+            readme(name, Some("python3 -m pytest"), &format!("{name}.wasm")),
         ),
         (".gitignore".into(), "*.wasm\n__pycache__/\n".into()),
     ]
@@ -178,7 +186,25 @@ fn js_files(name: &str) -> Vec<(String, String)> {
         ("records.jsonl".into(), FIXTURE.into()),
         (
             "README.md".into(),
-            readme(name, "node --test", &format!("{name}.wasm")),
+            readme(name, Some("node --test"), &format!("{name}.wasm")),
+        ),
+        (".gitignore".into(), "*.wasm\n".into()),
+    ]
+}
+
+fn c_files(name: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            format!("{name}.c"),
+            include_str!("../../plugins/c/uppercase/uppercase.c").replace(
+                "// Example plugin in C: upper-cases",
+                &format!("// {name}: a Weir plugin. Replace with your logic. Upper-cases"),
+            ),
+        ),
+        ("records.jsonl".into(), FIXTURE.into()),
+        (
+            "README.md".into(),
+            readme(name, None, &format!("{name}.wasm")),
         ),
         (".gitignore".into(), "*.wasm\n".into()),
     ]

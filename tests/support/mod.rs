@@ -381,6 +381,12 @@ pub fn js_plugin(name: &str) -> PathBuf {
     source_plugin("js", name)
 }
 
+/// Path of a C example plugin's component (`plugins/c/NAME`), built with `weir
+/// build` on first use.
+pub fn c_plugin(name: &str) -> PathBuf {
+    source_plugin("c", name)
+}
+
 fn source_plugin(language: &str, name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     let out_dir = workspace_root()
