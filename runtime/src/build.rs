@@ -202,9 +202,7 @@ fn build_rust(dir: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> 
 }
 
 fn build_python(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathBuf, BuildError> {
-    let output = output
-        .map(Path::to_owned)
-        .unwrap_or_else(|| dir.join(format!("{module}.wasm")));
+    let output = component_path(dir, module, output);
     // Weir's WIT and Python SDK, plus a note of which module is the plugin.
     let support = support_dir()?;
     for (name, text) in PYTHON_SDK {
@@ -240,9 +238,7 @@ fn build_python(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathB
 }
 
 fn build_js(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathBuf, BuildError> {
-    let output = output
-        .map(Path::to_owned)
-        .unwrap_or_else(|| dir.join(format!("{module}.wasm")));
+    let output = component_path(dir, module, output);
     // The project's modules next to the SDK that matches this weir.
     let support = support_dir()?;
     let entries = std::fs::read_dir(dir).map_err(|source| BuildError::Io {
@@ -282,9 +278,7 @@ fn build_js(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathBuf, 
 }
 
 fn build_c(dir: &Path, name: &str, output: Option<&Path>) -> Result<PathBuf, BuildError> {
-    let output = output
-        .map(Path::to_owned)
-        .unwrap_or_else(|| dir.join(format!("{name}.wasm")));
+    let output = component_path(dir, name, output);
     let support = support_dir()?;
     let failed = |what: &str, e: anyhow::Error| BuildError::NoComponent(format!("{what}: {e:#}"));
     // 1. C bindings for the plugin world: plugin.h, plugin.c, plugin_component_type.o.
@@ -381,6 +375,13 @@ fn clang_program() -> &'static str {
     } else {
         "clang-19"
     }
+}
+
+/// Where a component goes: `output` if given, else `DIR/NAME.wasm`.
+fn component_path(dir: &Path, name: &str, output: Option<&Path>) -> PathBuf {
+    output
+        .map(Path::to_owned)
+        .unwrap_or_else(|| dir.join(format!("{name}.wasm")))
 }
 
 /// A fresh build directory holding Weir's WIT contract.

@@ -295,7 +295,7 @@ impl PartitionWorker {
                 match shared.failure.policy {
                     FailurePolicy::Dlq => {
                         self.await_segment(std::mem::take(&mut segment), pool, stop)?;
-                        let letter = dead_letter_for(&shared, &self.topic, &record, &failure);
+                        let letter = dead_letter_for(&shared, &record, &failure);
                         log_failure(&record, &failure, "writing it to the dead-letter topic");
                         let pending = match self.shared.output.send(&letter, record.timestamp).await
                         {
@@ -371,7 +371,6 @@ impl PartitionWorker {
         });
         let shared = Arc::clone(&self.shared);
         let pool = Arc::clone(pool);
-        let topic = self.topic.clone();
         self.acks.push(
             async move {
                 // The last record whose refused output was dead-lettered: one
@@ -384,47 +383,27 @@ impl PartitionWorker {
                                 Ok(()) => true,
                                 Err(e) if e.is_permanent() && retry.is_some() => {
                                     // A record missing from `sources` already failed at
-                                    // hand-over and went through the policy then.
-                                    let Some(record) = sources.get(source) else {
-                                        continue;
-                                    };
-                                    if refused == Some(source) {
-                                        continue;
-                                    }
-                                    refused = Some(source);
-                                    let failure = RecordFailure {
-                                        kind: FailureKind::Produce,
-                                        message: e.to_string(),
-                                        attempts: 1,
-                                        plugin: pool.identity(),
-                                    };
-                                    match shared.failure.policy {
-                                        FailurePolicy::Dlq => {
-                                            let letter =
-                                                dead_letter_for(&shared, &topic, record, &failure);
-                                            log_failure(
-                                                record,
-                                                &failure,
-                                                "writing it to the dead-letter topic",
-                                            );
-                                            let delivery = Delivery::DeadLetter {
-                                                pending: None,
-                                                letter,
-                                                timestamp: record.timestamp,
+                                    // hand-over and went through the policy then; one
+                                    // dead letter per record, however many outputs were refused.
+                                    match sources.get(source) {
+                                        Some(record) if refused != Some(source) => {
+                                            refused = Some(source);
+                                            let failure = RecordFailure {
+                                                kind: FailureKind::Produce,
+                                                message: e.to_string(),
+                                                attempts: 1,
+                                                plugin: pool.identity(),
                                             };
-                                            delivery
-                                                .acknowledged(&shared.output, retry.as_ref())
-                                                .await?
-                                        }
-                                        FailurePolicy::Skip => {
-                                            log_failure(
+                                            apply_to_refused(
+                                                &shared,
                                                 record,
-                                                &failure,
-                                                "skipping it (policy skip)",
-                                            );
-                                            true
+                                                failure,
+                                                e,
+                                                retry.as_ref(),
+                                            )
+                                            .await?
                                         }
-                                        FailurePolicy::Stop => return Err(e),
+                                        _ => true,
                                     }
                                 }
                                 Err(e) => return Err(e),
@@ -552,19 +531,43 @@ impl PartitionWorker {
     }
 }
 
-/// The dead letter for `record` of input topic `topic`.
-fn dead_letter_for(
-    shared: &Shared,
-    topic: &str,
-    record: &InputRecord,
-    failure: &RecordFailure,
-) -> OutputRecord {
+/// The dead letter for `record`, written to its input topic's dead-letter topic.
+fn dead_letter_for(shared: &Shared, record: &InputRecord, failure: &RecordFailure) -> OutputRecord {
     let dlq = shared
         .failure
         .dead_letter_topics
-        .get(topic)
+        .get(&record.topic)
         .expect("every input topic has a dead-letter topic");
     dead_letter(record, failure, dlq)
+}
+
+/// The failure policy for `record`, one of whose outputs the broker refused for
+/// good (`error`) in its delivery report: dead-letter it (waiting for that
+/// write), skip it, or fail the segment. Returns false if a stop gave up the
+/// dead-letter write.
+async fn apply_to_refused(
+    shared: &Shared,
+    record: &InputRecord,
+    failure: RecordFailure,
+    error: ProduceError,
+    retry: Option<&DeadLetterRetry>,
+) -> Result<bool, ProduceError> {
+    match shared.failure.policy {
+        FailurePolicy::Dlq => {
+            log_failure(record, &failure, "writing it to the dead-letter topic");
+            let delivery = Delivery::DeadLetter {
+                pending: None,
+                letter: dead_letter_for(shared, record, &failure),
+                timestamp: record.timestamp,
+            };
+            delivery.acknowledged(&shared.output, retry).await
+        }
+        FailurePolicy::Skip => {
+            log_failure(record, &failure, "skipping it (policy skip)");
+            Ok(true)
+        }
+        FailurePolicy::Stop => Err(error),
+    }
 }
 
 /// Say in headers of each output which plugin versions produced it, one header
