@@ -16,9 +16,22 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `weir=debug,librdkafka=warn`.
     #[arg(long, global = true, env = "WEIR_LOG", default_value = "info")]
     pub log: String,
+    /// Log line format: `text` for people, `json` (one object per line, with
+    /// every field and the enclosing spans' fields) for log pipelines.
+    #[arg(long, global = true, env = "WEIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Weir's subcommands.
@@ -33,6 +46,24 @@ pub enum Command {
     /// Run a plugin over records from a JSON-lines file, without Kafka; print each
     /// record's outputs or error as a JSON line; exit 1 if any record failed.
     Test(TestArgs),
+    /// Show a running `weir run`'s partitions (lag, rate), plugin versions and
+    /// dead-letter counts from its admin endpoint, refreshing in place.
+    Status(StatusArgs),
+}
+
+/// Flags of `weir status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The admin endpoint of the `weir run` to watch.
+    #[arg(long, env = "WEIR_ADMIN_ADDR", default_value = "127.0.0.1:9898")]
+    pub admin_addr: String,
+    /// Time between refreshes, e.g. `2s`.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Print one view and exit (rates need two samples: the view is taken
+    /// `--interval` apart).
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// Flags of `weir test`.
@@ -186,9 +217,17 @@ pub struct RunArgs {
     /// Add a `weir.plugin.version` header to every output.
     #[arg(long, env = "WEIR_VERSION_HEADER")]
     pub version_header: bool,
-    /// Admin HTTP endpoint address (`IP:PORT`, port 0 for any free port, or `off`).
+    /// Admin HTTP endpoint address (`IP:PORT`, port 0 for any free port, or `off`):
+    /// plugin versions, reload, `/metrics`, `/healthz`, `/readyz`.
     #[arg(long, env = "WEIR_ADMIN_ADDR")]
     pub admin_addr: Option<String>,
+    /// How often per-partition lag and broker state are refreshed, e.g. `5s`.
+    #[arg(long, env = "WEIR_STATS_INTERVAL", value_parser = humantime::parse_duration)]
+    pub stats_interval: Option<Duration>,
+    /// Export a span per traced record to this OTLP/HTTP endpoint, e.g.
+    /// `http://localhost:4318/v1/traces` (off by default).
+    #[arg(long, env = "WEIR_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Directory for compiled plugin artifacts.
     #[arg(long, env = "WEIR_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -267,6 +306,10 @@ impl RunArgs {
         c.plugin.watch &= !self.no_watch;
         c.plugin.version_header |= self.version_header;
         set(&mut c.admin_addr, self.admin_addr);
+        set(&mut c.stats_interval, self.stats_interval);
+        if self.otlp_endpoint.is_some() {
+            c.otlp_endpoint = self.otlp_endpoint;
+        }
         if self.transactional_id.is_some() {
             c.transactional_id = self.transactional_id;
         }

@@ -68,6 +68,16 @@ pub struct RunConfig {
     /// private network.
     #[serde(default = "default_admin_addr")]
     pub admin_addr: String,
+    /// How often librdkafka reports statistics, which refresh the per-partition
+    /// lag, committed-offset and high-watermark metrics and broker readiness,
+    /// e.g. `"5s"`.
+    #[serde(default = "default_stats_interval", with = "humantime_serde")]
+    pub stats_interval: Duration,
+    /// Export a span per traced record (one that arrives with a `traceparent`)
+    /// to this OTLP/HTTP endpoint, e.g. `"http://localhost:4318/v1/traces"`.
+    /// Off when unset.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
     /// Extra librdkafka properties applied to both the consumer and the producer
     /// (e.g. `"security.protocol" = "SASL_SSL"`). They override Weir's own settings.
     #[serde(default)]
@@ -242,6 +252,9 @@ fn default_max_memory_mib() -> u64 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_stats_interval() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_admin_addr() -> String {
     "127.0.0.1:9898".to_string()
@@ -512,6 +525,12 @@ impl RunConfig {
             }
         }
         self.admin_socket()?;
+        if self.stats_interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "stats_interval",
+                "must be at least 100ms (librdkafka's statistics cost CPU on every report)",
+            ));
+        }
         if self.commit_interval.is_zero() {
             return Err(invalid("commit_interval", "must be above zero"));
         }

@@ -1,32 +1,79 @@
-//! The process-wide budget of bytes in flight: records handed to partition
+//! The process-wide budget of records and bytes in flight: records handed to partition
 //! workers whose work is not finished yet. When it is spent, the router pauses
 //! the partition it could not feed instead of buffering more.
 
 use crate::wasm::InputRecord;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Fixed per-record overhead counted on top of the payload (struct, topic, offsets).
 const RECORD_OVERHEAD: usize = 64;
 
-/// Bytes a record holds in memory, as counted against the budget.
-pub fn record_bytes(record: &InputRecord) -> usize {
-    let headers: usize = record
-        .headers
-        .iter()
-        .map(|h| h.key.len() + h.value.len())
-        .sum();
-    RECORD_OVERHEAD
-        + record.topic.len()
-        + record.key.as_ref().map_or(0, Vec::len)
-        + record.value.as_ref().map_or(0, Vec::len)
-        + headers
+/// Records, and the bytes they hold in memory, as counted against the budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Load {
+    /// How many records.
+    pub records: usize,
+    /// Their payload plus a fixed overhead each.
+    pub bytes: usize,
 }
 
-/// Bytes of records in flight across all partitions, against a limit.
+impl Load {
+    /// The load of one record.
+    pub fn of(record: &InputRecord) -> Self {
+        let headers: usize = record
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.len())
+            .sum();
+        let bytes = RECORD_OVERHEAD
+            + record.topic.len()
+            + record.key.as_ref().map_or(0, Vec::len)
+            + record.value.as_ref().map_or(0, Vec::len)
+            + headers;
+        Self { records: 1, bytes }
+    }
+
+    /// The load of all of `records`.
+    pub fn of_all<'a>(records: impl IntoIterator<Item = &'a InputRecord>) -> Self {
+        records
+            .into_iter()
+            .map(Self::of)
+            .fold(Self::default(), |a, b| a + b)
+    }
+}
+
+impl std::ops::Add for Load {
+    type Output = Load;
+    fn add(self, other: Load) -> Load {
+        Load {
+            records: self.records + other.records,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Load {
+    fn add_assign(&mut self, other: Load) {
+        *self = *self + other;
+    }
+}
+
+impl std::ops::Sub for Load {
+    type Output = Load;
+    fn sub(self, other: Load) -> Load {
+        Load {
+            records: self.records - other.records,
+            bytes: self.bytes - other.bytes,
+        }
+    }
+}
+
+/// Records and bytes in flight across all partitions, against a byte limit.
 #[derive(Debug)]
 pub struct InFlightBudget {
     used: AtomicUsize,
+    records: AtomicUsize,
     max: usize,
 }
 
@@ -35,24 +82,32 @@ impl InFlightBudget {
     pub fn new(max: usize) -> Self {
         Self {
             used: AtomicUsize::new(0),
+            records: AtomicUsize::new(0),
             max,
         }
     }
 
-    /// Take `bytes` from the budget if they fit. A record larger than the whole
-    /// budget is admitted when nothing else is in flight, so it cannot block forever.
-    pub fn try_reserve(&self, bytes: usize) -> bool {
-        self.used
+    /// Take `load` from the budget if its bytes fit. A record larger than the
+    /// whole budget is admitted when nothing else is in flight, so it cannot
+    /// block forever.
+    pub fn try_reserve(&self, load: Load) -> bool {
+        let reserved = self
+            .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                (used == 0 || used + bytes <= self.max).then_some(used + bytes)
+                (used == 0 || used + load.bytes <= self.max).then_some(used + load.bytes)
             })
-            .is_ok()
+            .is_ok();
+        if reserved {
+            self.records.fetch_add(load.records, Ordering::AcqRel);
+        }
+        reserved
     }
 
-    /// Give `bytes` back once their records are finished or dropped.
-    pub fn release(&self, bytes: usize) {
-        let previous = self.used.fetch_sub(bytes, Ordering::AcqRel);
-        debug_assert!(previous >= bytes, "released more than reserved");
+    /// Give `load` back once its records are finished or dropped.
+    pub fn release(&self, load: Load) {
+        let previous = self.used.fetch_sub(load.bytes, Ordering::AcqRel);
+        debug_assert!(previous >= load.bytes, "released more than reserved");
+        self.records.fetch_sub(load.records, Ordering::AcqRel);
     }
 
     /// The limit in bytes.
@@ -64,6 +119,11 @@ impl InFlightBudget {
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
     }
+
+    /// Records currently in flight.
+    pub fn records(&self) -> usize {
+        self.records.load(Ordering::Acquire)
+    }
 }
 
 /// One partition's part of the budget: what its worker holds, so that all of it
@@ -71,7 +131,7 @@ impl InFlightBudget {
 #[derive(Debug)]
 pub struct PartitionShare {
     budget: Arc<InFlightBudget>,
-    held: AtomicUsize,
+    held: Mutex<Load>,
 }
 
 impl PartitionShare {
@@ -79,28 +139,37 @@ impl PartitionShare {
     pub fn new(budget: Arc<InFlightBudget>) -> Self {
         Self {
             budget,
-            held: AtomicUsize::new(0),
+            held: Mutex::new(Load::default()),
         }
     }
 
-    /// Take `bytes` from the budget for this partition, if they fit.
-    pub fn try_reserve(&self, bytes: usize) -> bool {
-        let reserved = self.budget.try_reserve(bytes);
+    /// Take `load` from the budget for this partition, if it fits.
+    pub fn try_reserve(&self, load: Load) -> bool {
+        let reserved = self.budget.try_reserve(load);
         if reserved {
-            self.held.fetch_add(bytes, Ordering::AcqRel);
+            *self.held() += load;
         }
         reserved
     }
 
-    /// Give `bytes` back.
-    pub fn release(&self, bytes: usize) {
-        self.held.fetch_sub(bytes, Ordering::AcqRel);
-        self.budget.release(bytes);
+    /// Give `load` back.
+    pub fn release(&self, load: Load) {
+        {
+            let mut held = self.held();
+            *held = *held - load;
+        }
+        self.budget.release(load);
     }
 
     /// Give back everything still held (the worker is gone).
     pub fn release_all(&self) {
-        self.budget.release(self.held.swap(0, Ordering::AcqRel));
+        let held = std::mem::take(&mut *self.held());
+        self.budget.release(held);
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Load> {
+        // Two additions cannot be left half done by a panic.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -108,30 +177,39 @@ impl PartitionShare {
 mod tests {
     use super::*;
 
+    /// One record of `n` bytes.
+    fn bytes(n: usize) -> Load {
+        Load {
+            records: 1,
+            bytes: n,
+        }
+    }
+
     #[test]
     fn reserves_until_full_and_admits_one_oversized_record_when_idle() {
         let b = InFlightBudget::new(100);
-        assert!(b.try_reserve(60));
-        assert!(!b.try_reserve(50));
-        assert!(b.try_reserve(40));
-        b.release(100);
-        assert_eq!(b.used(), 0);
+        assert!(b.try_reserve(bytes(60)));
+        assert!(!b.try_reserve(bytes(50)));
+        assert!(b.try_reserve(bytes(40)));
+        assert_eq!(b.records(), 2);
+        b.release(bytes(60) + bytes(40));
+        assert_eq!((b.used(), b.records()), (0, 0));
         assert!(
-            b.try_reserve(500),
+            b.try_reserve(bytes(500)),
             "an oversized record passes when nothing is in flight"
         );
-        assert!(!b.try_reserve(1));
-        b.release(500);
+        assert!(!b.try_reserve(bytes(1)));
+        b.release(bytes(500));
     }
 
     #[test]
     fn a_partition_share_gives_back_what_its_worker_left_behind() {
         let budget = Arc::new(InFlightBudget::new(100));
         let share = PartitionShare::new(Arc::clone(&budget));
-        assert!(share.try_reserve(30));
-        assert!(share.try_reserve(30));
-        share.release(30);
+        assert!(share.try_reserve(bytes(30)));
+        assert!(share.try_reserve(bytes(30)));
+        share.release(bytes(30));
         share.release_all();
-        assert_eq!(budget.used(), 0);
+        assert_eq!((budget.used(), budget.records()), (0, 0));
     }
 }

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use weir::cli::{Cli, Command};
+use weir::cli::{Cli, Command, LogFormat};
 
 /// Exit status for configuration mistakes (clap uses the same for bad usage).
 const EXIT_CONFIG: u8 = 2;
@@ -12,7 +12,7 @@ const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    init_logging(&cli.log, cli.log_format);
     match cli.command {
         Command::Run(args) => {
             let config = match args.into_config() {
@@ -40,6 +40,15 @@ fn main() -> ExitCode {
             }
         }
         Command::Test(args) => test(&args),
+        Command::Status(args) => {
+            match weir::status::run(&args.admin_addr, args.interval, args.once) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::New(args) => {
             let sdk = args.sdk.unwrap_or_else(weir::scaffold::default_rust_sdk);
             match weir::scaffold::new_project(&args.dir, &args.name, args.lang, &sdk) {
@@ -108,11 +117,22 @@ fn async_runtime() -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // One object per line: the event's fields at the top level, the
+        // innermost span's fields (e.g. a plugin call's topic/partition/offset)
+        // under "span".
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }

@@ -8,13 +8,16 @@
 //! acknowledged (see `offsets`). Partitions run in parallel, bounded by the
 //! plugin pool's size.
 
-use crate::commit::Committer;
+use crate::commit::{CommitError, Committer};
 use crate::config::{BatchConfig, FailurePolicy};
 use crate::failure::{dead_letter, headers, Backoff, FailureKind, RecordFailure};
-use crate::flow::{record_bytes, InFlightBudget, PartitionShare};
+use crate::flow::{InFlightBudget, Load, PartitionShare};
 use crate::kafka::{OutputSink, PendingDelivery, ProduceError, WeirConsumer};
+use crate::metrics::PipelineMetrics;
 use crate::offsets::{OffsetError, OffsetTracker};
+use crate::otlp::RecordSpan;
 use crate::resolve::{resolve_chain, ChainStage, Resolution, ResolveSettings};
+use crate::trace_context::Tracing;
 use crate::wasm::{Header, InputRecord, OutputRecord, PluginError, PluginPool, PluginSlot};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -97,6 +100,31 @@ pub struct Shared {
     pub budget: Arc<InFlightBudget>,
     /// Retries, limits and the policy for records the plugin fails on.
     pub failure: FailureHandling,
+    /// The pipeline's metrics.
+    pub metrics: PipelineMetrics,
+    /// How traces continue through the pipeline.
+    pub tracing: Tracing,
+}
+
+impl Shared {
+    /// Commit everything finished so far (see [`Committer::commit`]), timing it;
+    /// transaction commits are counted here, offset commits by the consumer's
+    /// commit callback (which also sees librdkafka's own periodic commits).
+    pub fn commit(
+        &self,
+        consumer: &WeirConsumer,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<(), CommitError> {
+        let started = std::time::Instant::now();
+        let result = self.committer.commit(consumer, runtime);
+        self.metrics
+            .commit_duration
+            .observe(started.elapsed().as_secs_f64());
+        if self.committer.commits_on_timer() {
+            self.metrics.commit(result.is_ok());
+        }
+        result
+    }
 }
 
 /// One plugin of the chain.
@@ -123,11 +151,11 @@ const DEAD_LETTER_RETRY: Backoff = Backoff {
 };
 
 /// Work whose outputs are all acknowledged: the offsets now complete and the
-/// bytes they held.
+/// records and bytes they held.
 #[derive(Default)]
 struct Finished {
     offsets: Vec<i64>,
-    bytes: usize,
+    load: Load,
 }
 
 /// Records of a batch whose outputs are acknowledged together.
@@ -138,6 +166,9 @@ struct Segment {
     /// The records with outputs, kept until those are acknowledged so that one
     /// whose output the broker refuses for good can still be dead-lettered.
     sources: Vec<InputRecord>,
+    /// The exported spans of its records; they end when dropped, once the
+    /// segment's deliveries are acknowledged.
+    spans: Vec<RecordSpan>,
 }
 
 /// Resolves when every output of a batch is acknowledged.
@@ -197,11 +228,10 @@ impl PartitionWorker {
             halt.cancel();
             self.drain_acks().await;
         }
-        let unprocessed: usize = self.pending_batch.iter().map(record_bytes).sum();
-        self.share.release(unprocessed);
+        self.share.release(Load::of_all(&self.pending_batch));
         self.records.close();
         while let Ok(record) = self.records.try_recv() {
-            self.share.release(record_bytes(&record));
+            self.share.release(Load::of(&record));
         }
         // A batch that ended in an error may keep its bytes: the error ends this
         // run of the pipeline, and the next run starts with a fresh budget.
@@ -242,8 +272,9 @@ impl PartitionWorker {
                 .map_err(|source| self.offsets_error(source))?;
         }
         let last = records[records.len() - 1].offset;
-        let bytes: usize = records.iter().map(record_bytes).sum();
+        let load = Load::of_all(&records);
         let shared = Arc::clone(&self.shared);
+        shared.metrics.batch_records.observe(records.len() as f64);
         // Every record of this batch is processed by these versions.
         let pools: Vec<Arc<PluginPool>> = shared.stages.iter().map(|s| s.slot.current()).collect();
         let chain: Vec<ChainStage<'_>> = shared
@@ -274,7 +305,7 @@ impl PartitionWorker {
         // starts at each dead letter, so one that cannot be written holds back
         // only its own record and those after it.
         let mut segment = Segment::default();
-        let mut accounted = 0;
+        let mut accounted = Load::default();
         let mut next = last + 1;
         let mut halt = None;
         for (record, resolution) in resolved {
@@ -282,6 +313,9 @@ impl PartitionWorker {
                 Resolution::Outputs(mut outputs) => {
                     if shared.version_header {
                         tag_versions(&mut outputs, &pools);
+                    }
+                    if let Some(span) = shared.tracing.continue_trace(&record, &mut outputs) {
+                        segment.spans.push(span);
                     }
                     self.send_all(&outputs, &record, pool, &mut segment).await?
                 }
@@ -296,7 +330,12 @@ impl PartitionWorker {
                     FailurePolicy::Dlq => {
                         self.await_segment(std::mem::take(&mut segment), pool, stop)?;
                         let letter = dead_letter_for(&shared, &record, &failure);
-                        log_failure(&record, &failure, "writing it to the dead-letter topic");
+                        note_failure(
+                            &shared,
+                            &record,
+                            &failure,
+                            "writing it to the dead-letter topic",
+                        );
                         let pending = match self.shared.output.send(&letter, record.timestamp).await
                         {
                             Ok(pending) => Some(pending),
@@ -313,9 +352,11 @@ impl PartitionWorker {
                         });
                     }
                     FailurePolicy::Skip => {
-                        log_failure(&record, &failure, "skipping it (policy skip)");
+                        note_failure(&shared, &record, &failure, "skipping it (policy skip)");
+                        shared.metrics.skipped.inc();
                     }
                     FailurePolicy::Stop => {
+                        note_failure(&shared, &record, &failure, "stopping (policy stop)");
                         halt = Some(PipelineError::RecordFailed {
                             topic: self.topic.clone(),
                             partition: self.partition,
@@ -328,9 +369,9 @@ impl PartitionWorker {
                     }
                 }
             }
-            let size = record_bytes(&record);
+            let size = Load::of(&record);
             segment.finished.offsets.push(record.offset);
-            segment.finished.bytes += size;
+            segment.finished.load += size;
             accounted += size;
             if matches!(segment.deliveries.last(), Some(Delivery::Output { source, .. }) if *source == segment.sources.len())
             {
@@ -340,8 +381,8 @@ impl PartitionWorker {
         if let Some(batch) = transaction {
             batch.advance(&self.topic, self.partition, next);
         }
-        // Records left unfinished give their bytes back with the last segment.
-        segment.finished.bytes += bytes - accounted;
+        // Records left unfinished give their load back with the last segment.
+        segment.finished.load += load - accounted;
         self.await_segment(segment, pool, stop)?;
         match halt {
             Some(e) => Err(e),
@@ -361,6 +402,7 @@ impl PartitionWorker {
             deliveries,
             finished,
             sources,
+            spans,
         } = segment;
         if deliveries.is_empty() {
             return self.on_ack(Ok(finished));
@@ -373,6 +415,7 @@ impl PartitionWorker {
         let pool = Arc::clone(pool);
         self.acks.push(
             async move {
+                let _spans = spans;
                 // The last record whose refused output was dead-lettered: one
                 // dead letter per record, however many outputs were refused.
                 let mut refused = None;
@@ -409,16 +452,17 @@ impl PartitionWorker {
                                 Err(e) => return Err(e),
                             }
                         }
-                        letter => letter.acknowledged(&shared.output, retry.as_ref()).await?,
+                        letter => letter.acknowledged(&shared, retry.as_ref()).await?,
                     };
                     if !written {
                         // Given up at a stop: these records stay incomplete.
                         return Ok(Finished {
                             offsets: Vec::new(),
-                            bytes: finished.bytes,
+                            load: finished.load,
                         });
                     }
                 }
+                observe_end_to_end(&shared.metrics, &sources);
                 Ok(finished)
             }
             .boxed(),
@@ -468,7 +512,7 @@ impl PartitionWorker {
     /// Mark a batch's records complete and store the new committable offset.
     fn on_ack(&mut self, ack: Result<Finished, ProduceError>) -> Result<(), PipelineError> {
         let finished = ack.map_err(|source| self.produce_error(source))?;
-        self.share.release(finished.bytes);
+        self.share.release(finished.load);
         for offset in finished.offsets {
             self.tracker
                 .complete(offset)
@@ -554,19 +598,28 @@ async fn apply_to_refused(
 ) -> Result<bool, ProduceError> {
     match shared.failure.policy {
         FailurePolicy::Dlq => {
-            log_failure(record, &failure, "writing it to the dead-letter topic");
+            note_failure(
+                shared,
+                record,
+                &failure,
+                "writing it to the dead-letter topic",
+            );
             let delivery = Delivery::DeadLetter {
                 pending: None,
                 letter: dead_letter_for(shared, record, &failure),
                 timestamp: record.timestamp,
             };
-            delivery.acknowledged(&shared.output, retry).await
+            delivery.acknowledged(shared, retry).await
         }
         FailurePolicy::Skip => {
-            log_failure(record, &failure, "skipping it (policy skip)");
+            note_failure(shared, record, &failure, "skipping it (policy skip)");
+            shared.metrics.skipped.inc();
             Ok(true)
         }
-        FailurePolicy::Stop => Err(error),
+        FailurePolicy::Stop => {
+            note_failure(shared, record, &failure, "stopping (policy stop)");
+            Err(error)
+        }
     }
 }
 
@@ -583,11 +636,28 @@ fn tag_versions(outputs: &mut [OutputRecord], pools: &[Arc<PluginPool>]) {
     }
 }
 
-/// Log that `record` failed and what happens to it.
-fn log_failure(record: &InputRecord, failure: &RecordFailure, action: &str) {
+/// Log and count that `record` failed, and say what happens to it.
+fn note_failure(shared: &Shared, record: &InputRecord, failure: &RecordFailure, action: &str) {
+    shared
+        .metrics
+        .failed(&failure.plugin.name, failure.kind.as_str());
     tracing::warn!(topic = %record.topic, partition = record.partition,
-        offset = record.offset, kind = %failure.kind, attempts = failure.attempts,
+        offset = record.offset, plugin = %failure.plugin.name, version = %failure.plugin.version,
+        kind = %failure.kind, attempts = failure.attempts,
         error = %failure.message, "record failed; {action}");
+}
+
+/// Observe, for each of `records` (whose outputs are all acknowledged now), the
+/// time since its timestamp.
+fn observe_end_to_end(metrics: &PipelineMetrics, records: &[InputRecord]) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    for timestamp in records.iter().filter_map(|r| r.timestamp) {
+        metrics
+            .end_to_end
+            .observe((now_ms - timestamp).max(0) as f64 / 1000.0);
+    }
 }
 
 /// One record handed to the producer for a batch.
@@ -623,9 +693,10 @@ impl Delivery {
     /// the retry was given up at a stop.
     async fn acknowledged(
         self,
-        sink: &OutputSink,
+        shared: &Shared,
         retry: Option<&DeadLetterRetry>,
     ) -> Result<bool, ProduceError> {
+        let sink = &shared.output;
         let (mut pending, letter, timestamp) = match self {
             Delivery::Output { pending, .. } => return pending.acknowledged().await.map(|()| true),
             Delivery::DeadLetter {
@@ -651,6 +722,9 @@ impl Delivery {
                     if let Some(retry) = retry {
                         retry.blocked.store(false, Ordering::Release);
                     }
+                    shared
+                        .metrics
+                        .dead_lettered(letter.topic.as_deref().unwrap_or_default());
                     return Ok(true);
                 }
                 (Err(e), None) => return Err(e),

@@ -6,6 +6,7 @@
 //! time.
 
 use crate::config::PluginConfig;
+use crate::metrics::PluginMetrics;
 use crate::wasm::{
     self, InstanceLimits, LoadedComponent, PluginError, PluginPool, PluginSlot, PluginVersion,
     VersionInfo, WasmEngine,
@@ -23,12 +24,15 @@ pub struct PluginLoader {
     limits: InstanceLimits,
     instances: usize,
     cache_dir: Option<PathBuf>,
+    metrics: PluginMetrics,
 }
 
 impl PluginLoader {
-    /// A loader for the plugin configured in `plugin`.
-    pub fn new(plugin: &PluginConfig) -> Result<Self, PluginError> {
+    /// A loader for the plugin configured in `plugin`, whose versions count
+    /// their calls in `metrics`.
+    pub fn new(plugin: &PluginConfig, metrics: PluginMetrics) -> Result<Self, PluginError> {
         Ok(Self {
+            metrics,
             engine: Arc::new(WasmEngine::new(plugin.fuel.is_some())?),
             name: plugin.display_name(),
             config: plugin
@@ -54,6 +58,11 @@ impl PluginLoader {
     /// The plugin's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The plugin's metrics.
+    pub fn metrics(&self) -> &PluginMetrics {
+        &self.metrics
     }
 
     /// Read and compile `path` (or load it from the artifact cache). Blocking.
@@ -84,6 +93,7 @@ impl PluginLoader {
             self.config.clone(),
             self.limits,
             self.instances,
+            self.metrics.clone(),
         )?;
         Ok(PluginVersion {
             pool: Arc::new(pool),

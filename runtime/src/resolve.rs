@@ -78,7 +78,8 @@ pub async fn resolve(
         Err(error) => {
             let (first, last) = offsets(&batch.records);
             tracing::warn!(topic = %batch.records[0].topic, partition = batch.records[0].partition,
-                first, last, %error, "plugin call failed; calling it again record by record to isolate the cause");
+                offset = first, last_offset = last, %error,
+                "plugin call failed; calling it again record by record to isolate the cause");
             let mut isolated = Vec::with_capacity(batch.records.len());
             for record in batch.records {
                 if stop.is_cancelled() {
@@ -98,6 +99,11 @@ pub async fn resolve(
     for item in pending {
         resolved.push(retry(pool, settings, item, stop).await?);
     }
+    let processed = resolved
+        .iter()
+        .filter(|(_, r)| matches!(r, Resolution::Outputs(_)))
+        .count();
+    pool.metrics().processed.inc_by(processed as u64);
     Ok(resolved)
 }
 
@@ -201,6 +207,7 @@ async fn retry(
             _ = tokio::time::sleep(delay) => {}
             _ = stop.cancelled() => return Ok((item.record, Resolution::Unfinished)),
         }
+        pool.metrics().retries.inc();
         item = call_alone(pool, settings, item.record, item.attempts + 1).await?;
     }
 }

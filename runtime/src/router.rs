@@ -8,12 +8,14 @@
 //! coordination beyond the mutex the callback reaches it through.
 
 use crate::commit::CommitError;
-use crate::flow::{record_bytes, PartitionShare};
+use crate::flow::{Load, PartitionShare};
 use crate::kafka::{self, RebalanceListener, WeirConsumer, WeirContext};
 use crate::pipeline::{PartitionWorker, PipelineError, Shared};
 use crate::wasm::InputRecord;
+use prometheus_client::metrics::counter::Counter;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 use std::collections::{HashMap, VecDeque};
@@ -29,6 +31,9 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 /// Poll timeout while partitions are paused, so they resume soon after room appears.
 const PARKED_POLL: Duration = Duration::from_millis(5);
 
+/// How often the in-flight, paused and producer-queue gauges are refreshed.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
+
 /// A worker's final result, labelled `topic/partition`.
 pub type WorkerResult = (String, Result<(), PipelineError>);
 
@@ -40,8 +45,10 @@ struct Slot {
     parked: VecDeque<InputRecord>,
     /// Whether the partition is paused at the consumer.
     paused: bool,
-    /// The bytes of this partition's records in flight.
+    /// The records and bytes of this partition in flight.
     share: Arc<PartitionShare>,
+    /// Records consumed from this partition's topic.
+    consumed: Counter,
     stop: CancellationToken,
     handle: JoinHandle<()>,
 }
@@ -95,7 +102,7 @@ impl Router {
     /// failed offset commit (e.g. the assignment was lost while the broker was
     /// away) only means the next owner redoes some records, so it is a warning.
     pub fn commit(&mut self, consumer: &WeirConsumer) {
-        match self.shared.committer.commit(consumer, &self.runtime) {
+        match self.shared.commit(consumer, &self.runtime) {
             Ok(()) => {}
             Err(e @ CommitError::Offsets(_)) => tracing::warn!(error = %e, "commit failed"),
             Err(e) => {
@@ -114,6 +121,7 @@ impl Router {
             self.slots.insert(key.clone(), slot);
         }
         let slot = self.slots.get_mut(&key).expect("inserted above");
+        slot.consumed.inc();
         if !slot.parked.is_empty() {
             slot.parked.push_back(record);
             return;
@@ -151,6 +159,24 @@ impl Router {
     /// Whether any partition is paused (so the loop should check back soon).
     pub fn has_paused(&self) -> bool {
         self.slots.values().any(|s| s.paused)
+    }
+
+    /// Set the gauges of what is in flight, paused and queued in the producer.
+    pub fn sample_gauges(&self) {
+        let metrics = &self.shared.metrics;
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        metrics
+            .in_flight_records
+            .set(count(self.shared.budget.records()));
+        metrics
+            .in_flight_bytes
+            .set(count(self.shared.budget.used()));
+        metrics
+            .paused
+            .set(count(self.slots.values().filter(|s| s.paused).count()));
+        metrics
+            .producer_queue
+            .set(i64::from(self.shared.output.producer().in_flight_count()));
     }
 
     /// Stop the workers of `partitions` and wait (up to the drain timeout) until
@@ -231,6 +257,7 @@ impl Router {
             parked: VecDeque::new(),
             paused: false,
             share,
+            consumed: self.shared.metrics.consumed(topic),
             stop,
             handle,
         }
@@ -240,20 +267,20 @@ impl Router {
 /// Try to pass `record` to the slot's worker within the byte budget; give it
 /// back if there is no room.
 fn offer(slot: &Slot, record: InputRecord) -> Option<InputRecord> {
-    let bytes = record_bytes(&record);
-    if !slot.share.try_reserve(bytes) {
+    let load = Load::of(&record);
+    if !slot.share.try_reserve(load) {
         return Some(record);
     }
     match slot.sender.try_send(record) {
         Ok(()) => None,
         Err(TrySendError::Full(record)) => {
-            slot.share.release(bytes);
+            slot.share.release(load);
             Some(record)
         }
         Err(TrySendError::Closed(_)) => {
             // The worker stopped (its result is on its way to the consumer loop);
             // this record is not processed and its offset not stored.
-            slot.share.release(bytes);
+            slot.share.release(load);
             None
         }
     }
@@ -322,6 +349,7 @@ pub fn consume_loop(
     commit_interval: Duration,
 ) -> Option<StopCause> {
     let mut last_commit = std::time::Instant::now();
+    let mut last_sample = std::time::Instant::now();
     while !shutdown.is_cancelled() {
         while let Ok((label, result)) = results.try_recv() {
             if let Err(e) = result {
@@ -339,6 +367,10 @@ pub fn consume_loop(
             }
             if let Some(e) = router.commit_failure.take() {
                 return Some(StopCause::Commit(e));
+            }
+            if last_sample.elapsed() >= SAMPLE_INTERVAL {
+                router.sample_gauges();
+                last_sample = std::time::Instant::now();
             }
         }
         let timeout = if lock(router).has_paused() {

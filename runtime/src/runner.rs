@@ -10,10 +10,13 @@ use crate::config::{FailurePolicy, RunConfig};
 use crate::failure::Backoff;
 use crate::flow::InFlightBudget;
 use crate::kafka::{self, KafkaSetupError, OutputSink};
+use crate::metrics::{Metrics, PipelineMetrics};
+use crate::otlp::{OtlpError, SpanExport};
 use crate::pipeline::{FailureHandling, PipelineError, Shared, Stage};
 use crate::reload::{self, PluginLoader};
 use crate::resolve::ResolveSettings;
 use crate::router::{self, Router, RouterRebalance, StopCause};
+use crate::trace_context::Tracing;
 use crate::wasm::{PluginError, PluginSlot};
 use crate::{admin, watch};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -55,6 +58,9 @@ pub enum RunError {
     /// The admin endpoint cannot listen.
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    /// Span export cannot be set up.
+    #[error(transparent)]
+    Otlp(#[from] OtlpError),
     /// A signal handler could not be installed.
     #[error("cannot install the SIGHUP handler: {0}")]
     Signal(std::io::Error),
@@ -66,30 +72,70 @@ pub enum RunError {
 /// Run every pipeline of `config` until `shutdown` is cancelled or one fails
 /// (which stops the others too).
 pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    let mut managed = Vec::new();
-    let mut prepared = Vec::new();
-    for pipeline in config.pipelines() {
-        let (stages, watching, plugins) = load_plugins(&pipeline).await?;
-        managed.extend(plugins);
-        prepared.push((pipeline, stages, watching));
+    let export = match &config.otlp_endpoint {
+        Some(endpoint) => Some(Arc::new(SpanExport::new(endpoint)?)),
+        None => None,
+    };
+    let tracing = export.clone().map(Tracing::exporting).unwrap_or_default();
+    let result = run_pipelines(config, tracing, shutdown).await;
+    if let Some(export) = export {
+        // Sends the spans still batched; blocking, so off the async threads.
+        let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
     }
-    let handles = managed.iter().map(|m| m.reloads.clone()).collect();
-    reload::reload_on_sighup(handles).map_err(RunError::Signal)?;
+    result
+}
+
+/// Run every pipeline, continuing traces with `tracing`.
+async fn run_pipelines(
+    config: RunConfig,
+    tracing: Tracing,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::new());
     let admin_addr = config
         .admin_socket()
         .expect("the configuration was validated");
-    if let Some(addr) = admin_addr {
-        admin::serve(addr, managed).await?;
+    let pipelines: Vec<(RunConfig, PipelineMetrics)> = config
+        .pipelines()
+        .into_iter()
+        .map(|p| {
+            let m = metrics.pipeline(&p.group);
+            (p, m)
+        })
+        .collect();
+    let healths = pipelines
+        .iter()
+        .map(|(_, m)| Arc::clone(&m.health))
+        .collect();
+    // Served before the plugins load, so that probes see "alive, not ready" meanwhile.
+    let plugins = match admin_addr {
+        Some(addr) => Some(admin::serve(addr, Arc::clone(&metrics), healths).await?),
+        None => None,
+    };
+    let mut managed = Vec::new();
+    let mut prepared = Vec::new();
+    for (pipeline, pipeline_metrics) in pipelines {
+        let (stages, watching, loaded) = load_plugins(&pipeline, &pipeline_metrics).await?;
+        pipeline_metrics.health.set_plugins_loaded();
+        managed.extend(loaded);
+        prepared.push((pipeline, pipeline_metrics, stages, watching));
+    }
+    let handles = managed.iter().map(|m| m.reloads.clone()).collect();
+    reload::reload_on_sighup(handles).map_err(RunError::Signal)?;
+    if let Some(plugins) = plugins {
+        plugins.manage(managed);
     }
     let stop = shutdown.child_token();
     let mut running: FuturesUnordered<_> = prepared
         .into_iter()
-        .map(|(pipeline, stages, watching)| {
+        .map(|(pipeline, pipeline_metrics, stages, watching)| {
             let stop = stop.clone();
+            let tracing = tracing.clone();
             async move {
                 // The pipeline's watchers stop with it.
                 let _watching = watching;
-                let result = run_pipeline(pipeline, stages, stop.clone()).await;
+                let result =
+                    run_pipeline(pipeline, pipeline_metrics, tracing, stages, stop.clone()).await;
                 if result.is_err() {
                     stop.cancel();
                 }
@@ -110,15 +156,26 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), R
 /// restart it after Kafka failures.
 async fn run_pipeline(
     config: RunConfig,
+    metrics: PipelineMetrics,
+    tracing: Tracing,
     stages: Vec<Stage>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let mut backoff = RESTART_BACKOFF_MIN;
     loop {
         let started = std::time::Instant::now();
-        let result = run_once(config.clone(), stages.clone(), shutdown.clone()).await;
+        let result = run_once(
+            config.clone(),
+            metrics.clone(),
+            tracing.clone(),
+            stages.clone(),
+            shutdown.clone(),
+        )
+        .await;
+        metrics.health.set_joined(false);
         match result {
             Err(e) if is_transient(&e) && !shutdown.is_cancelled() => {
+                metrics.restarts.inc();
                 if started.elapsed() > RESTART_BACKOFF_MAX {
                     backoff = RESTART_BACKOFF_MIN;
                 }
@@ -158,6 +215,8 @@ fn is_transient(error: &RunError) -> bool {
 /// One life of the pipeline: its own consumer and producer, on its own thread.
 async fn run_once(
     config: RunConfig,
+    metrics: PipelineMetrics,
+    tracing: Tracing,
     stages: Vec<Stage>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
@@ -166,7 +225,7 @@ async fn run_once(
     std::thread::Builder::new()
         .name("weir-consumer".into())
         .spawn(move || {
-            let _ = done_tx.send(consume(config, stages, runtime, shutdown));
+            let _ = done_tx.send(consume(config, metrics, tracing, stages, runtime, shutdown));
         })
         .map_err(|e| RunError::ConsumerThread(e.to_string()))?;
     done_rx
@@ -178,11 +237,14 @@ async fn run_once(
 /// commit, flush.
 fn consume(
     config: RunConfig,
+    metrics: PipelineMetrics,
+    tracing: Tracing,
     stages: Vec<Stage>,
     runtime: tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let consumer = Arc::new(kafka::create_consumer(&config)?);
+    consumer.context().set_metrics(metrics.clone());
     let producer = kafka::create_producer(&config)?;
     let mut needed: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     needed.push(&config.output_topic);
@@ -211,13 +273,15 @@ fn consume(
     };
     let shared = Arc::new(Shared {
         committer,
-        output: OutputSink::new(producer, config.output_topic.clone()),
+        output: OutputSink::new(producer, config.output_topic.clone(), metrics.clone()),
         consumer: Arc::clone(&consumer),
         batch: config.batch.clone(),
         budget: Arc::new(InFlightBudget::new(config.max_in_flight_bytes())),
         stages,
         version_header: config.plugin.version_header,
         failure,
+        metrics,
+        tracing,
     });
     let (results_tx, results) = sync_mpsc::channel();
     let router = Arc::new(Mutex::new(Router::new(
@@ -272,7 +336,7 @@ fn consume(
             .find_map(|(_, result)| result.err())
             .map(RunError::Pipeline);
     }
-    if let Err(e) = shared.committer.commit(&consumer, &runtime) {
+    if let Err(e) = shared.commit(&consumer, &runtime) {
         failure.get_or_insert(RunError::Commit(e));
     }
     if let Err(e) = shared.output.producer().flush(FLUSH_TIMEOUT) {
@@ -309,13 +373,19 @@ type LoadedPlugins = (
 
 /// Compile (or load from cache) every plugin of a pipeline's chain, create its
 /// instances, and start its reloader and file watcher.
-async fn load_plugins(config: &RunConfig) -> Result<LoadedPlugins, RunError> {
+async fn load_plugins(
+    config: &RunConfig,
+    metrics: &PipelineMetrics,
+) -> Result<LoadedPlugins, RunError> {
     let failure = &config.plugin.failure;
     let mut stages = Vec::new();
     let mut watching = Vec::new();
     let mut managed = Vec::new();
     for plugin in config.plugins() {
-        let loader = Arc::new(PluginLoader::new(plugin)?);
+        let loader = Arc::new(PluginLoader::new(
+            plugin,
+            metrics.plugin(&plugin.display_name()),
+        )?);
         let path = plugin.path.clone();
         // Compiling a large component takes seconds of CPU: keep it off the async threads.
         let first = {
@@ -324,7 +394,11 @@ async fn load_plugins(config: &RunConfig) -> Result<LoadedPlugins, RunError> {
                 .await
                 .expect("plugin loading does not panic")?
         };
-        let slot = Arc::new(PluginSlot::new(loader.name(), first));
+        let slot = Arc::new(PluginSlot::new(
+            loader.name(),
+            first,
+            loader.metrics().clone(),
+        ));
         let reloads = reload::spawn_reloader(loader, Arc::clone(&slot));
         if plugin.watch {
             watching.push(watch::watch_plugin(&plugin.path, reloads.clone())?);

@@ -18,6 +18,7 @@
 
 use crate::config::PluginConfig;
 use crate::failure::Backoff;
+use crate::metrics::PluginMetrics;
 use crate::reload::PluginLoader;
 use crate::resolve::{resolve, Resolution, ResolveSettings};
 use crate::wasm::{Header, InputRecord, OutputRecord, PluginError};
@@ -77,7 +78,7 @@ pub async fn run_file(
     out: &mut impl Write,
 ) -> Result<TestSummary, TestRunError> {
     let records = read_records(input)?;
-    let loader = PluginLoader::new(plugin)?;
+    let loader = PluginLoader::new(plugin, PluginMetrics::detached())?;
     let path = plugin.path.clone();
     let version = tokio::task::spawn_blocking(move || loader.load(&path))
         .await

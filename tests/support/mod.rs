@@ -490,7 +490,8 @@ impl Weir {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
-    /// The admin endpoint's address, from the log line that announces it.
+    /// The admin endpoint's address, from the log line that announces it (text
+    /// or JSON logs).
     pub fn admin_addr(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -498,12 +499,13 @@ impl Weir {
             let found = log
                 .lines()
                 .filter(|l| l.contains("admin endpoint listening"))
-                .find_map(|l| l.split("addr=").nth(1))
-                .map(|rest| {
-                    rest.split_whitespace()
+                .find_map(|l| {
+                    let (_, rest) = l
+                        .split_once("addr=")
+                        .or_else(|| l.split_once("\"addr\":\""))?;
+                    rest.split(|c: char| c.is_whitespace() || c == '"')
                         .next()
-                        .unwrap_or_default()
-                        .to_string()
+                        .map(str::to_string)
                 });
             if let Some(addr) = found {
                 return addr;

@@ -113,6 +113,11 @@ pub fn create_consumer(config: &RunConfig) -> Result<WeirConsumer, KafkaSetupErr
         // Offsets commit inside the producer's transactions; read only committed inputs.
         c.set("isolation.level", "read_committed");
     }
+    // Statistics feed the lag metrics and broker readiness (see `WeirContext::stats`).
+    c.set(
+        "statistics.interval.ms",
+        config.stats_interval.as_millis().to_string(),
+    );
     apply_passthrough(&mut c, config, Role::Consumer);
     c.create_with_context(WeirContext::new())
         .map_err(KafkaSetupError::Client)

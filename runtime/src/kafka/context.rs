@@ -1,10 +1,15 @@
-//! The librdkafka client context: routes librdkafka's logs into `tracing` and
-//! lets the router finish a partition's work before a rebalance takes it away.
+//! The librdkafka client context: routes librdkafka's logs into `tracing`, lets
+//! the router finish a partition's work before a rebalance takes it away, and
+//! feeds the pipeline's metrics and readiness from rebalances, commits and
+//! librdkafka's periodic statistics (lag per partition, broker state).
 
+use crate::metrics::PipelineMetrics;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 use std::sync::{Arc, OnceLock};
 
@@ -19,6 +24,7 @@ pub trait RebalanceListener: Send + Sync {
 #[derive(Default)]
 pub struct WeirContext {
     listener: OnceLock<Arc<dyn RebalanceListener>>,
+    metrics: OnceLock<PipelineMetrics>,
 }
 
 impl WeirContext {
@@ -30,6 +36,19 @@ impl WeirContext {
     /// Install the rebalance listener (once; later calls are ignored).
     pub fn set_listener(&self, listener: Arc<dyn RebalanceListener>) {
         let _ = self.listener.set(listener);
+    }
+
+    /// Report rebalances, commits, lag and broker state to `metrics` (once;
+    /// later calls are ignored).
+    pub fn set_metrics(&self, metrics: PipelineMetrics) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// Set the assigned-partitions gauge from the consumer's assignment.
+    fn count_assignment(&self, consumer: &BaseConsumer<Self>) {
+        if let (Some(metrics), Ok(assignment)) = (self.metrics.get(), consumer.assignment()) {
+            metrics.assigned.set(assignment.count() as i64);
+        }
     }
 }
 
@@ -64,7 +83,36 @@ impl ClientContext for WeirContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            if let Some(metrics) = self.metrics.get() {
+                metrics.health.set_broker_reachable(false);
+            }
+        }
         tracing::debug!(target: "librdkafka", %error, "{reason}");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let Some(metrics) = self.metrics.get() else {
+            return;
+        };
+        let up = statistics.brokers.values().any(|b| b.state == "UP");
+        metrics.health.set_broker_reachable(up);
+        for (name, topic) in &statistics.topics {
+            // Partition -1 is librdkafka's internal "unassigned" queue.
+            for p in topic.partitions.values().filter(|p| p.partition >= 0) {
+                if p.desired && p.hi_offset >= 0 {
+                    metrics.partition_offsets(
+                        name,
+                        p.partition,
+                        p.committed_offset,
+                        p.lo_offset,
+                        p.hi_offset,
+                    );
+                } else {
+                    metrics.forget_partition(name, p.partition);
+                }
+            }
+        }
     }
 }
 
@@ -77,6 +125,12 @@ impl ConsumerContext for WeirContext {
                 if let Some(listener) = self.listener.get() {
                     listener.on_revoke(consumer, &revoked);
                 }
+                if let Some(metrics) = self.metrics.get() {
+                    metrics.partitions_revoked.inc_by(revoked.len() as u64);
+                    for (topic, partition) in &revoked {
+                        metrics.forget_partition(topic, *partition);
+                    }
+                }
             }
             Rebalance::Assign(_) => {}
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
@@ -84,8 +138,13 @@ impl ConsumerContext for WeirContext {
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.count_assignment(consumer);
         if let Rebalance::Assign(tpl) = rebalance {
             tracing::info!(partitions = ?partitions(tpl), "partitions assigned");
+            if let Some(metrics) = self.metrics.get() {
+                metrics.partitions_assigned.inc_by(tpl.count() as u64);
+                metrics.health.set_joined(true);
+            }
             // librdkafka keeps a partition's pause flag across revoke and reassign:
             // a partition paused for backpressure when it was revoked would come
             // back paused with no worker left to resume it, and never be consumed.
@@ -96,12 +155,19 @@ impl ConsumerContext for WeirContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let counted = !matches!(
+            result,
+            Err(rdkafka::error::KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::NoOffset
+            ))
+        );
+        if let (true, Some(metrics)) = (counted, self.metrics.get()) {
+            metrics.commit(result.is_ok());
+        }
         match result {
             Ok(()) => tracing::debug!(offsets = ?offsets.to_topic_map(), "offsets committed"),
             // Nothing new to commit since the last time: not a failure.
-            Err(rdkafka::error::KafkaError::ConsumerCommit(
-                rdkafka::types::RDKafkaErrorCode::NoOffset,
-            )) => {}
+            Err(rdkafka::error::KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "offset commit failed; it is retried with the next commit")
             }

@@ -2,7 +2,9 @@
 
 use super::clients::WeirProducer;
 use super::convert::output_headers;
+use crate::metrics::PipelineMetrics;
 use crate::wasm::OutputRecord;
+use prometheus_client::metrics::counter::Counter;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
@@ -15,6 +17,9 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 pub struct OutputSink {
     producer: WeirProducer,
     default_topic: String,
+    metrics: PipelineMetrics,
+    /// Records acknowledged on `default_topic`, resolved once.
+    default_produced: Counter,
 }
 
 /// An output that the broker refused or never acknowledged.
@@ -49,6 +54,8 @@ impl ProduceError {
 pub struct PendingDelivery {
     topic: String,
     future: DeliveryFuture,
+    /// Counts the record once acknowledged.
+    produced: Counter,
 }
 
 impl PendingDelivery {
@@ -59,7 +66,10 @@ impl PendingDelivery {
             source,
         };
         match self.future.await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => {
+                self.produced.inc();
+                Ok(())
+            }
             Ok(Err((e, _))) => Err(fail(e)),
             Err(_) => Err(fail(KafkaError::Canceled)),
         }
@@ -67,11 +77,14 @@ impl PendingDelivery {
 }
 
 impl OutputSink {
-    /// Outputs without a topic go to `default_topic`.
-    pub fn new(producer: WeirProducer, default_topic: String) -> Self {
+    /// Outputs without a topic go to `default_topic`; acknowledged records are
+    /// counted in `metrics`.
+    pub fn new(producer: WeirProducer, default_topic: String, metrics: PipelineMetrics) -> Self {
         Self {
             producer,
+            default_produced: metrics.produced(&default_topic),
             default_topic,
+            metrics,
         }
     }
 
@@ -98,10 +111,16 @@ impl OutputSink {
         loop {
             match self.producer.send_result(record) {
                 Ok(future) => {
+                    let produced = if topic == self.default_topic {
+                        self.default_produced.clone()
+                    } else {
+                        self.metrics.produced(topic)
+                    };
                     return Ok(PendingDelivery {
                         topic: topic.to_string(),
                         future,
-                    })
+                        produced,
+                    });
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;

@@ -7,6 +7,7 @@ use super::compile::LoadedComponent;
 use super::engine::WasmEngine;
 use super::instance::{InstanceLimits, PluginInstance, PluginState};
 use super::PluginError;
+use crate::metrics::PluginMetrics;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -31,13 +32,16 @@ pub struct PluginPool {
     limits: InstanceLimits,
     idle: Mutex<Vec<PluginInstance>>,
     permits: Semaphore,
+    metrics: PluginMetrics,
 }
 
 impl PluginPool {
     /// Link the component against Weir's host functions and WASI (nothing granted),
     /// then create `size` instances, each `init`-ed with `config`, and call one
     /// with an empty batch. Fails if the component does not fit the plugin world,
-    /// refuses its configuration or fails that first call.
+    /// refuses its configuration or fails that first call. Calls are timed
+    /// and records counted in `metrics`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Arc<WasmEngine>,
         loaded: &LoadedComponent,
@@ -46,6 +50,7 @@ impl PluginPool {
         config: Vec<(String, String)>,
         limits: InstanceLimits,
         size: usize,
+        metrics: PluginMetrics,
     ) -> Result<Self, PluginError> {
         let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld {
             path: path.to_owned(),
@@ -69,6 +74,7 @@ impl PluginPool {
             limits,
             idle: Mutex::new(Vec::with_capacity(size)),
             permits: Semaphore::new(size),
+            metrics,
         };
         for _ in 0..size {
             let mut instance = pool.new_instance()?;
@@ -91,6 +97,11 @@ impl PluginPool {
         &self.version
     }
 
+    /// The plugin's metrics.
+    pub fn metrics(&self) -> &PluginMetrics {
+        &self.metrics
+    }
+
     /// Name and version, to say which plugin gave up on a record.
     pub fn identity(&self) -> crate::failure::PluginIdentity {
         crate::failure::PluginIdentity {
@@ -108,7 +119,17 @@ impl PluginPool {
             .await
             .expect("the pool never closes its semaphore");
         let pool = Arc::clone(self);
+        // Log lines of the call (the guest's own, traps) say which plugin version
+        // ran on which records: the partition and the batch's first offset.
+        let span = match records.first() {
+            Some(first) => tracing::info_span!("plugin_call", plugin = %self.name,
+                version = &self.version[..12.min(self.version.len())],
+                topic = %first.topic, partition = first.partition, offset = first.offset,
+                records = records.len()),
+            None => tracing::Span::none(),
+        };
         let joined = tokio::task::spawn_blocking(move || {
+            let _in_call = span.enter();
             let taken = pool.idle_instances().pop();
             let mut instance = match taken.map_or_else(|| pool.new_instance(), Ok) {
                 Ok(instance) => instance,
@@ -122,7 +143,11 @@ impl PluginPool {
                     }
                 }
             };
+            let started = std::time::Instant::now();
             let outcomes = instance.process(&records);
+            pool.metrics
+                .call_duration
+                .observe(started.elapsed().as_secs_f64());
             if outcomes.is_ok() {
                 pool.idle_instances().push(instance);
             }

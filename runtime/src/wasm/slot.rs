@@ -5,9 +5,9 @@
 //! the current one is kept for an instant rollback.
 
 use super::pool::PluginPool;
+use crate::metrics::PluginMetrics;
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -71,21 +71,21 @@ struct Versions {
 pub struct PluginSlot {
     name: String,
     versions: RwLock<Versions>,
-    reloads_ok: AtomicU64,
-    reloads_failed: AtomicU64,
+    metrics: PluginMetrics,
 }
 
 impl PluginSlot {
-    /// A slot whose first version is `first`.
-    pub fn new(name: &str, first: PluginVersion) -> Self {
+    /// A slot whose first version is `first`; reloads and the version in use
+    /// are exported through `metrics`.
+    pub fn new(name: &str, first: PluginVersion, metrics: PluginMetrics) -> Self {
+        metrics.show_version(first.pool.version());
         Self {
             name: name.to_string(),
             versions: RwLock::new(Versions {
                 current: Arc::new(first),
                 previous: None,
             }),
-            reloads_ok: AtomicU64::new(0),
-            reloads_failed: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -108,6 +108,7 @@ impl PluginSlot {
     /// Returns how long the swap held the lock.
     pub fn install(&self, next: PluginVersion) -> Duration {
         let started = Instant::now();
+        self.metrics.show_version(next.pool.version());
         let mut versions = self.write();
         let replaced = std::mem::replace(&mut versions.current, Arc::new(next));
         let dropped = versions.previous.replace(replaced);
@@ -115,7 +116,7 @@ impl PluginSlot {
         let swap = started.elapsed();
         // Dropping a version's instances takes a while: not while holding the lock.
         drop(dropped);
-        self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        self.metrics.reloads_ok.inc();
         swap
     }
 
@@ -125,12 +126,13 @@ impl PluginSlot {
         let previous = versions.previous.take()?;
         let replaced = std::mem::replace(&mut versions.current, Arc::clone(&previous));
         versions.previous = Some(replaced);
+        self.metrics.show_version(previous.pool.version());
         Some(previous)
     }
 
     /// Count a reload that failed.
     pub fn count_failure(&self) {
-        self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.reloads_failed.inc();
     }
 
     /// Versions and reload counts.
@@ -140,8 +142,8 @@ impl PluginSlot {
             name: self.name.clone(),
             current: versions.current.info(),
             previous: versions.previous.as_ref().map(|v| v.info()),
-            reloads_ok: self.reloads_ok.load(Ordering::Relaxed),
-            reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
+            reloads_ok: self.metrics.reloads_ok.get(),
+            reloads_failed: self.metrics.reloads_failed.get(),
         }
     }
 

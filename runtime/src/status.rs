@@ -1,0 +1,329 @@
+//! `weir status`: a compact live view of a running `weir run`, read from its
+//! admin endpoint (`/metrics` and `/readyz`): per pipeline the record counts,
+//! per partition the committed offset, lag and processing rate, and the plugin
+//! versions in use; redrawn in place like `top`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// `weir status` could not read the endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The endpoint did not answer.
+    #[error("cannot read http://{addr}{path}: {source}; is `weir run` running with its admin endpoint on {addr} (--admin-addr)?")]
+    Unreachable {
+        /// The admin address.
+        addr: String,
+        /// The path asked for.
+        path: &'static str,
+        /// Why.
+        source: Box<ureq::Error>,
+    },
+    /// Writing the view failed.
+    #[error("cannot write the view: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// One sample of the Prometheus text format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its value.
+    pub value: f64,
+}
+
+impl Sample {
+    fn label(&self, key: &str) -> &str {
+        self.labels.get(key).map_or("", String::as_str)
+    }
+}
+
+/// Parse the samples of a Prometheus text exposition; comments and lines that
+/// are not samples are skipped.
+pub fn parse_samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(parse_line)
+        .collect()
+}
+
+fn parse_line(line: &str) -> Option<Sample> {
+    let (name, rest) = match line.find('{') {
+        Some(open) => (&line[..open], &line[open + 1..]),
+        None => {
+            let (name, value) = line.split_once(' ')?;
+            return Some(Sample {
+                name: name.to_string(),
+                labels: BTreeMap::new(),
+                value: value.trim().parse().ok()?,
+            });
+        }
+    };
+    let mut labels = BTreeMap::new();
+    let mut chars = rest.char_indices();
+    let mut key = String::new();
+    let close = loop {
+        let (i, c) = chars.next()?;
+        match c {
+            '}' => break i,
+            ',' | ' ' => {}
+            '=' => {
+                if chars.next()?.1 != '"' {
+                    return None;
+                }
+                let mut value = String::new();
+                loop {
+                    match chars.next()?.1 {
+                        '"' => break,
+                        '\\' => match chars.next()?.1 {
+                            'n' => value.push('\n'),
+                            other => value.push(other),
+                        },
+                        other => value.push(other),
+                    }
+                }
+                labels.insert(std::mem::take(&mut key), value);
+            }
+            other => key.push(other),
+        }
+    };
+    Some(Sample {
+        name: name.to_string(),
+        labels,
+        value: rest[close + 1..].trim().parse().ok()?,
+    })
+}
+
+/// What one look at the endpoint saw.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Every metric sample.
+    pub samples: Vec<Sample>,
+    /// `/readyz`'s answer.
+    pub ready: bool,
+    /// When it was taken.
+    pub at: Instant,
+}
+
+/// Read `/metrics` and `/readyz` from the endpoint at `addr`.
+pub fn snapshot(addr: &str) -> Result<Snapshot, StatusError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let get = |path: &'static str| {
+        let fail = |source| StatusError::Unreachable {
+            addr: addr.to_string(),
+            path,
+            source: Box::new(source),
+        };
+        let mut response = agent
+            .get(format!("http://{addr}{path}"))
+            .call()
+            .map_err(fail)?;
+        let ok = response.status().is_success();
+        let body = response.body_mut().read_to_string().map_err(fail)?;
+        Ok::<_, StatusError>((ok, body))
+    };
+    let (_, metrics) = get("/metrics")?;
+    let (ready, _) = get("/readyz")?;
+    Ok(Snapshot {
+        samples: parse_samples(&metrics),
+        ready,
+        at: Instant::now(),
+    })
+}
+
+/// Sum of the samples named `name` with `pipeline` as their pipeline label.
+fn total(snapshot: &Snapshot, name: &str, pipeline: &str) -> f64 {
+    snapshot
+        .samples
+        .iter()
+        .filter(|s| s.name == name && s.label("pipeline") == pipeline)
+        .map(|s| s.value)
+        .fold(0.0, |sum, v| sum + v)
+}
+
+/// Render `current` as text; with `previous`, partitions get a rate (committed
+/// records per second between the two).
+pub fn render(addr: &str, current: &Snapshot, previous: Option<&Snapshot>) -> String {
+    let mut out = String::new();
+    let state = if current.ready { "ready" } else { "NOT READY" };
+    let _ = writeln!(out, "weir status  {addr}  {state}");
+    let pipelines: std::collections::BTreeSet<&str> = current
+        .samples
+        .iter()
+        .filter(|s| s.name == "weir_assigned_partitions")
+        .map(|s| s.label("pipeline"))
+        .collect();
+    let committed_before: BTreeMap<(String, String), f64> = previous
+        .map(|p| {
+            p.samples
+                .iter()
+                .filter(|s| s.name == "weir_committed_offset")
+                .map(|s| {
+                    (
+                        (
+                            s.label("topic").to_string(),
+                            s.label("partition").to_string(),
+                        ),
+                        s.value,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let elapsed = previous.map(|p| current.at.duration_since(p.at).as_secs_f64());
+    for pipeline in pipelines {
+        let count = |name| total(current, name, pipeline);
+        let _ = writeln!(
+            out,
+            "\npipeline {pipeline}: consumed {}  produced {}  dead-lettered {}  failed {}  in flight {}  paused {}  restarts {}",
+            count("weir_records_consumed_total"),
+            count("weir_records_produced_total"),
+            count("weir_records_dead_lettered_total"),
+            count("weir_record_failures_total"),
+            count("weir_in_flight_records"),
+            count("weir_paused_partitions"),
+            count("weir_pipeline_restarts_total"),
+        );
+        for plugin in current
+            .samples
+            .iter()
+            .filter(|s| s.name == "weir_plugin_info" && s.label("pipeline") == pipeline)
+        {
+            let version = plugin.label("version");
+            let _ = writeln!(
+                out,
+                "  plugin {}  version {}",
+                plugin.label("plugin"),
+                &version[..version.len().min(12)]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  {:<32} {:>12} {:>12} {:>10} {:>10}",
+            "topic/partition", "committed", "high", "lag", "rate/s"
+        );
+        let mut partitions: Vec<&Sample> = current
+            .samples
+            .iter()
+            .filter(|s| s.name == "weir_consumer_lag" && s.label("pipeline") == pipeline)
+            .collect();
+        partitions.sort_by_key(|s| {
+            (
+                s.label("topic").to_string(),
+                s.label("partition").parse::<i32>().unwrap_or(-1),
+            )
+        });
+        for lag in partitions {
+            let key = (
+                lag.label("topic").to_string(),
+                lag.label("partition").to_string(),
+            );
+            let of = |name: &str| {
+                current
+                    .samples
+                    .iter()
+                    .find(|s| {
+                        s.name == name
+                            && s.label("pipeline") == pipeline
+                            && s.label("topic") == key.0
+                            && s.label("partition") == key.1
+                    })
+                    .map_or(f64::NAN, |s| s.value)
+            };
+            let committed = of("weir_committed_offset");
+            let rate = match (committed_before.get(&key), elapsed) {
+                (Some(before), Some(secs)) if secs > 0.0 && *before >= 0.0 && committed >= 0.0 => {
+                    format!("{:.1}", (committed - before).max(0.0) / secs)
+                }
+                _ => "-".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<32} {:>12} {:>12} {:>10} {:>10}",
+                format!("{}/{}", key.0, key.1),
+                committed,
+                of("weir_high_watermark"),
+                lag.value,
+                rate
+            );
+        }
+    }
+    out
+}
+
+/// Run `weir status` until interrupted (or once), writing to stdout.
+pub fn run(addr: &str, interval: Duration, once: bool) -> Result<(), StatusError> {
+    let mut stdout = std::io::stdout().lock();
+    let redraw = stdout.is_terminal() && !once;
+    let mut previous = snapshot(addr)?;
+    loop {
+        std::thread::sleep(interval);
+        let current = snapshot(addr)?;
+        if redraw {
+            // Home the cursor and clear the screen.
+            write!(stdout, "\x1b[H\x1b[2J")?;
+        }
+        write!(stdout, "{}", render(addr, &current, Some(&previous)))?;
+        stdout.flush()?;
+        if once {
+            return Ok(());
+        }
+        previous = current;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"# HELP weir_consumer_lag High watermark minus committed offset.
+# TYPE weir_consumer_lag gauge
+weir_consumer_lag{pipeline="g",topic="in",partition="0"} 40
+weir_committed_offset{pipeline="g",topic="in",partition="0"} 60
+weir_high_watermark{pipeline="g",topic="in",partition="0"} 100
+weir_assigned_partitions{pipeline="g"} 1
+weir_records_consumed_total{pipeline="g",topic="in"} 100
+weir_plugin_info{pipeline="g",plugin="up",version="0123456789abcdef"} 1
+weir_odd{pipeline="g",note="a \"quoted\", value"} 2.5
+"#;
+
+    #[test]
+    fn parses_samples_with_labels_and_escapes() {
+        let samples = parse_samples(TEXT);
+        assert_eq!(samples.len(), 7);
+        assert_eq!(samples[0].name, "weir_consumer_lag");
+        assert_eq!(samples[0].label("partition"), "0");
+        assert_eq!(samples[0].value, 40.0);
+        assert_eq!(samples[6].label("note"), r#"a "quoted", value"#);
+        assert_eq!(samples[6].value, 2.5);
+    }
+
+    #[test]
+    fn renders_lag_and_rate_per_partition() {
+        let earlier = Snapshot {
+            samples: parse_samples(&TEXT.replace("} 60", "} 40")),
+            ready: true,
+            at: Instant::now(),
+        };
+        let now = Snapshot {
+            samples: parse_samples(TEXT),
+            ready: true,
+            at: earlier.at + Duration::from_secs(2),
+        };
+        let view = render("addr", &now, Some(&earlier));
+        assert!(view.contains("pipeline g: consumed 100"), "{view}");
+        assert!(view.contains("plugin up  version 0123456789ab"), "{view}");
+        let row = view.lines().find(|l| l.contains("in/0")).expect(&view);
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells, ["in/0", "60", "100", "40", "10.0"], "{view}");
+    }
+}
