@@ -363,6 +363,30 @@ async fn skip_goes_on_without_a_dead_letter_topic_and_stop_halts_at_the_record()
         committed[&poison_at.0], poison_at.1,
         "commit stops at the poison record"
     );
+
+    // stop, on an output the broker refuses for good (at hand-over or in its
+    // delivery report): the same clear stop, not a restart loop.
+    let (refused_input, refused_output, refused_group) = topics("policy-refused").await;
+    produce(
+        &refused_input,
+        &marked(200, |i| if i == 100 { "partition99" } else { "ok" }),
+    )
+    .await;
+    let (status, log) = run_to_exit(
+        &poison_args(
+            &refused_group,
+            &refused_input,
+            &refused_output,
+            INSTANCES,
+            &["--on-failure", "stop"],
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(status.code(), Some(1), "log:\n{log}");
+    assert!(
+        log.contains("failed on the record (produce") && !log.contains("restarting it"),
+        "{log}"
+    );
 }
 
 #[tokio::test]

@@ -8,13 +8,13 @@ mod support;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
-use weir::status::{parse_samples, Sample};
+use weir::status::Sample;
 
 /// Sum of the samples named `name` whose labels include all of `labels`.
 fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -33,43 +33,6 @@ fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 /// `base` labels plus `extra`.
 fn with<'a>(base: &[(&'a str, &'a str)], extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     [base, extra].concat()
-}
-
-fn scrape(admin: &str) -> Vec<Sample> {
-    let (status, body) = admin_request(admin, "GET", "/metrics");
-    assert_eq!(status, 200, "{body}");
-    parse_samples(&body)
-}
-
-/// Per-partition lag of `topic` as last scraped.
-fn lags(samples: &[Sample], topic: &str) -> BTreeMap<String, f64> {
-    samples
-        .iter()
-        .filter(|s| s.name == "weir_consumer_lag" && s.labels["topic"] == topic)
-        .map(|s| (s.labels["partition"].clone(), s.value))
-        .collect()
-}
-
-/// Scrape until every partition of `topic` reports lag 0 (and all are
-/// reported); returns the samples of that scrape. Also returns the largest
-/// total lag seen on the way.
-fn wait_for_zero_lag(admin: &str, topic: &str, weir: &Weir) -> (Vec<Sample>, f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut peak: f64 = 0.0;
-    loop {
-        let samples = scrape(admin);
-        let lag = lags(&samples, topic);
-        peak = peak.max(lag.values().sum());
-        if lag.len() == PARTITIONS as usize && lag.values().all(|l| *l == 0.0) {
-            return (samples, peak);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "lag of {topic} never reached 0: {lag:?}; log:\n{}",
-            weir.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Requests received: path and body.
@@ -452,7 +415,9 @@ async fn readiness_lag_traces_and_weir_status_follow_a_slow_stream() {
         String::from_utf8_lossy(&status.stderr)
     );
     assert!(
-        view.contains(&format!("pipeline {group}: consumed 4000")),
+        view.contains(&format!(
+            "pipeline {group}: consumed 4000  outputs 4000  dead-lettered 0"
+        )),
         "{view}"
     );
     assert!(view.contains("plugin slow  version"), "{view}");

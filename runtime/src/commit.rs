@@ -3,6 +3,7 @@
 //! producer's transaction together with the outputs (exactly-once).
 
 use crate::kafka::{WeirConsumer, WeirProducer};
+use crate::metrics::PipelineMetrics;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
@@ -42,7 +43,7 @@ pub enum Committer {
     /// and Weir commits synchronously before a revocation and at shutdown.
     StoredOffsets,
     /// Outputs and input offsets commit atomically in Kafka transactions.
-    Transactional(Transactions),
+    Transactional(Box<Transactions>),
 }
 
 /// State of exactly-once mode: the open transaction and, per partition, the next
@@ -57,6 +58,8 @@ pub struct Transactions {
     /// Set when a batch left the gate without recording its offsets: the open
     /// transaction holds outputs whose inputs it cannot commit, so it must abort.
     poisoned: AtomicBool,
+    /// Told the offsets each commit makes (the consumer's statistics do not see them).
+    metrics: PipelineMetrics,
 }
 
 /// A batch handing its outputs to the open transaction. Finish it with
@@ -94,16 +97,18 @@ impl Committer {
         matches!(self, Committer::Transactional(_))
     }
 
-    /// Commit everything finished so far, synchronously. Runs on the consumer thread.
+    /// Commit everything finished so far, synchronously. Runs on the consumer
+    /// thread. Returns whether there was anything to commit.
     pub fn commit(
         &self,
         consumer: &WeirConsumer,
         runtime: &tokio::runtime::Handle,
-    ) -> Result<(), CommitError> {
+    ) -> Result<bool, CommitError> {
         match self {
             Committer::StoredOffsets => match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) => Ok(true),
                 // Nothing stored since the last commit.
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+                Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(false),
                 Err(e) => Err(CommitError::Offsets(e)),
             },
             Committer::Transactional(t) => t.commit(consumer, runtime),
@@ -122,10 +127,12 @@ impl Committer {
 }
 
 impl Transactions {
-    /// Start the first transaction on an initialised transactional producer.
-    pub fn begin(producer: WeirProducer) -> Result<Self, KafkaError> {
+    /// Start the first transaction on an initialised transactional producer;
+    /// committed offsets are reported to `metrics`.
+    pub fn begin(producer: WeirProducer, metrics: PipelineMetrics) -> Result<Self, KafkaError> {
         producer.begin_transaction()?;
         Ok(Self {
+            metrics,
             producer,
             gate: RwLock::new(()),
             positions: Mutex::new(HashMap::new()),
@@ -151,7 +158,7 @@ impl Transactions {
         &self,
         consumer: &WeirConsumer,
         runtime: &tokio::runtime::Handle,
-    ) -> Result<(), CommitError> {
+    ) -> Result<bool, CommitError> {
         let _exclusive = runtime.block_on(self.gate.write());
         if self.poisoned.load(Ordering::Acquire) {
             if let Err(abort) = self.producer.abort_transaction(TRANSACTION_TIMEOUT) {
@@ -160,7 +167,7 @@ impl Transactions {
             return Err(CommitError::HalfBatch);
         }
         if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
+            return Ok(false);
         }
         let mut offsets = TopicPartitionList::new();
         for ((topic, partition), next) in self.positions().iter() {
@@ -177,7 +184,14 @@ impl Transactions {
             self.producer.commit_transaction(TRANSACTION_TIMEOUT)?;
             self.producer.begin_transaction()
         })();
-        result.map_err(|e| {
+        if result.is_ok() {
+            self.metrics.transaction_committed(
+                self.positions()
+                    .iter()
+                    .map(|((topic, partition), next)| (topic.as_str(), *partition, *next)),
+            );
+        }
+        result.map(|()| true).map_err(|e| {
             if let Err(abort) = self.producer.abort_transaction(TRANSACTION_TIMEOUT) {
                 tracing::warn!(error = %abort, "aborting the failed transaction also failed");
             }

@@ -537,6 +537,12 @@ impl RunConfig {
         if self.max_in_flight_mib == 0 {
             return Err(invalid("max_in_flight_mib", "must be at least 1"));
         }
+        if self.librdkafka.contains_key("statistics.interval.ms") {
+            return Err(invalid(
+                "librdkafka.statistics.interval.ms",
+                "Weir sets it from stats_interval (the lag metrics and readiness need it); set stats_interval instead",
+            ));
+        }
         let session = self.session_timeout()?;
         if self.drain_timeout >= session {
             return Err(ConfigError::Invalid {

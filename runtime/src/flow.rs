@@ -4,7 +4,7 @@
 
 use crate::wasm::InputRecord;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Fixed per-record overhead counted on top of the payload (struct, topic, offsets).
 const RECORD_OVERHEAD: usize = 64;
@@ -61,12 +61,21 @@ impl std::ops::AddAssign for Load {
 
 impl std::ops::Sub for Load {
     type Output = Load;
+    /// Saturating: giving back more than is held never wraps around.
     fn sub(self, other: Load) -> Load {
         Load {
-            records: self.records - other.records,
-            bytes: self.bytes - other.bytes,
+            records: self.records.saturating_sub(other.records),
+            bytes: self.bytes.saturating_sub(other.bytes),
         }
     }
+}
+
+/// Take `n` from `counter`, stopping at zero.
+fn take(counter: &AtomicUsize, n: usize) {
+    // The closure always returns Some, so the update cannot fail.
+    let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+        Some(v.saturating_sub(n))
+    });
 }
 
 /// Records and bytes in flight across all partitions, against a byte limit.
@@ -105,9 +114,8 @@ impl InFlightBudget {
 
     /// Give `load` back once its records are finished or dropped.
     pub fn release(&self, load: Load) {
-        let previous = self.used.fetch_sub(load.bytes, Ordering::AcqRel);
-        debug_assert!(previous >= load.bytes, "released more than reserved");
-        self.records.fetch_sub(load.records, Ordering::AcqRel);
+        take(&self.used, load.bytes);
+        take(&self.records, load.records);
     }
 
     /// The limit in bytes.
@@ -131,7 +139,8 @@ impl InFlightBudget {
 #[derive(Debug)]
 pub struct PartitionShare {
     budget: Arc<InFlightBudget>,
-    held: Mutex<Load>,
+    held_records: AtomicUsize,
+    held_bytes: AtomicUsize,
 }
 
 impl PartitionShare {
@@ -139,7 +148,8 @@ impl PartitionShare {
     pub fn new(budget: Arc<InFlightBudget>) -> Self {
         Self {
             budget,
-            held: Mutex::new(Load::default()),
+            held_records: AtomicUsize::new(0),
+            held_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -147,29 +157,25 @@ impl PartitionShare {
     pub fn try_reserve(&self, load: Load) -> bool {
         let reserved = self.budget.try_reserve(load);
         if reserved {
-            *self.held() += load;
+            self.held_records.fetch_add(load.records, Ordering::AcqRel);
+            self.held_bytes.fetch_add(load.bytes, Ordering::AcqRel);
         }
         reserved
     }
 
     /// Give `load` back.
     pub fn release(&self, load: Load) {
-        {
-            let mut held = self.held();
-            *held = *held - load;
-        }
+        take(&self.held_records, load.records);
+        take(&self.held_bytes, load.bytes);
         self.budget.release(load);
     }
 
     /// Give back everything still held (the worker is gone).
     pub fn release_all(&self) {
-        let held = std::mem::take(&mut *self.held());
-        self.budget.release(held);
-    }
-
-    fn held(&self) -> std::sync::MutexGuard<'_, Load> {
-        // Two additions cannot be left half done by a panic.
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+        self.budget.release(Load {
+            records: self.held_records.swap(0, Ordering::AcqRel),
+            bytes: self.held_bytes.swap(0, Ordering::AcqRel),
+        });
     }
 }
 

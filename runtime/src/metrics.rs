@@ -12,6 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// A metric's labels, in order.
@@ -120,7 +121,7 @@ impl Metrics {
         let r = &mut registry;
         r.register(
             "records_consumed",
-            "Records received from the input topics",
+            "Records received from the input topics (records read again after a rebalance or restart count again)",
             f.consumed,
         );
         r.register(
@@ -136,7 +137,7 @@ impl Metrics {
         r.register("record_failures", "Records given up on, by plugin and failure kind (trap, timeout, oom, fuel, contract, error, output-limit, produce)", f.failures);
         r.register(
             "records_produced",
-            "Records the broker acknowledged, by target topic (outputs and dead letters)",
+            "Records the broker acknowledged, by target topic (outputs and dead letters; in exactly-once mode also those of transactions later aborted)",
             f.produced,
         );
         r.register(
@@ -287,6 +288,23 @@ pub struct PipelineMetrics {
     pub skipped: Counter,
     /// Whether the pipeline is ready, for `/readyz`.
     pub health: Arc<crate::health::PipelineHealth>,
+    /// Offsets committed by transactions (exactly-once mode), which the
+    /// consumer's own statistics do not see.
+    transaction_offsets: Arc<Mutex<HashMap<(String, i32), i64>>>,
+}
+
+/// A partition's offsets from the consumer's statistics (-1 where unknown).
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionOffsets {
+    /// The group's committed offset.
+    pub committed: i64,
+    /// The offset Weir stored as processed, not yet committed.
+    pub stored: i64,
+    /// Where a group without commits starts: the first retained offset, or
+    /// the consumer's position when it starts at the end (`auto_offset_reset = "latest"`).
+    pub start: i64,
+    /// The end: the high watermark, or the last stable offset when reading committed records only.
+    pub end: i64,
 }
 
 impl PipelineMetrics {
@@ -306,6 +324,7 @@ impl PipelineMetrics {
             restarts: families.restarts.get_or_create_owned(&own),
             skipped: families.skipped.get_or_create_owned(&own),
             health: Arc::new(crate::health::PipelineHealth::new(group)),
+            transaction_offsets: Arc::default(),
             pipeline: group.to_string(),
             families,
         }
@@ -359,37 +378,58 @@ impl PipelineMetrics {
             .inc();
     }
 
-    /// Record an assigned partition's committed offset and high watermark; its
-    /// lag is their difference (everything retained counts while nothing is
-    /// committed yet, `low` being the first retained offset).
-    pub fn partition_offsets(
-        &self,
-        topic: &str,
-        partition: i32,
-        committed: i64,
-        low: i64,
-        high: i64,
-    ) {
+    /// Record an assigned partition's offsets as the consumer last saw them;
+    /// its lag is `end` minus the committed offset. In exactly-once mode the
+    /// offsets committed with the transactions count instead of `committed`.
+    pub fn partition_offsets(&self, topic: &str, partition: i32, seen: PartitionOffsets) {
         let key = self.partition_labels(topic, partition);
-        let from = if committed >= 0 {
-            committed
-        } else {
-            low.max(0)
-        };
+        let committed = self
+            .transaction_offsets()
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or(seen.committed);
+        // Before the first commit: from what is processed, else from where
+        // consumption started.
+        let from = [committed, seen.stored, seen.start]
+            .into_iter()
+            .find(|o| *o >= 0)
+            .unwrap_or(0);
         self.families
             .lag
             .get_or_create(&key)
-            .set((high - from).max(0));
+            .set((seen.end - from).max(0));
         self.families
             .committed_offset
             .get_or_create(&key)
             .set(committed);
-        self.families.high_watermark.get_or_create(&key).set(high);
+        self.families
+            .high_watermark
+            .get_or_create(&key)
+            .set(seen.end);
+    }
+
+    /// Record offsets committed inside a transaction: `(topic, partition, next offset)`.
+    pub fn transaction_committed<'a>(
+        &self,
+        offsets: impl IntoIterator<Item = (&'a str, i32, i64)>,
+    ) {
+        let mut known = self.transaction_offsets();
+        for (topic, partition, next) in offsets {
+            known.insert((topic.to_string(), partition), next);
+        }
+    }
+
+    fn transaction_offsets(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), i64>> {
+        self.transaction_offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stop exporting per-partition figures of a partition no longer assigned.
     pub fn forget_partition(&self, topic: &str, partition: i32) {
         let key = self.partition_labels(topic, partition);
+        self.transaction_offsets()
+            .remove(&(topic.to_string(), partition));
         self.families.lag.remove(&key);
         self.families.committed_offset.remove(&key);
         self.families.high_watermark.remove(&key);
@@ -472,7 +512,13 @@ mod tests {
         let pipeline = metrics.pipeline("g");
         pipeline.consumed("in").inc_by(3);
         pipeline.dead_lettered("in.dlq");
-        pipeline.partition_offsets("in", 2, 40, 0, 100);
+        let seen = PartitionOffsets {
+            committed: 40,
+            stored: -1,
+            start: 0,
+            end: 100,
+        };
+        pipeline.partition_offsets("in", 2, seen);
         let plugin = pipeline.plugin("upper");
         plugin.show_version("aaa");
         plugin.show_version("bbb");
@@ -502,13 +548,37 @@ mod tests {
     }
 
     #[test]
-    fn lag_counts_everything_retained_before_the_first_commit() {
+    fn lag_before_the_first_commit_counts_from_what_is_processed_then_the_start() {
         let metrics = Metrics::new();
-        metrics
-            .pipeline("g")
-            .partition_offsets("in", 0, -1001, 10, 50);
+        let pipeline = metrics.pipeline("g");
+        let lag = |stored| {
+            let seen = PartitionOffsets {
+                committed: -1001,
+                stored,
+                start: 10,
+                end: 50,
+            };
+            pipeline.partition_offsets("in", 0, seen);
+            metrics.encode()
+        };
+        assert!(lag(45).contains(r#"weir_consumer_lag{pipeline="g",topic="in",partition="0"} 5"#));
+        assert!(lag(-1).contains(r#"weir_consumer_lag{pipeline="g",topic="in",partition="0"} 40"#));
+    }
+
+    #[test]
+    fn transactions_override_the_consumers_committed_offsets() {
+        let metrics = Metrics::new();
+        let pipeline = metrics.pipeline("g");
+        pipeline.transaction_committed([("in", 0, 48)]);
+        let seen = PartitionOffsets {
+            committed: 20,
+            stored: -1,
+            start: 0,
+            end: 50,
+        };
+        pipeline.partition_offsets("in", 0, seen);
         assert!(metrics
             .encode()
-            .contains(r#"weir_consumer_lag{pipeline="g",topic="in",partition="0"} 40"#));
+            .contains(r#"weir_consumer_lag{pipeline="g",topic="in",partition="0"} 2"#));
     }
 }

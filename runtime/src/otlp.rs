@@ -18,7 +18,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
 };
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A record's processing span; it ends when dropped.
 pub type RecordSpan = opentelemetry_sdk::trace::Span;
@@ -104,9 +104,15 @@ impl SpanExport {
         Ok(Self { provider, tracer })
     }
 
-    /// Start the processing span of `record`, child of `parent`. Returns it with
-    /// the traceparent its outputs carry (`None` if `parent` does not parse).
-    pub fn start(&self, record: &InputRecord, parent: &Parent<'_>) -> Option<(RecordSpan, String)> {
+    /// Start the processing span of `record` (processing began at `started`),
+    /// child of `parent`. Returns it with the traceparent its outputs carry
+    /// (`None` if `parent` does not parse).
+    pub fn start(
+        &self,
+        record: &InputRecord,
+        parent: &Parent<'_>,
+        started: SystemTime,
+    ) -> Option<(RecordSpan, String)> {
         let state = parent
             .state
             .and_then(|s| std::str::from_utf8(s).ok())
@@ -123,6 +129,7 @@ impl SpanExport {
             .tracer
             .span_builder(format!("process {}", record.topic))
             .with_kind(SpanKind::Consumer)
+            .with_start_time(started)
             .with_attributes([
                 KeyValue::new("messaging.system", "kafka"),
                 KeyValue::new("messaging.operation.type", "process"),

@@ -117,13 +117,18 @@ impl Shared {
     ) -> Result<(), CommitError> {
         let started = std::time::Instant::now();
         let result = self.committer.commit(consumer, runtime);
-        self.metrics
-            .commit_duration
-            .observe(started.elapsed().as_secs_f64());
-        if self.committer.commits_on_timer() {
-            self.metrics.commit(result.is_ok());
+        match result {
+            Ok(false) => {}
+            Ok(true) | Err(_) => {
+                self.metrics
+                    .commit_duration
+                    .observe(started.elapsed().as_secs_f64());
+                if self.committer.commits_on_timer() {
+                    self.metrics.commit(result.is_ok());
+                }
+            }
         }
-        result
+        result.map(|_| ())
     }
 }
 
@@ -172,7 +177,26 @@ struct Segment {
 }
 
 /// Resolves when every output of a batch is acknowledged.
-type BatchAck = BoxFuture<'static, Result<Finished, ProduceError>>;
+type BatchAck = BoxFuture<'static, Result<Finished, AckError>>;
+
+/// Why a segment's acknowledgement failed.
+enum AckError {
+    /// An output or dead letter was not acknowledged.
+    Produce(ProduceError),
+    /// The broker refused a record's output for good under the `stop` policy.
+    Stop {
+        /// The record's offset.
+        offset: i64,
+        /// Its failure.
+        failure: Box<RecordFailure>,
+    },
+}
+
+impl From<ProduceError> for AckError {
+    fn from(e: ProduceError) -> Self {
+        AckError::Produce(e)
+    }
+}
 
 /// Processes the records of one partition, in order.
 pub struct PartitionWorker {
@@ -273,6 +297,7 @@ impl PartitionWorker {
         }
         let last = records[records.len() - 1].offset;
         let load = Load::of_all(&records);
+        let started = std::time::SystemTime::now();
         let shared = Arc::clone(&self.shared);
         shared.metrics.batch_records.observe(records.len() as f64);
         // Every record of this batch is processed by these versions.
@@ -314,7 +339,11 @@ impl PartitionWorker {
                     if shared.version_header {
                         tag_versions(&mut outputs, &pools);
                     }
-                    if let Some(span) = shared.tracing.continue_trace(&record, &mut outputs) {
+                    if let Some(span) =
+                        shared
+                            .tracing
+                            .continue_trace(&record, &mut outputs, started)
+                    {
                         segment.spans.push(span);
                     }
                     self.send_all(&outputs, &record, pool, &mut segment).await?
@@ -325,6 +354,7 @@ impl PartitionWorker {
                     break;
                 }
             };
+            let failed = failure.is_some();
             if let Some(failure) = failure {
                 match shared.failure.policy {
                     FailurePolicy::Dlq => {
@@ -373,7 +403,10 @@ impl PartitionWorker {
             segment.finished.offsets.push(record.offset);
             segment.finished.load += size;
             accounted += size;
-            if matches!(segment.deliveries.last(), Some(Delivery::Output { source, .. }) if *source == segment.sources.len())
+            // A record that failed at hand-over went through the policy already;
+            // only one whose outputs were all handed over can be refused later.
+            if !failed
+                && matches!(segment.deliveries.last(), Some(Delivery::Output { source, .. }) if *source == segment.sources.len())
             {
                 segment.sources.push(record);
             }
@@ -441,7 +474,6 @@ impl PartitionWorker {
                                                 &shared,
                                                 record,
                                                 failure,
-                                                e,
                                                 retry.as_ref(),
                                             )
                                             .await?
@@ -449,7 +481,7 @@ impl PartitionWorker {
                                         _ => true,
                                     }
                                 }
-                                Err(e) => return Err(e),
+                                Err(e) => return Err(e.into()),
                             }
                         }
                         letter => letter.acknowledged(&shared, retry.as_ref()).await?,
@@ -510,8 +542,17 @@ impl PartitionWorker {
     }
 
     /// Mark a batch's records complete and store the new committable offset.
-    fn on_ack(&mut self, ack: Result<Finished, ProduceError>) -> Result<(), PipelineError> {
-        let finished = ack.map_err(|source| self.produce_error(source))?;
+    fn on_ack(&mut self, ack: Result<Finished, AckError>) -> Result<(), PipelineError> {
+        let finished = ack.map_err(|e| match e {
+            AckError::Produce(source) => self.produce_error(source),
+            AckError::Stop { offset, failure } => PipelineError::RecordFailed {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset,
+                plugin: failure.plugin.name.clone(),
+                failure,
+            },
+        })?;
         self.share.release(finished.load);
         for offset in finished.offsets {
             self.tracker
@@ -586,16 +627,14 @@ fn dead_letter_for(shared: &Shared, record: &InputRecord, failure: &RecordFailur
 }
 
 /// The failure policy for `record`, one of whose outputs the broker refused for
-/// good (`error`) in its delivery report: dead-letter it (waiting for that
-/// write), skip it, or fail the segment. Returns false if a stop gave up the
-/// dead-letter write.
+/// good in its delivery report: dead-letter it (waiting for that write), skip
+/// it, or stop at it. Returns false if a stop gave up the dead-letter write.
 async fn apply_to_refused(
     shared: &Shared,
     record: &InputRecord,
     failure: RecordFailure,
-    error: ProduceError,
     retry: Option<&DeadLetterRetry>,
-) -> Result<bool, ProduceError> {
+) -> Result<bool, AckError> {
     match shared.failure.policy {
         FailurePolicy::Dlq => {
             note_failure(
@@ -609,7 +648,7 @@ async fn apply_to_refused(
                 letter: dead_letter_for(shared, record, &failure),
                 timestamp: record.timestamp,
             };
-            delivery.acknowledged(shared, retry).await
+            Ok(delivery.acknowledged(shared, retry).await?)
         }
         FailurePolicy::Skip => {
             note_failure(shared, record, &failure, "skipping it (policy skip)");
@@ -618,7 +657,10 @@ async fn apply_to_refused(
         }
         FailurePolicy::Stop => {
             note_failure(shared, record, &failure, "stopping (policy stop)");
-            Err(error)
+            Err(AckError::Stop {
+                offset: record.offset,
+                failure: Box::new(failure),
+            })
         }
     }
 }

@@ -6,10 +6,10 @@
 //! producer flush → leave the group.
 
 use crate::commit::{CommitError, Committer, Transactions};
-use crate::config::{FailurePolicy, RunConfig};
+use crate::config::{FailurePolicy, OffsetReset, RunConfig};
 use crate::failure::Backoff;
 use crate::flow::InFlightBudget;
-use crate::kafka::{self, KafkaSetupError, OutputSink};
+use crate::kafka::{self, KafkaSetupError, LagBounds, OutputSink};
 use crate::metrics::{Metrics, PipelineMetrics};
 use crate::otlp::{OtlpError, SpanExport};
 use crate::pipeline::{FailureHandling, PipelineError, Shared, Stage};
@@ -244,7 +244,13 @@ fn consume(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let consumer = Arc::new(kafka::create_consumer(&config)?);
-    consumer.context().set_metrics(metrics.clone());
+    consumer.context().set_metrics(
+        metrics.clone(),
+        LagBounds {
+            read_committed: config.exactly_once,
+            starts_at_end: config.auto_offset_reset == OffsetReset::Latest,
+        },
+    );
     let producer = kafka::create_producer(&config)?;
     let mut needed: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     needed.push(&config.output_topic);
@@ -261,19 +267,25 @@ fn consume(
     }
 
     let committer = if config.exactly_once {
-        let transactions = Transactions::begin(producer.clone()).map_err(|source| {
-            KafkaSetupError::Transactions {
-                brokers: config.brokers.clone(),
-                source,
-            }
-        })?;
-        Committer::Transactional(transactions)
+        let transactions =
+            Transactions::begin(producer.clone(), metrics.clone()).map_err(|source| {
+                KafkaSetupError::Transactions {
+                    brokers: config.brokers.clone(),
+                    source,
+                }
+            })?;
+        Committer::Transactional(Box::new(transactions))
     } else {
         Committer::StoredOffsets
     };
     let shared = Arc::new(Shared {
         committer,
-        output: OutputSink::new(producer, config.output_topic.clone(), metrics.clone()),
+        output: OutputSink::new(
+            producer,
+            config.output_topic.clone(),
+            failure.dead_letter_topics.values().cloned(),
+            metrics.clone(),
+        ),
         consumer: Arc::clone(&consumer),
         batch: config.batch.clone(),
         budget: Arc::new(InFlightBudget::new(config.max_in_flight_bytes())),
@@ -317,6 +329,8 @@ fn consume(
         &shutdown,
         config.commit_interval,
     );
+    // Not ready while draining: no new records are taken from here on.
+    shared.metrics.health.set_joined(false);
     let mut failure = stop.map(|cause| match cause {
         StopCause::Partition(e) => RunError::Pipeline(e),
         StopCause::Commit(e) => RunError::Commit(e),

@@ -162,17 +162,16 @@ pub fn render(addr: &str, current: &Snapshot, previous: Option<&Snapshot>) -> St
         .filter(|s| s.name == "weir_assigned_partitions")
         .map(|s| s.label("pipeline"))
         .collect();
-    let committed_before: BTreeMap<(String, String), f64> = previous
+    // Committed offsets of the previous look, by pipeline, topic and partition.
+    let committed_before: BTreeMap<(String, String, String), f64> = previous
         .map(|p| {
             p.samples
                 .iter()
                 .filter(|s| s.name == "weir_committed_offset")
                 .map(|s| {
+                    let key = (s.label("pipeline"), s.label("topic"), s.label("partition"));
                     (
-                        (
-                            s.label("topic").to_string(),
-                            s.label("partition").to_string(),
-                        ),
+                        (key.0.to_string(), key.1.to_string(), key.2.to_string()),
                         s.value,
                     )
                 })
@@ -184,9 +183,10 @@ pub fn render(addr: &str, current: &Snapshot, previous: Option<&Snapshot>) -> St
         let count = |name| total(current, name, pipeline);
         let _ = writeln!(
             out,
-            "\npipeline {pipeline}: consumed {}  produced {}  dead-lettered {}  failed {}  in flight {}  paused {}  restarts {}",
+            "\npipeline {pipeline}: consumed {}  outputs {}  dead-lettered {}  failed {}  in flight {}  paused {}  restarts {}",
             count("weir_records_consumed_total"),
-            count("weir_records_produced_total"),
+            // Acknowledged records count dead letters too.
+            count("weir_records_produced_total") - count("weir_records_dead_lettered_total"),
             count("weir_records_dead_lettered_total"),
             count("weir_record_failures_total"),
             count("weir_in_flight_records"),
@@ -224,6 +224,7 @@ pub fn render(addr: &str, current: &Snapshot, previous: Option<&Snapshot>) -> St
         });
         for lag in partitions {
             let key = (
+                pipeline.to_string(),
                 lag.label("topic").to_string(),
                 lag.label("partition").to_string(),
             );
@@ -234,8 +235,8 @@ pub fn render(addr: &str, current: &Snapshot, previous: Option<&Snapshot>) -> St
                     .find(|s| {
                         s.name == name
                             && s.label("pipeline") == pipeline
-                            && s.label("topic") == key.0
-                            && s.label("partition") == key.1
+                            && s.label("topic") == key.1
+                            && s.label("partition") == key.2
                     })
                     .map_or(f64::NAN, |s| s.value)
             };
@@ -249,7 +250,7 @@ pub fn render(addr: &str, current: &Snapshot, previous: Option<&Snapshot>) -> St
             let _ = writeln!(
                 out,
                 "  {:<32} {:>12} {:>12} {:>10} {:>10}",
-                format!("{}/{}", key.0, key.1),
+                format!("{}/{}", key.1, key.2),
                 committed,
                 of("weir_high_watermark"),
                 lag.value,
@@ -320,7 +321,10 @@ weir_odd{pipeline="g",note="a \"quoted\", value"} 2.5
             at: earlier.at + Duration::from_secs(2),
         };
         let view = render("addr", &now, Some(&earlier));
-        assert!(view.contains("pipeline g: consumed 100"), "{view}");
+        assert!(
+            view.contains("pipeline g: consumed 100  outputs 0"),
+            "{view}"
+        );
         assert!(view.contains("plugin up  version 0123456789ab"), "{view}");
         let row = view.lines().find(|l| l.contains("in/0")).expect(&view);
         let cells: Vec<&str> = row.split_whitespace().collect();

@@ -12,6 +12,7 @@ use crate::otlp::{Parent, RecordSpan, SpanExport};
 use crate::wasm::{Header, InputRecord, OutputRecord};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// The header carrying the trace and parent span.
 pub const TRACEPARENT: &str = "traceparent";
@@ -91,12 +92,14 @@ impl Tracing {
     /// Give each of `outputs` a child `traceparent` of `record`'s (and its
     /// `tracestate`), if `record` has a valid one. An output whose plugin set a
     /// `traceparent` of its own keeps it; one that copied the input's gets the
-    /// child. Returns the exported span, to be dropped (ended) once the outputs
-    /// are acknowledged.
+    /// child. Returns the exported span (begun at `started`, when the record's
+    /// batch went to the plugin), to be dropped (ended) once the outputs are
+    /// acknowledged.
     pub fn continue_trace(
         &self,
         record: &InputRecord,
         outputs: &mut [OutputRecord],
+        started: SystemTime,
     ) -> Option<RecordSpan> {
         let incoming = header(&record.headers, TRACEPARENT)?;
         let parent = parse(&incoming.value)?;
@@ -109,7 +112,7 @@ impl Tracing {
                     flags: parent.flags,
                     state: state.map(|h| h.value.as_slice()),
                 };
-                let (span, child) = export.start(record, &parent)?;
+                let (span, child) = export.start(record, &parent, started)?;
                 (Some(span), child)
             }
             None => {
@@ -189,7 +192,7 @@ mod tests {
         let input = record(vec![h(TRACEPARENT, PARENT), h(TRACESTATE, "v=1")]);
         let mut outputs = vec![output(vec![]), output(vec![h(TRACEPARENT, PARENT)])];
         assert!(Tracing::default()
-            .continue_trace(&input, &mut outputs)
+            .continue_trace(&input, &mut outputs, SystemTime::now())
             .is_none());
         let (a, b) = (traceparent(&outputs[0]), traceparent(&outputs[1]));
         for child in [&a, &b] {
@@ -202,7 +205,7 @@ mod tests {
         let state = header(&outputs[0].headers, TRACESTATE).expect("tracestate is copied");
         assert_eq!(state.value, b"v=1");
         let mut again = vec![output(vec![])];
-        Tracing::default().continue_trace(&input, &mut again);
+        Tracing::default().continue_trace(&input, &mut again, SystemTime::now());
         assert_eq!(
             traceparent(&again[0]),
             a,
@@ -214,7 +217,11 @@ mod tests {
     fn a_plugins_own_traceparent_and_invalid_input_are_left_alone() {
         let own = "00-11111111111111111111111111111111-2222222222222222-00";
         let mut outputs = vec![output(vec![h(TRACEPARENT, own)])];
-        Tracing::default().continue_trace(&record(vec![h(TRACEPARENT, PARENT)]), &mut outputs);
+        Tracing::default().continue_trace(
+            &record(vec![h(TRACEPARENT, PARENT)]),
+            &mut outputs,
+            SystemTime::now(),
+        );
         assert_eq!(traceparent(&outputs[0]), own);
         for bad in [
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
@@ -224,7 +231,11 @@ mod tests {
             "garbage",
         ] {
             let mut outputs = vec![output(vec![])];
-            Tracing::default().continue_trace(&record(vec![h(TRACEPARENT, bad)]), &mut outputs);
+            Tracing::default().continue_trace(
+                &record(vec![h(TRACEPARENT, bad)]),
+                &mut outputs,
+                SystemTime::now(),
+            );
             assert!(
                 outputs[0].headers.is_empty(),
                 "{bad} is not a valid traceparent"

@@ -716,3 +716,47 @@ pub fn admin_request(addr: &str, method: &str, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+// ---- Metrics ----
+
+/// The samples of the admin endpoint's `/metrics`.
+pub fn scrape(admin: &str) -> Vec<weir::status::Sample> {
+    let (status, body) = admin_request(admin, "GET", "/metrics");
+    assert_eq!(status, 200, "{body}");
+    weir::status::parse_samples(&body)
+}
+
+/// Per-partition lag of `topic` as last scraped.
+pub fn lags(samples: &[weir::status::Sample], topic: &str) -> BTreeMap<String, f64> {
+    samples
+        .iter()
+        .filter(|s| s.name == "weir_consumer_lag" && s.labels["topic"] == topic)
+        .map(|s| (s.labels["partition"].clone(), s.value))
+        .collect()
+}
+
+/// Scrape until every partition of `topic` reports lag 0 (and all are
+/// reported); returns the samples of that scrape. Also returns the largest
+/// total lag seen on the way.
+pub fn wait_for_zero_lag(
+    admin: &str,
+    topic: &str,
+    weir: &Weir,
+) -> (Vec<weir::status::Sample>, f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut peak: f64 = 0.0;
+    loop {
+        let samples = scrape(admin);
+        let lag = lags(&samples, topic);
+        peak = peak.max(lag.values().sum());
+        if lag.len() == PARTITIONS as usize && lag.values().all(|l| *l == 0.0) {
+            return (samples, peak);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lag of {topic} never reached 0: {lag:?}; log:\n{}",
+            weir.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -3,7 +3,7 @@
 //! feeds the pipeline's metrics and readiness from rebalances, commits and
 //! librdkafka's periodic statistics (lag per partition, broker state).
 
-use crate::metrics::PipelineMetrics;
+use crate::metrics::{PartitionOffsets, PipelineMetrics};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -25,6 +25,17 @@ pub trait RebalanceListener: Send + Sync {
 pub struct WeirContext {
     listener: OnceLock<Arc<dyn RebalanceListener>>,
     metrics: OnceLock<PipelineMetrics>,
+    /// Where lag is measured from and to.
+    lag: OnceLock<LagBounds>,
+}
+
+/// Where the lag of a partition ends, and where it starts before any commit.
+#[derive(Debug, Clone, Copy)]
+pub struct LagBounds {
+    /// The consumer reads committed records only: lag ends at the last stable offset.
+    pub read_committed: bool,
+    /// A group without commits starts at the end of the partition.
+    pub starts_at_end: bool,
 }
 
 impl WeirContext {
@@ -39,9 +50,10 @@ impl WeirContext {
     }
 
     /// Report rebalances, commits, lag and broker state to `metrics` (once;
-    /// later calls are ignored).
-    pub fn set_metrics(&self, metrics: PipelineMetrics) {
+    /// later calls are ignored); `lag` says how lag is measured.
+    pub fn set_metrics(&self, metrics: PipelineMetrics, lag: LagBounds) {
         let _ = self.metrics.set(metrics);
+        let _ = self.lag.set(lag);
     }
 
     /// Set the assigned-partitions gauge from the consumer's assignment.
@@ -100,14 +112,27 @@ impl ClientContext for WeirContext {
         for (name, topic) in &statistics.topics {
             // Partition -1 is librdkafka's internal "unassigned" queue.
             for p in topic.partitions.values().filter(|p| p.partition >= 0) {
-                if p.desired && p.hi_offset >= 0 {
-                    metrics.partition_offsets(
-                        name,
-                        p.partition,
-                        p.committed_offset,
-                        p.lo_offset,
-                        p.hi_offset,
-                    );
+                let bounds = self.lag.get().copied().unwrap_or(LagBounds {
+                    read_committed: false,
+                    starts_at_end: false,
+                });
+                let end = if bounds.read_committed {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                if p.desired && end >= 0 {
+                    let seen = PartitionOffsets {
+                        committed: p.committed_offset,
+                        stored: p.stored_offset,
+                        start: if bounds.starts_at_end {
+                            p.app_offset
+                        } else {
+                            p.lo_offset
+                        },
+                        end,
+                    };
+                    metrics.partition_offsets(name, p.partition, seen);
                 } else {
                     metrics.forget_partition(name, p.partition);
                 }
@@ -165,7 +190,13 @@ impl ConsumerContext for WeirContext {
             metrics.commit(result.is_ok());
         }
         match result {
-            Ok(()) => tracing::debug!(offsets = ?offsets.to_topic_map(), "offsets committed"),
+            Ok(()) => {
+                if let Some(metrics) = self.metrics.get() {
+                    // A commit went through: some broker is reachable.
+                    metrics.health.set_broker_reachable(true);
+                }
+                tracing::debug!(offsets = ?offsets.to_topic_map(), "offsets committed")
+            }
             // Nothing new to commit since the last time: not a failure.
             Err(rdkafka::error::KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => {

@@ -12,7 +12,7 @@ mod preflight;
 pub use clients::{
     create_admin, create_consumer, create_producer, WeirAdmin, WeirConsumer, WeirProducer,
 };
-pub use context::{RebalanceListener, WeirContext};
+pub use context::{LagBounds, RebalanceListener, WeirContext};
 pub use convert::input_record;
 pub use dead_letter::ensure_dead_letter_topics;
 pub use output::{OutputSink, PendingDelivery, ProduceError};

@@ -8,6 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// How long to wait before retrying when the producer's local queue is full.
@@ -18,8 +19,8 @@ pub struct OutputSink {
     producer: WeirProducer,
     default_topic: String,
     metrics: PipelineMetrics,
-    /// Records acknowledged on `default_topic`, resolved once.
-    default_produced: Counter,
+    /// Records acknowledged per known topic, resolved once.
+    known_topics: HashMap<String, Counter>,
 }
 
 /// An output that the broker refused or never acknowledged.
@@ -78,13 +79,26 @@ impl PendingDelivery {
 
 impl OutputSink {
     /// Outputs without a topic go to `default_topic`; acknowledged records are
-    /// counted in `metrics`.
-    pub fn new(producer: WeirProducer, default_topic: String, metrics: PipelineMetrics) -> Self {
+    /// counted in `metrics`, with the counters of `default_topic` and of
+    /// `other_topics` (e.g. the dead-letter topics) resolved up front.
+    pub fn new(
+        producer: WeirProducer,
+        default_topic: String,
+        other_topics: impl IntoIterator<Item = String>,
+        metrics: PipelineMetrics,
+    ) -> Self {
+        let known_topics = std::iter::once(default_topic.clone())
+            .chain(other_topics)
+            .map(|topic| {
+                let counter = metrics.produced(&topic);
+                (topic, counter)
+            })
+            .collect();
         Self {
             producer,
-            default_produced: metrics.produced(&default_topic),
             default_topic,
             metrics,
+            known_topics,
         }
     }
 
@@ -111,10 +125,9 @@ impl OutputSink {
         loop {
             match self.producer.send_result(record) {
                 Ok(future) => {
-                    let produced = if topic == self.default_topic {
-                        self.default_produced.clone()
-                    } else {
-                        self.metrics.produced(topic)
+                    let produced = match self.known_topics.get(topic) {
+                        Some(counter) => counter.clone(),
+                        None => self.metrics.produced(topic),
                     };
                     return Ok(PendingDelivery {
                         topic: topic.to_string(),
