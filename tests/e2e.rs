@@ -363,3 +363,63 @@ async fn the_python_json_enrich_plugin_keeps_and_enriches_with_the_standard_libr
     }
     assert_eq!(committed, ends);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_and_javascript_json_filters_match_the_rust_one_record_for_record() {
+    require_broker();
+    let input = unique("jf-in");
+    let outputs = [
+        unique("jf-rust-out"),
+        unique("jf-py-out"),
+        unique("jf-js-out"),
+    ];
+    create_topic(&input, PARTITIONS).await;
+    for topic in &outputs {
+        create_topic(topic, PARTITIONS).await;
+    }
+    // Strings, numbers, booleans and missing fields; a quarter match.
+    let sent = keyed_records(|i| match i % 8 {
+        0 | 4 => format!(r#"{{"id":{i},"country":"NL","n":{}}}"#, i % 3),
+        1 => format!(r#"{{"id":{i},"country":"BE"}}"#),
+        2 => format!(r#"{{"id":{i},"country":42}}"#),
+        3 => format!(r#"{{"id":{i}}}"#),
+        5 => format!(r#"{{"id":{i},"country":true}}"#),
+        6 => format!(r#"[{i}]"#),
+        _ => format!(r#"{{"id":{i},"country":"nl"}}"#),
+    });
+    let ends = produce(&input, &sent).await;
+    let config = [
+        "--plugin-config",
+        "field=country",
+        "--plugin-config",
+        "equals=NL",
+    ];
+    let plugins = [
+        example_plugin("json-filter"),
+        python_plugin("json_filter"),
+        js_plugin("json_filter"),
+    ];
+    let mut results = Vec::new();
+    for (plugin, output) in plugins.iter().zip(&outputs) {
+        let (got, committed) = run_pipeline(
+            &input,
+            output,
+            &unique("jf-g"),
+            plugin,
+            &config,
+            &ends,
+            RECORDS / 4,
+        );
+        assert_eq!(got.len(), RECORDS / 4, "{}", plugin.display());
+        assert_eq!(committed, ends);
+        results.push(sorted(got.iter().map(content)));
+    }
+    assert!(
+        results[1] == results[0],
+        "the Python json_filter differs from the Rust one"
+    );
+    assert!(
+        results[2] == results[0],
+        "the JavaScript json_filter differs from the Rust one"
+    );
+}

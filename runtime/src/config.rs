@@ -281,7 +281,10 @@ fn default_linger() -> Duration {
     Duration::from_millis(5)
 }
 fn default_partition_buffer() -> usize {
-    2_000
+    // Each time a partition pauses, librdkafka drops what it prefetched for it
+    // and fetches again; a deep buffer keeps that rare (the byte budget, not
+    // this, bounds memory).
+    10_000
 }
 
 impl Default for RunConfig {

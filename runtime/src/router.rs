@@ -31,6 +31,9 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 /// Poll timeout while partitions are paused, so they resume soon after room appears.
 const PARKED_POLL: Duration = Duration::from_millis(5);
 
+/// Records routed between two looks at worker results and timers.
+const CHECK_EVERY: u32 = 64;
+
 /// How often the in-flight, paused and producer-queue gauges are refreshed.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -62,6 +65,8 @@ pub struct Router {
     drain_timeout: Duration,
     /// A commit that failed inside the rebalance callback, for the loop to act on.
     commit_failure: Option<CommitError>,
+    /// How many slots are paused.
+    paused: usize,
 }
 
 /// Why the consumer loop stopped before being asked to.
@@ -95,6 +100,7 @@ impl Router {
             results,
             drain_timeout,
             commit_failure: None,
+            paused: 0,
         }
     }
 
@@ -131,6 +137,7 @@ impl Router {
             if !slot.paused {
                 set_paused(consumer, &key, true);
                 slot.paused = true;
+                self.paused += 1;
             }
         }
     }
@@ -152,13 +159,14 @@ impl Router {
             if slot.parked.is_empty() && worker_has_room && budget_has_room {
                 set_paused(consumer, key, false);
                 slot.paused = false;
+                self.paused -= 1;
             }
         }
     }
 
     /// Whether any partition is paused (so the loop should check back soon).
     pub fn has_paused(&self) -> bool {
-        self.slots.values().any(|s| s.paused)
+        self.paused > 0
     }
 
     /// Set the gauges of what is in flight, paused and queued in the producer.
@@ -171,9 +179,7 @@ impl Router {
         metrics
             .in_flight_bytes
             .set(count(self.shared.budget.used()));
-        metrics
-            .paused
-            .set(count(self.slots.values().filter(|s| s.paused).count()));
+        metrics.paused.set(count(self.paused));
         metrics
             .producer_queue
             .set(i64::from(self.shared.output.producer().in_flight_count()));
@@ -199,6 +205,7 @@ impl Router {
         if slots.is_empty() {
             return Ok(());
         }
+        self.paused -= slots.iter().filter(|(_, s)| s.paused).count();
         for (_, slot) in &slots {
             slot.stop.cancel();
         }
@@ -350,14 +357,20 @@ pub fn consume_loop(
 ) -> Option<StopCause> {
     let mut last_commit = std::time::Instant::now();
     let mut last_sample = std::time::Instant::now();
+    // Worker results and timers are looked at every CHECK_EVERY records, and
+    // whenever the consumer is idle: reading the clock per record costs more
+    // than routing it.
+    let mut until_check = 0;
+    let mut paused = false;
     while !shutdown.is_cancelled() {
-        while let Ok((label, result)) = results.try_recv() {
-            if let Err(e) = result {
-                tracing::error!(partition = %label, error = %e, "partition stopped");
-                return Some(StopCause::Partition(e));
+        if until_check == 0 {
+            until_check = CHECK_EVERY;
+            while let Ok((label, result)) = results.try_recv() {
+                if let Err(e) = result {
+                    tracing::error!(partition = %label, error = %e, "partition stopped");
+                    return Some(StopCause::Partition(e));
+                }
             }
-        }
-        {
             let mut router = lock(router);
             if router.shared.committer.commits_on_timer()
                 && last_commit.elapsed() >= commit_interval
@@ -373,21 +386,20 @@ pub fn consume_loop(
                 last_sample = std::time::Instant::now();
             }
         }
-        let timeout = if lock(router).has_paused() {
-            PARKED_POLL
-        } else {
-            IDLE_POLL
-        };
+        until_check -= 1;
+        let timeout = if paused { PARKED_POLL } else { IDLE_POLL };
         // The router must not be locked here: poll runs the rebalance callback.
-        match consumer.poll(timeout) {
-            Some(Ok(message)) => {
-                let record = kafka::input_record(&message);
-                lock(router).route(consumer, record);
-            }
+        let polled = consumer.poll(timeout);
+        let mut router = lock(router);
+        match polled {
+            Some(Ok(message)) => router.route(consumer, kafka::input_record(&message)),
             Some(Err(e)) => log_consumer_error(&e),
-            None => {}
+            None => until_check = 0,
         }
-        lock(router).flush_parked(consumer);
+        if router.has_paused() {
+            router.flush_parked(consumer);
+        }
+        paused = router.has_paused();
     }
     None
 }

@@ -113,6 +113,10 @@ pub fn create_consumer(config: &RunConfig) -> Result<WeirConsumer, KafkaSetupErr
         // Offsets commit inside the producer's transactions; read only committed inputs.
         c.set("isolation.level", "read_committed");
     }
+    // A partition resumed after backpressure waits for the fetch in flight,
+    // which a broker may hold up to this long when it has nothing new
+    // (librdkafka's default is 500 ms).
+    c.set("fetch.wait.max.ms", "100");
     // Statistics feed the lag metrics and broker readiness (see `WeirContext::stats`).
     c.set(
         "statistics.interval.ms",
