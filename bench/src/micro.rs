@@ -1,6 +1,6 @@
 //! In-process microbenchmarks of the plugin host, without a broker: plugin call
-//! cost per record by batch size, the same logic as native Rust, compiling and
-//! loading a component, and the hot-reload swap pause.
+//! cost per record by batch size, against the same plugin crates compiled
+//! natively, compiling and loading a component, and the hot-reload swap pause.
 
 use crate::data::{key, value, Shape};
 use serde_json::json;
@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use weir::config::PluginConfig;
 use weir::metrics::PluginMetrics;
 use weir::reload::PluginLoader;
-use weir::wasm::{Header, InputRecord, OutputRecord, PluginPool, PluginSlot};
+use weir::wasm::{InputRecord, PluginPool, PluginSlot};
+use weir_sdk::{Config, Processor};
 
 /// Batch sizes measured.
 const BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
@@ -37,22 +38,23 @@ pub fn run(
         ("field".to_string(), "country".to_string()),
         ("equals".to_string(), "NL".to_string()),
     ]);
-    for (name, path, config, shape, native) in [
+    for (name, path, config, shape, make_native) in [
         (
             "uppercase",
             uppercase,
             BTreeMap::new(),
             Shape::Opaque,
-            native_uppercase as Native,
+            native::<uppercase::Uppercase> as fn(&BTreeMap<String, String>) -> Native,
         ),
         (
             "json-filter",
             json_filter,
             filter_config,
             Shape::Json,
-            native_json_filter as Native,
+            native::<json_filter::JsonFilter>,
         ),
     ] {
+        let mut native = make_native(&config);
         eprintln!("  micro: {name}");
         let loader = PluginLoader::new(
             &PluginConfig {
@@ -77,7 +79,7 @@ pub fn run(
         let mut per_batch = serde_json::Map::new();
         for size in BATCH_SIZES {
             let wasm = median(|| runtime.block_on(wasm_ns_per_record(&pool, size, shape, seconds)));
-            let native = median(|| native_ns_per_record(native, size, shape, seconds));
+            let native = median(|| native_ns_per_record(&mut native, size, shape, seconds));
             per_batch.insert(
                 size.to_string(),
                 json!({"wasm_ns_per_record": wasm, "native_ns_per_record": native}),
@@ -147,51 +149,40 @@ async fn wasm_ns_per_record(
     started.elapsed().as_nanos() as f64 / done as f64
 }
 
-/// The same logic as a plugin, as a native Rust function.
-type Native = fn(&InputRecord) -> Vec<OutputRecord>;
+/// A plugin's own code, compiled natively: one record in, its outputs out.
+type Native = Box<dyn FnMut(weir_sdk::Record) -> Vec<weir_sdk::Output>>;
 
-fn native_uppercase(record: &InputRecord) -> Vec<OutputRecord> {
-    let mut value = record.value.clone();
-    if let Some(v) = value.as_mut() {
-        v.make_ascii_uppercase();
-    }
-    vec![OutputRecord {
-        topic: None,
-        partition: None,
-        key: record.key.clone(),
-        value,
-        headers: record.headers.clone(),
-    }]
+/// The plugin crate `P`, natively, initialised with `config`.
+fn native<P: Processor>(config: &BTreeMap<String, String>) -> Native {
+    let config: Config = config
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut plugin = P::init(&config).expect("the benchmark configuration is valid");
+    Box::new(move |record| plugin.process(record).expect("benchmark records are valid"))
 }
 
-fn native_json_filter(record: &InputRecord) -> Vec<OutputRecord> {
-    let document: serde_json::Value =
-        serde_json::from_slice(record.value.as_deref().unwrap_or_default()).unwrap_or_default();
-    if document.pointer("/country").and_then(|v| v.as_str()) != Some("NL") {
-        return Vec::new();
-    }
-    let mut headers = record.headers.clone();
-    headers.push(Header {
-        key: "weir-filter".into(),
-        value: b"country=NL".to_vec(),
-    });
-    vec![OutputRecord {
-        topic: None,
-        partition: None,
+/// A host record as the SDK's record (the copy the component boundary makes too).
+fn sdk_record(record: &InputRecord) -> weir_sdk::Record {
+    weir_sdk::Record {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
         key: record.key.clone(),
         value: record.value.clone(),
-        headers,
-    }]
+        headers: Vec::new(),
+    }
 }
 
 /// Nanoseconds per record of the native function over batches of `size`.
-fn native_ns_per_record(native: Native, size: usize, shape: Shape, seconds: f64) -> f64 {
+fn native_ns_per_record(native: &mut Native, size: usize, shape: Shape, seconds: f64) -> f64 {
     let batch = records(size, shape);
     let started = Instant::now();
     let mut done = 0;
     while started.elapsed().as_secs_f64() < seconds {
         for record in &batch {
-            std::hint::black_box(native(std::hint::black_box(record)));
+            std::hint::black_box(native(sdk_record(std::hint::black_box(record))));
         }
         done += size;
     }

@@ -11,13 +11,26 @@
 //!
 //! A value that is not valid JSON is a non-retryable error: the host's failure
 //! policy decides what happens to it.
+//!
+//! A top-level field is read without building the rest of the document (the
+//! other fields are only checked and skipped), which is most of the cost.
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use std::fmt;
 use weir_sdk::{Config, Output, ProcessError, Processor, Record};
+
+/// Where the field is.
+enum FieldPath {
+    /// A top-level field of an object.
+    TopLevel(String),
+    /// A JSON pointer such as `/user/country`.
+    Pointer(String),
+}
 
 /// Filters JSON records by one field's value.
 pub struct JsonFilter {
-    pointer: String,
+    path: FieldPath,
     equals: String,
     /// `equals` read as JSON (`42`, `true`, `null`), for non-string fields.
     equals_json: Option<Value>,
@@ -26,12 +39,113 @@ pub struct JsonFilter {
 }
 
 impl JsonFilter {
-    fn matches(&self, document: &Value) -> bool {
-        match document.pointer(&self.pointer) {
+    fn matches(&self, field: Option<&Value>) -> bool {
+        match field {
             Some(Value::String(text)) => *text == self.equals,
             Some(other) => Some(other) == self.equals_json.as_ref(),
             None => false,
         }
+    }
+
+    /// Whether the JSON document `value` has the field, equal to the configured value.
+    fn keeps(&self, value: &[u8]) -> Result<bool, serde_json::Error> {
+        match &self.path {
+            FieldPath::TopLevel(name) => {
+                let mut document = serde_json::Deserializer::from_slice(value);
+                let field = TopLevelField(name).deserialize(&mut document)?;
+                document.end()?;
+                Ok(self.matches(field.as_ref()))
+            }
+            FieldPath::Pointer(pointer) => {
+                let document: Value = serde_json::from_slice(value)?;
+                Ok(self.matches(document.pointer(pointer)))
+            }
+        }
+    }
+}
+
+/// Reads one top-level field of a JSON document (`None` if the document is not
+/// an object or lacks it), checking but not building everything else.
+struct TopLevelField<'n>(&'n str);
+
+impl<'de> DeserializeSeed<'de> for TopLevelField<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevelField<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON document")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(wanted) = map.next_key_seed(KeyIs(self.0))? {
+            if wanted {
+                // A repeated key: the last one counts, as in serde_json's Value.
+                found = Some(map.next_value::<Value>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Whether an object key is the wanted one, compared without allocating.
+struct KeyIs<'n>(&'n str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
     }
 }
 
@@ -39,15 +153,14 @@ impl Processor for JsonFilter {
     fn init(config: &Config) -> Result<Self, String> {
         let field = config.require("field")?;
         let equals = config.require("equals")?.to_string();
-        let pointer = if field.starts_with('/') {
-            field.to_string()
-        } else {
-            format!("/{}", field.replace('~', "~0").replace('/', "~1"))
+        let path = match field.strip_prefix('/') {
+            Some(_) => FieldPath::Pointer(field.to_string()),
+            None => FieldPath::TopLevel(field.to_string()),
         };
         let header_name = config.get("header").unwrap_or("weir-filter").to_string();
         let header_value = format!("{field}={equals}").into_bytes();
         Ok(Self {
-            pointer,
+            path,
             equals_json: serde_json::from_str(&equals).ok(),
             equals,
             header_name,
@@ -56,10 +169,10 @@ impl Processor for JsonFilter {
     }
 
     fn process(&mut self, record: Record) -> Result<Vec<Output>, ProcessError> {
-        let document: Value =
-            serde_json::from_slice(record.value.as_deref().unwrap_or_default())
-                .map_err(|e| ProcessError::fatal(format!("value is not JSON: {e}")))?;
-        if !self.matches(&document) {
+        let keep = self
+            .keeps(record.value.as_deref().unwrap_or_default())
+            .map_err(|e| ProcessError::fatal(format!("value is not JSON: {e}")))?;
+        if !keep {
             return Ok(Vec::new());
         }
         let header_value = self.header_value.clone();
@@ -95,6 +208,24 @@ mod tests {
         assert_eq!(out[0].headers[0].value, b"country=NL");
         assert!(f.process(record(r#"{"country":"BE"}"#)).unwrap().is_empty());
         assert!(f.process(record(r#"{"other":1}"#)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_top_level_field_is_found_among_others_and_only_in_objects() {
+        let mut f = filter(&[("field", "c/x"), ("equals", "true")]);
+        let keep = |f: &mut JsonFilter, json: &str| !f.process(record(json)).unwrap().is_empty();
+        assert!(keep(
+            &mut f,
+            r#"{"a":[1,{"c/x":false}],"c\/x":true,"z":null}"#
+        ));
+        assert!(
+            keep(&mut f, r#"{"c/x":false,"c/x":true}"#),
+            "the last repeated key counts"
+        );
+        assert!(!keep(&mut f, r#"[{"c/x":true}]"#));
+        assert!(!keep(&mut f, r#""c/x""#));
+        assert!(f.process(record(r#"{"c/x":true} trailing"#)).is_err());
+        assert!(f.process(record(r#"{"c/x":true,"bad":[1,}"#)).is_err());
     }
 
     #[test]
