@@ -81,6 +81,27 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Resu
     Ok(())
 }
 
+/// Hand `record` to `producer`, waiting while its queue is full.
+pub fn send_waiting<K, V>(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut record: BaseRecord<'_, K, V>,
+) -> Result<(), KafkaError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    V: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// Create `topic` and produce `records` records of `shape` to it, idempotently.
 pub fn produce(
     brokers: &str,
@@ -102,17 +123,8 @@ pub fn produce(
     for i in 0..records {
         let (key, value) = (key(i), value(i, shape));
         bytes += key.len() + value.len();
-        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => return Err(e).context("producing test records"),
-            }
-        }
+        send_waiting(&producer, BaseRecord::to(topic).key(&key).payload(&value))
+            .context("producing test records")?;
         if i % 200_000 == 0 && i > 0 {
             eprintln!("  produced {i} of {records} records to {topic}");
         }

@@ -3,10 +3,9 @@
 //! output keeps its input's timestamp, so its latency is arrival time minus
 //! timestamp. The first second is warm-up and not counted.
 
-use crate::data::{client, key, value, Shape};
+use crate::data::{client, key, send_waiting, value, Shape};
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::Message;
 use serde_json::json;
@@ -120,20 +119,11 @@ fn offer(
         let due = ((started.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
         while sent < due {
             let (k, v) = (key(sent), value(sent, shape));
-            let mut record = BaseRecord::to(topic)
+            let record = BaseRecord::to(topic)
                 .key(&k)
                 .payload(&v)
                 .timestamp(now_ms());
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err((e, _)) => return Err(e).context("offering records"),
-                }
-            }
+            send_waiting(producer, record).context("offering records")?;
             sent += 1;
         }
         std::thread::sleep(Duration::from_millis(1));

@@ -4,11 +4,10 @@
 //! Rust pipe that also produces every record to an output topic and commits a
 //! batch once its outputs are delivered, with no sandbox.
 
-use crate::data::client;
+use crate::data::{client, send_waiting};
 use crate::process_stats::{cpu_seconds, peak_rss_mib};
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::Message;
 use serde_json::json;
@@ -61,14 +60,24 @@ pub fn consume(
     if commit {
         consumer.commit_consumer_state(CommitMode::Sync)?;
     }
-    let seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-    Ok(json!({
-        "records": seen,
+    Ok(figures(seen, bytes, started, cpu_at_start))
+}
+
+/// The JSON result of a run that handled `records` records of `bytes` bytes,
+/// started at `started` with `cpu_at_start` CPU seconds used.
+fn figures(
+    records: u64,
+    bytes: usize,
+    started: Option<Instant>,
+    cpu_at_start: f64,
+) -> serde_json::Value {
+    json!({
+        "records": records,
         "bytes": bytes,
-        "seconds": seconds,
+        "seconds": started.map_or(0.0, |s| s.elapsed().as_secs_f64()),
         "cpu_seconds": cpu_seconds("self") - cpu_at_start,
         "peak_rss_mib": peak_rss_mib("self"),
-    }))
+    })
 }
 
 /// Records a pipe batch holds before producing, flushing and committing.
@@ -123,17 +132,7 @@ pub fn pipe(
             record.key = message.key();
             record.payload = message.payload();
             record.timestamp = message.timestamp().to_millis();
-            while let Err((e, back)) = producer.send(record) {
-                anyhow::ensure!(
-                    matches!(
-                        e,
-                        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-                    ),
-                    "producing: {e}"
-                );
-                record = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            send_waiting(&producer, record).context("producing")?;
             seen += 1;
             batch += 1;
         }
@@ -142,12 +141,5 @@ pub fn pipe(
             consumer.commit_consumer_state(CommitMode::Sync)?;
         }
     }
-    let seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
-    Ok(json!({
-        "records": seen,
-        "bytes": bytes,
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds("self") - cpu_at_start,
-        "peak_rss_mib": peak_rss_mib("self"),
-    }))
+    Ok(figures(seen, bytes, started, cpu_at_start))
 }
