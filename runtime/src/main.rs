@@ -31,48 +31,39 @@ fn main() -> ExitCode {
             });
             // A plugin call stuck past the drain deadline must not keep the process alive.
             runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    ExitCode::FAILURE
-                }
-            }
+            exit_status(result, |()| {})
         }
         Command::Test(args) => test(&args),
-        Command::Status(args) => {
-            match weir::status::run(&args.admin_addr, args.interval, args.once) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Status(args) => exit_status(
+            weir::status::run(&args.admin_addr, args.interval, args.once),
+            |()| {},
+        ),
         Command::New(args) => {
             let sdk = args.sdk.unwrap_or_else(weir::scaffold::default_rust_sdk);
-            match weir::scaffold::new_project(&args.dir, &args.name, args.lang, &sdk) {
-                Ok(dir) => {
-                    println!("{}", dir.display());
-                    tracing::info!(dir = %dir.display(), "plugin project created; see its README.md for the next commands");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    tracing::error!("{e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let created = weir::scaffold::new_project(&args.dir, &args.name, args.lang, &sdk);
+            exit_status(created, |dir| {
+                println!("{}", dir.display());
+                tracing::info!(dir = %dir.display(), "plugin project created; see its README.md for the next commands");
+            })
         }
-        Command::Build(args) => match weir::build::build(&args.dir, args.output.as_deref()) {
-            Ok(path) => {
-                println!("{}", path.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Build(args) => exit_status(
+            weir::build::build(&args.dir, args.output.as_deref()),
+            |path| println!("{}", path.display()),
+        ),
+    }
+}
+
+/// Success after `on_ok`, or the error logged and exit status 1.
+fn exit_status<T, E: std::fmt::Display>(result: Result<T, E>, on_ok: impl FnOnce(T)) -> ExitCode {
+    match result {
+        Ok(value) => {
+            on_ok(value);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -356,16 +356,11 @@ impl PartitionWorker {
             };
             let failed = failure.is_some();
             if let Some(failure) = failure {
+                note_failure(&shared, &record, &failure);
                 match shared.failure.policy {
                     FailurePolicy::Dlq => {
                         self.await_segment(std::mem::take(&mut segment), pool, stop)?;
                         let letter = dead_letter_for(&shared, &record, &failure);
-                        note_failure(
-                            &shared,
-                            &record,
-                            &failure,
-                            "writing it to the dead-letter topic",
-                        );
                         let pending = match self.shared.output.send(&letter, record.timestamp).await
                         {
                             Ok(pending) => Some(pending),
@@ -381,12 +376,8 @@ impl PartitionWorker {
                             timestamp: record.timestamp,
                         });
                     }
-                    FailurePolicy::Skip => {
-                        note_failure(&shared, &record, &failure, "skipping it (policy skip)");
-                        shared.metrics.skipped.inc();
-                    }
+                    FailurePolicy::Skip => {}
                     FailurePolicy::Stop => {
-                        note_failure(&shared, &record, &failure, "stopping (policy stop)");
                         halt = Some(PipelineError::RecordFailed {
                             topic: self.topic.clone(),
                             partition: self.partition,
@@ -635,14 +626,9 @@ async fn apply_to_refused(
     failure: RecordFailure,
     retry: Option<&DeadLetterRetry>,
 ) -> Result<bool, AckError> {
+    note_failure(shared, record, &failure);
     match shared.failure.policy {
         FailurePolicy::Dlq => {
-            note_failure(
-                shared,
-                record,
-                &failure,
-                "writing it to the dead-letter topic",
-            );
             let delivery = Delivery::DeadLetter {
                 pending: None,
                 letter: dead_letter_for(shared, record, &failure),
@@ -650,18 +636,11 @@ async fn apply_to_refused(
             };
             Ok(delivery.acknowledged(shared, retry).await?)
         }
-        FailurePolicy::Skip => {
-            note_failure(shared, record, &failure, "skipping it (policy skip)");
-            shared.metrics.skipped.inc();
-            Ok(true)
-        }
-        FailurePolicy::Stop => {
-            note_failure(shared, record, &failure, "stopping (policy stop)");
-            Err(AckError::Stop {
-                offset: record.offset,
-                failure: Box::new(failure),
-            })
-        }
+        FailurePolicy::Skip => Ok(true),
+        FailurePolicy::Stop => Err(AckError::Stop {
+            offset: record.offset,
+            failure: Box::new(failure),
+        }),
     }
 }
 
@@ -678,11 +657,19 @@ fn tag_versions(outputs: &mut [OutputRecord], pools: &[Arc<PluginPool>]) {
     }
 }
 
-/// Log and count that `record` failed, and say what happens to it.
-fn note_failure(shared: &Shared, record: &InputRecord, failure: &RecordFailure, action: &str) {
+/// Log and count that `record` failed, saying what the failure policy does with it.
+fn note_failure(shared: &Shared, record: &InputRecord, failure: &RecordFailure) {
     shared
         .metrics
         .failed(&failure.plugin.name, failure.kind.as_str());
+    let action = match shared.failure.policy {
+        FailurePolicy::Dlq => "writing it to the dead-letter topic",
+        FailurePolicy::Skip => {
+            shared.metrics.skipped.inc();
+            "skipping it (policy skip)"
+        }
+        FailurePolicy::Stop => "stopping (policy stop)",
+    };
     tracing::warn!(topic = %record.topic, partition = record.partition,
         offset = record.offset, plugin = %failure.plugin.name, version = %failure.plugin.version,
         kind = %failure.kind, attempts = failure.attempts,
