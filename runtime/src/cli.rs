@@ -240,9 +240,15 @@ pub struct RunArgs {
     /// Commit outputs and offsets atomically in Kafka transactions.
     #[arg(long, env = "WEIR_EXACTLY_ONCE")]
     pub exactly_once: bool,
-    /// `transactional.id` for exactly-once mode (default: derived from group, host, pid).
+    /// `transactional.id` for exactly-once mode (default: derived from group and
+    /// instance id, else from group, host and pid).
     #[arg(long, env = "WEIR_TRANSACTIONAL_ID")]
     pub transactional_id: Option<String>,
+    /// This process's stable name in its group (static membership): a restart
+    /// keeps its partitions, and in exactly-once mode aborts its crashed
+    /// predecessor's transaction at once. Unique per process.
+    #[arg(long, env = "WEIR_INSTANCE_ID")]
+    pub instance_id: Option<String>,
     /// Most MiB of consumed records in flight before partitions pause.
     #[arg(long, env = "WEIR_MAX_IN_FLIGHT_MIB")]
     pub max_in_flight_mib: Option<u64>,
@@ -312,6 +318,9 @@ impl RunArgs {
         }
         if self.transactional_id.is_some() {
             c.transactional_id = self.transactional_id;
+        }
+        if self.instance_id.is_some() {
+            c.instance_id = self.instance_id;
         }
         if self.instances.is_some() {
             c.plugin.instances = self.instances;

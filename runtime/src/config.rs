@@ -59,9 +59,18 @@ pub struct RunConfig {
     #[serde(default)]
     pub exactly_once: bool,
     /// The producer's `transactional.id` in exactly-once mode. Defaults to
+    /// `weir-<group>-<instance_id>` with an `instance_id`, else
     /// `weir-<group>-<host>-<pid>`; the consumer group's generation fences zombies.
     #[serde(default)]
     pub transactional_id: Option<String>,
+    /// This process's stable name in its consumer group (static membership,
+    /// `group.instance.id`): a restart within the session timeout gets its
+    /// partitions back without a rebalance, and in exactly-once mode the restarted
+    /// producer (same transactional id) aborts its crashed predecessor's open
+    /// transaction at once instead of after `transaction.timeout.ms`. Unique per
+    /// process in a group.
+    #[serde(default)]
+    pub instance_id: Option<String>,
     /// Address of the admin HTTP endpoint (plugin versions, reload, rollback), e.g.
     /// `"127.0.0.1:9898"`; port 0 picks a free port (logged); `"off"` turns it off.
     /// Anyone who can reach it can reload plugins: keep it on localhost or a
@@ -234,6 +243,13 @@ pub struct BatchConfig {
     #[serde(default = "default_partition_buffer")]
     pub partition_buffer: usize,
 }
+
+/// The transaction timeout in exactly-once mode unless `transaction.timeout.ms`
+/// is set (librdkafka's own default is 60 s). After a crash without an
+/// `instance_id`, the crashed process's open transaction holds back
+/// `read_committed` readers of its output partitions until the broker aborts it
+/// after this long; Kafka Streams uses the same 10 s for the same reason.
+pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn default_drain_timeout() -> Duration {
     Duration::from_secs(30)
@@ -546,6 +562,24 @@ impl RunConfig {
                 "Weir sets it from stats_interval (the lag metrics and readiness need it); set stats_interval instead",
             ));
         }
+        if self.librdkafka.contains_key("group.instance.id") {
+            return Err(invalid(
+                "librdkafka.group.instance.id",
+                "set instance_id (--instance-id) instead; Weir also derives the transactional id from it",
+            ));
+        }
+        if self.exactly_once {
+            let transaction = self.transaction_timeout()?;
+            if self.commit_interval >= transaction {
+                return Err(ConfigError::Invalid {
+                    key: "commit_interval",
+                    reason: format!(
+                        "{:?} must be shorter than transaction.timeout.ms ({transaction:?}) in exactly-once mode, or the broker aborts every transaction before it commits",
+                        self.commit_interval
+                    ),
+                });
+            }
+        }
         let session = self.session_timeout()?;
         if self.drain_timeout >= session {
             return Err(ConfigError::Invalid {
@@ -561,12 +595,23 @@ impl RunConfig {
 
     /// The transactional id to use in exactly-once mode.
     pub fn transactional_id(&self) -> String {
-        self.transactional_id.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/etc/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "host".to_string());
-            format!("weir-{}-{host}-{}", self.group, std::process::id())
-        })
+        match (&self.transactional_id, &self.instance_id) {
+            (Some(id), _) => id.clone(),
+            (None, Some(instance)) => format!("weir-{}-{instance}", self.group),
+            (None, None) => {
+                let host = std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "host".to_string());
+                format!("weir-{}-{host}-{}", self.group, std::process::id())
+            }
+        }
+    }
+
+    /// How long the broker lets a transaction stay open before aborting it: the
+    /// librdkafka property if set, else [`DEFAULT_TRANSACTION_TIMEOUT`].
+    pub fn transaction_timeout(&self) -> Result<Duration, ConfigError> {
+        self.librdkafka_millis("transaction.timeout.ms")
+            .map(|ms| ms.unwrap_or(DEFAULT_TRANSACTION_TIMEOUT))
     }
 
     /// The in-flight byte budget.
@@ -577,16 +622,23 @@ impl RunConfig {
     /// The consumer session timeout in force: the librdkafka property if set,
     /// else librdkafka's default.
     fn session_timeout(&self) -> Result<Duration, ConfigError> {
-        match self.librdkafka.get("session.timeout.ms") {
-            None => Ok(Duration::from_millis(45_000)),
-            Some(ms) => ms
-                .parse()
-                .map(Duration::from_millis)
-                .map_err(|_| ConfigError::Invalid {
-                    key: "session.timeout.ms",
-                    reason: format!("`{ms}` is not a number of milliseconds"),
-                }),
-        }
+        self.librdkafka_millis("session.timeout.ms")
+            .map(|ms| ms.unwrap_or(Duration::from_millis(45_000)))
+    }
+
+    /// A librdkafka passthrough property given in milliseconds, if set.
+    fn librdkafka_millis(&self, key: &'static str) -> Result<Option<Duration>, ConfigError> {
+        self.librdkafka
+            .get(key)
+            .map(|ms| {
+                ms.parse()
+                    .map(Duration::from_millis)
+                    .map_err(|_| ConfigError::Invalid {
+                        key,
+                        reason: format!("`{ms}` is not a number of milliseconds"),
+                    })
+            })
+            .transpose()
     }
 
     /// The admin endpoint's address, `None` when turned off.
@@ -758,6 +810,39 @@ mod tests {
         assert!(err.contains("drain_timeout"), "{err}");
         c.drain_timeout = Duration::from_secs(5);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn exactly_once_commits_within_the_transaction_timeout() {
+        let mut c: RunConfig = toml::from_str(
+            "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\nexactly_once = true\ncommit_interval = \"10s\"\n[plugin]\npath = \"p.wasm\"",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("commit_interval") && err.contains("transaction.timeout.ms"),
+            "{err}"
+        );
+        c.librdkafka
+            .insert("transaction.timeout.ms".into(), "30000".into());
+        c.validate().unwrap();
+        assert_eq!(c.transaction_timeout().unwrap(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_instance_id_names_the_transactional_id() {
+        let mut c: RunConfig = toml::from_str(
+            "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\ninstance_id = \"node-1\"\n[plugin]\npath = \"p.wasm\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.transactional_id(), "weir-g-node-1");
+        c.transactional_id = Some("mine".into());
+        assert_eq!(c.transactional_id(), "mine");
+        c.librdkafka
+            .insert("group.instance.id".into(), "node-1".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("--instance-id"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use super::context::WeirContext;
 use super::KafkaSetupError;
-use crate::config::RunConfig;
+use crate::config::{RunConfig, DEFAULT_TRANSACTION_TIMEOUT};
 use rdkafka::admin::AdminClient;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
@@ -113,6 +113,9 @@ pub fn create_consumer(config: &RunConfig) -> Result<WeirConsumer, KafkaSetupErr
         // Offsets commit inside the producer's transactions; read only committed inputs.
         c.set("isolation.level", "read_committed");
     }
+    if let Some(instance) = &config.instance_id {
+        c.set("group.instance.id", instance);
+    }
     // A partition resumed after backpressure waits for the fetch in flight,
     // which a broker may hold up to this long when it has nothing new
     // (librdkafka's default is 500 ms).
@@ -136,7 +139,10 @@ pub fn create_producer(config: &RunConfig) -> Result<WeirProducer, KafkaSetupErr
         .set("acks", "all")
         .set("linger.ms", "5");
     if config.exactly_once {
-        c.set("transactional.id", config.transactional_id());
+        c.set("transactional.id", config.transactional_id()).set(
+            "transaction.timeout.ms",
+            DEFAULT_TRANSACTION_TIMEOUT.as_millis().to_string(),
+        );
     }
     apply_passthrough(&mut c, config, Role::Producer);
     let producer: WeirProducer = c
