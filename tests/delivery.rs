@@ -9,13 +9,6 @@ use std::time::{Duration, Instant};
 use support::*;
 
 /// A number from the environment (the soak script raises them), or `default`.
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_stream_commits_exactly_what_was_processed_and_a_restart_resumes() {
     let _serial = serial().await;

@@ -127,8 +127,8 @@ async fn exactly_once_holds_across_kill_9() {
     let _serial = serial().await;
     setup();
     let (input, output, group) = topics("eos-kill").await;
-    let count = 60_000;
-    let crashes = 5;
+    let count = env_or("WEIR_SOAK_RECORDS", 60_000);
+    let crashes = env_or("WEIR_SOAK_KILLS", 5);
     let ends = produce(&input, &numbered(count, 0)).await;
     let extra = [
         "--exactly-once",
@@ -186,5 +186,232 @@ async fn exactly_once_holds_across_kill_9() {
     assert!(
         everything.records().len() > count,
         "the crashes left no aborted outputs, so the test proved nothing"
+    );
+}
+
+/// In exactly-once mode, a dead letter the producer refuses (too large) holds
+/// its partition exactly at its record, like at-least-once mode, while the other
+/// partitions commit: the records before it in its batch commit in one
+/// transaction, and the letter is retried in later ones. After a restart
+/// without the limit, every input has exactly one committed output or dead letter.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_dead_letter_holds_only_its_partition() {
+    let _serial = serial().await;
+    setup();
+    let (input, output, group) = topics("eos-dlq").await;
+    let count = 400;
+    let mut records: Vec<TestRecord> = (0..count)
+        .map(|i| TestRecord::new(&format!("k{i}"), format!("v{i}-ok").as_bytes(), &[]))
+        .collect();
+    // Refused by the plugin, and too large for the producer below to write its
+    // dead letter.
+    let mut big = b"error#300#".to_vec();
+    big.resize(3000, b'x');
+    records[300] = TestRecord::new("k300", &big, &[]);
+    let ends = produce(&input, &records).await;
+    let stuck = read_all(&input, count, Duration::from_secs(30), Duration::ZERO)
+        .into_iter()
+        .find(|r| r.value.as_deref() == Some(&big[..]))
+        .map(|r| (r.partition, r.offset))
+        .unwrap();
+    assert!(
+        stuck.1 > 0,
+        "the refused record must not open its partition"
+    );
+    let plugin = example_plugin("poison");
+    let extra = [
+        "--exactly-once",
+        "--commit-interval",
+        "200ms",
+        "--instance-id",
+        "eos-dlq",
+        "--retry-backoff",
+        "50ms",
+    ];
+    let mut limited = extra.to_vec();
+    limited.extend(["-X", "message.max.bytes=2000"]);
+
+    let weir = Weir::start(&pipeline_args(&group, &input, &output, &plugin, &limited));
+    let mut expected = all_partitions(&ends);
+    expected.insert(stuck.0, stuck.1);
+    wait_for_commits(
+        &group,
+        &input,
+        PARTITIONS,
+        &expected,
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        committed_offsets(&group, &input, PARTITIONS),
+        expected,
+        "the commit stops exactly at the record whose dead letter is not written"
+    );
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(
+        log.contains("cannot write a record to its dead-letter topic")
+            && !log.contains("restarting it"),
+        "{log}"
+    );
+    assert!(status.success(), "the stop gives up the retry; log:\n{log}");
+
+    let weir = Weir::start(&pipeline_args(&group, &input, &output, &plugin, &extra));
+    let committed = wait_for_commits(&group, &input, PARTITIONS, &ends, Duration::from_secs(60));
+    assert!(weir.terminate(Duration::from_secs(30)).success());
+    assert_eq!(committed, all_partitions(&ends));
+
+    let mut reader = TopicReader::read_committed(&output);
+    reader.read_until(count - 1, Duration::from_secs(30));
+    reader.read_until_quiet(Duration::from_secs(2), Duration::from_secs(30));
+    let counts = output_counts(reader.records());
+    let missing = (0..count)
+        .filter(|&i| i != 300 && !counts.contains_key(&i))
+        .count();
+    assert_eq!(missing, 0, "inputs without a committed output");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "an input with two outputs"
+    );
+    let mut letters = TopicReader::read_committed(&format!("{input}.dlq"));
+    letters.read_until_quiet(Duration::from_secs(2), Duration::from_secs(30));
+    assert_eq!(letters.records().len(), 1, "one dead letter, written once");
+    assert_eq!(letters.records()[0].value.as_deref(), Some(&big[..]));
+}
+
+/// A batch whose task is aborted after it handed an output to the open
+/// transaction (what a drain deadline does to a batch in flight) poisons the
+/// transaction: the next commit aborts it, with the outputs of every batch in
+/// it, and reports `HalfBatch`, instead of publishing an output without its
+/// input offset. Drives Weir's own transaction code against the broker.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_aborted_halfway_poisons_its_transaction() {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::producer::FutureRecord;
+    use std::sync::Arc;
+    use weir::commit::{BatchInTransaction, CommitError, Committer, Transactions};
+    use weir::kafka::{WeirConsumer, WeirProducer};
+
+    fn transactions(committer: &Committer) -> &Transactions {
+        match committer {
+            Committer::Transactional(t) => t,
+            Committer::StoredOffsets => unreachable!("exactly-once mode"),
+        }
+    }
+    /// Enter the open transaction and hand it `value` as a batch's output.
+    async fn hand_over<'t>(
+        transactions: &'t Transactions,
+        producer: &WeirProducer,
+        output: &str,
+        value: &str,
+    ) -> BatchInTransaction<'t> {
+        let entered = transactions.enter().await;
+        producer
+            .send(
+                FutureRecord::<str, str>::to(output).payload(value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("the broker takes the output");
+        entered
+    }
+    /// Commit on a blocking thread, as Weir's consumer thread does.
+    async fn commit(
+        committer: &Arc<Committer>,
+        consumer: &Arc<WeirConsumer>,
+    ) -> Result<bool, CommitError> {
+        let (committer, consumer) = (Arc::clone(committer), Arc::clone(consumer));
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || committer.commit(&consumer, &handle))
+            .await
+            .unwrap()
+    }
+
+    let _serial = serial().await;
+    setup();
+    let (input, output, group) = topics("eos-poison").await;
+    let mut config = weir::config::RunConfig {
+        brokers: brokers(),
+        group: group.clone(),
+        topics: vec![input.clone()],
+        output_topic: output.clone(),
+        exactly_once: true,
+        instance_id: Some("eos-poison".into()),
+        ..Default::default()
+    };
+    config
+        .librdkafka
+        .insert("session.timeout.ms".into(), "6000".into());
+    // The transaction is fenced by the group's generation: join it first.
+    let consumer = weir::kafka::create_consumer(&config).unwrap();
+    consumer.subscribe(&[input.as_str()]).unwrap();
+    let consumer = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while consumer.assignment().unwrap().count() == 0 {
+            assert!(Instant::now() < deadline, "the consumer never joined");
+            consumer.poll(Duration::from_millis(100));
+        }
+        Arc::new(consumer)
+    })
+    .await
+    .unwrap();
+    let producer = weir::kafka::create_producer(&config).unwrap();
+    let metrics = weir::metrics::Metrics::new().pipeline(&group);
+    let committer = Arc::new(Committer::Transactional(Box::new(
+        Transactions::begin(producer.clone(), metrics).unwrap(),
+    )));
+
+    hand_over(transactions(&committer), &producer, &output, "a")
+        .await
+        .advance(&input, 0, 1);
+    assert!(commit(&committer, &consumer).await.unwrap());
+
+    // A batch hands over "b" and is aborted before it records its offsets.
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+    let task = {
+        let (committer, producer, output) =
+            (Arc::clone(&committer), producer.clone(), output.clone());
+        tokio::spawn(async move {
+            let _entered = hand_over(transactions(&committer), &producer, &output, "b").await;
+            sent_tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+        })
+    };
+    sent_rx.await.unwrap();
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    // A later batch completes normally in the same transaction.
+    hand_over(transactions(&committer), &producer, &output, "c")
+        .await
+        .advance(&input, 0, 3);
+    let result = commit(&committer, &consumer).await;
+    assert!(matches!(result, Err(CommitError::HalfBatch)), "{result:?}");
+
+    assert_eq!(
+        committed_offsets(&group, &input, PARTITIONS)[&0],
+        1,
+        "the aborted transaction's offsets are not committed"
+    );
+    let values = |reader: &TopicReader| {
+        let mut v: Vec<String> = reader
+            .records()
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut committed = TopicReader::read_committed(&output);
+    committed.read_until_quiet(Duration::from_secs(2), Duration::from_secs(20));
+    assert_eq!(
+        values(&committed),
+        ["a"],
+        "only the first transaction is visible"
+    );
+    let mut everything = TopicReader::new(&output);
+    everything.read_until(3, Duration::from_secs(20));
+    assert_eq!(
+        values(&everything),
+        ["a", "b", "c"],
+        "b and c were written, then aborted"
     );
 }

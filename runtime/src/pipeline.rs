@@ -8,7 +8,7 @@
 //! acknowledged (see `offsets`). Partitions run in parallel, bounded by the
 //! plugin pool's size.
 
-use crate::commit::{CommitError, Committer};
+use crate::commit::{BatchInTransaction, CommitError, Committer, Transactions};
 use crate::config::{BatchConfig, FailurePolicy};
 use crate::failure::{dead_letter, headers, Backoff, FailureKind, RecordFailure};
 use crate::flow::{InFlightBudget, Load, PartitionShare};
@@ -321,8 +321,9 @@ impl PartitionWorker {
                 source,
             })?;
 
-        // In exactly-once mode, a batch's outputs all go into one transaction.
-        let transaction = match &shared.committer {
+        // In exactly-once mode, a batch's outputs all go into one transaction
+        // (two, if a dead letter has to wait; see `retry_dead_letter_in_transaction`).
+        let mut transaction = match &shared.committer {
             Committer::Transactional(t) => Some(t.enter().await),
             Committer::StoredOffsets => None,
         };
@@ -364,11 +365,31 @@ impl PartitionWorker {
                         let pending = match self.shared.output.send(&letter, record.timestamp).await
                         {
                             Ok(pending) => Some(pending),
-                            Err(e) if self.retries_dead_letters() => {
-                                tracing::error!(error = %e, "cannot hand a dead-letter record to the producer; retrying");
-                                None
-                            }
-                            Err(e) => return Err(self.produce_error(e)),
+                            Err(e) => match (&shared.committer, transaction.take()) {
+                                (Committer::Transactional(t), Some(batch)) => {
+                                    // What precedes this record is complete in the
+                                    // open transaction; the letter waits outside it.
+                                    batch.advance(&self.topic, self.partition, record.offset);
+                                    match retry_dead_letter_in_transaction(
+                                        &shared, t, &letter, &record, e, stop,
+                                    )
+                                    .await
+                                    {
+                                        Some((pending, batch)) => {
+                                            transaction = Some(batch);
+                                            Some(pending)
+                                        }
+                                        None => {
+                                            next = record.offset;
+                                            break;
+                                        }
+                                    }
+                                }
+                                _ => {
+                                    tracing::error!(error = %e, "cannot hand a dead-letter record to the producer; retrying");
+                                    None
+                                }
+                            },
                         };
                         segment.deliveries.push(Delivery::DeadLetter {
                             pending,
@@ -525,9 +546,9 @@ impl PartitionWorker {
         Ok(None)
     }
 
-    /// Whether a dead-letter write the broker refuses is retried in place (the
-    /// partition waits) rather than failing the batch: yes, except inside a
-    /// transaction, which such a failure aborts.
+    /// Whether a dead-letter write the broker refuses in its delivery report is
+    /// retried in place (the partition waits) rather than failing the batch: yes,
+    /// except inside a transaction, which such a failure aborts.
     fn retries_dead_letters(&self) -> bool {
         matches!(self.shared.committer, Committer::StoredOffsets)
     }
@@ -641,6 +662,41 @@ async fn apply_to_refused(
             offset: record.offset,
             failure: Box::new(failure),
         }),
+    }
+}
+
+/// Hand `record`'s dead letter, which the producer refused with `error`, to
+/// the producer again with backoff, each time in the then open transaction,
+/// until it is taken. Between attempts this partition waits (it is never
+/// skipped) while the other partitions' transactions commit. Returns the
+/// pending write and the transaction it is in, or `None` if `stop` gave up.
+async fn retry_dead_letter_in_transaction<'t>(
+    shared: &Shared,
+    transactions: &'t Transactions,
+    letter: &OutputRecord,
+    record: &InputRecord,
+    mut error: ProduceError,
+    stop: &CancellationToken,
+) -> Option<(PendingDelivery, BatchInTransaction<'t>)> {
+    let mut failures = 0;
+    loop {
+        failures += 1;
+        let delay = DEAD_LETTER_RETRY.delay(failures);
+        tracing::error!(%error, topic = %record.topic, partition = record.partition,
+            offset = record.offset, retry_in = ?delay,
+            "cannot write a record to its dead-letter topic; its partition waits until it can (it is never skipped)");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return None,
+        }
+        let batch = transactions.enter().await;
+        match shared.output.send(letter, record.timestamp).await {
+            Ok(pending) => return Some((pending, batch)),
+            Err(e) => {
+                batch.advance(&record.topic, record.partition, record.offset);
+                error = e;
+            }
+        }
     }
 }
 

@@ -662,6 +662,14 @@ pub fn slow_args(
     pipeline_args(group, input, output, &example_plugin("slow"), &all)
 }
 
+/// A count from the environment (the soak script's larger runs), else `default`.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// `ends` for every partition.
 pub fn all_partitions(ends: &BTreeMap<i32, i64>) -> BTreeMap<i32, i64> {
     (0..PARTITIONS).map(|p| (p, ends[&p])).collect()
