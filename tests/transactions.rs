@@ -415,3 +415,69 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
         "b and c were written, then aborted"
     );
 }
+
+/// A drain in exactly-once mode keeps committing every `commit_interval`, so a
+/// long drain never holds one transaction open past the broker's transaction
+/// timeout (which would abort it and fail the final commit): here four
+/// partitions finish their last 0.7-second batches one after another on a
+/// single plugin instance, and offsets are committed well before the process
+/// exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_drain_keeps_committing_its_transactions() {
+    let _serial = serial().await;
+    setup();
+    let (input, output, group) = topics("eos-drain").await;
+    let count = 4_000;
+    produce(&input, &numbered(count, 0)).await;
+    let plugin = example_plugin("slow");
+    let args = pipeline_args(
+        &group,
+        &input,
+        &output,
+        &plugin,
+        &[
+            "--exactly-once",
+            "--commit-interval",
+            "200ms",
+            "--instances",
+            "1",
+            "--batch-size",
+            "100",
+            "--plugin-config",
+            "delay_us=7000",
+            "--plugin-timeout",
+            "5s",
+        ],
+    );
+    let mut weir = Weir::start(&args);
+    wait_for_committed(&group, &input, 100, &weir);
+    let before = committed_total(&group, &input);
+    weir.signal_term();
+    let stopping = Instant::now();
+    let mut first_commit = None;
+    while weir.is_running() {
+        if first_commit.is_none() && committed_total(&group, &input) > before {
+            first_commit = Some(stopping.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let exited = stopping.elapsed();
+    let status = weir.wait(Duration::from_secs(1));
+    let log = weir.log_text();
+    assert!(status.success(), "log:\n{log}");
+    let first_commit = first_commit.expect("the drain committed while the process ran");
+    eprintln!("drain: first commit after {first_commit:?}, exit after {exited:?}");
+    assert!(
+        exited - first_commit >= Duration::from_secs(1),
+        "the only commit was the final one (first {first_commit:?}, exit {exited:?})"
+    );
+    let committed = committed_total(&group, &input) as usize;
+    let mut reader = TopicReader::read_committed(&output);
+    reader.read_until(committed, Duration::from_secs(30));
+    reader.read_until_quiet(Duration::from_secs(2), Duration::from_secs(30));
+    assert_eq!(
+        reader.records().len(),
+        committed,
+        "one committed output per committed input"
+    );
+}

@@ -63,6 +63,10 @@ pub struct Router {
     slots: HashMap<(String, i32), Slot>,
     results: sync_mpsc::Sender<WorkerResult>,
     drain_timeout: Duration,
+    /// While draining, commit what is finished this often, where Weir commits
+    /// on a timer (transactions): a drain must not keep a transaction open past
+    /// the broker's transaction timeout.
+    drain_commit_interval: Option<Duration>,
     /// A commit that failed inside the rebalance callback, for the loop to act on.
     commit_failure: Option<CommitError>,
     /// How many slots are paused.
@@ -86,19 +90,27 @@ pub struct DrainTimedOut {
 }
 
 impl Router {
-    /// A router spawning workers on `runtime` and reporting their results to `results`.
+    /// A router spawning workers on `runtime` and reporting their results to
+    /// `results`; a drain waits up to `drain_timeout`, committing every
+    /// `commit_interval` when Weir commits on a timer.
     pub fn new(
         shared: Arc<Shared>,
         runtime: tokio::runtime::Handle,
         results: sync_mpsc::Sender<WorkerResult>,
         drain_timeout: Duration,
+        commit_interval: Duration,
     ) -> Self {
+        let drain_commit_interval = shared
+            .committer
+            .commits_on_timer()
+            .then_some(commit_interval);
         Self {
             shared,
             runtime,
             slots: HashMap::new(),
             results,
             drain_timeout,
+            drain_commit_interval,
             commit_failure: None,
             paused: 0,
         }
@@ -187,21 +199,29 @@ impl Router {
 
     /// Stop the workers of `partitions` and wait (up to the drain timeout) until
     /// each has finished its current batch and its outputs are acknowledged.
-    pub fn stop_partitions(&mut self, partitions: &[(String, i32)]) -> Result<(), DrainTimedOut> {
+    pub fn stop_partitions(
+        &mut self,
+        consumer: &WeirConsumer,
+        partitions: &[(String, i32)],
+    ) -> Result<(), DrainTimedOut> {
         let slots: Vec<((String, i32), Slot)> = partitions
             .iter()
             .filter_map(|key| self.slots.remove_entry(key))
             .collect();
-        self.stop_slots(slots)
+        self.stop_slots(consumer, slots)
     }
 
     /// Stop every worker and wait for them, as for a revocation.
-    pub fn stop_all(&mut self) -> Result<(), DrainTimedOut> {
+    pub fn stop_all(&mut self, consumer: &WeirConsumer) -> Result<(), DrainTimedOut> {
         let slots: Vec<_> = self.slots.drain().collect();
-        self.stop_slots(slots)
+        self.stop_slots(consumer, slots)
     }
 
-    fn stop_slots(&mut self, slots: Vec<((String, i32), Slot)>) -> Result<(), DrainTimedOut> {
+    fn stop_slots(
+        &mut self,
+        consumer: &WeirConsumer,
+        slots: Vec<((String, i32), Slot)>,
+    ) -> Result<(), DrainTimedOut> {
         if slots.is_empty() {
             return Ok(());
         }
@@ -213,16 +233,30 @@ impl Router {
             .into_iter()
             .map(|(key, slot)| (key, (slot.share, slot.handle)))
             .unzip();
-        let finished = self.runtime.block_on(async {
-            tokio::time::timeout(self.drain_timeout, async {
-                for handle in &mut handles {
-                    // A panicking worker already reported nothing; the runner sees the panic.
-                    let _ = handle.await;
-                }
-            })
-            .await
-            .is_ok()
-        });
+        let deadline = std::time::Instant::now() + self.drain_timeout;
+        let finished = loop {
+            let now = std::time::Instant::now();
+            let wait = match self.drain_commit_interval {
+                Some(interval) => interval.min(deadline - now),
+                None => deadline - now,
+            };
+            let all_done = self.runtime.block_on(async {
+                tokio::time::timeout(wait, async {
+                    for handle in handles.iter_mut().filter(|h| !h.is_finished()) {
+                        // A panicking worker already reported nothing; the runner sees the panic.
+                        let _ = handle.await;
+                    }
+                })
+                .await
+                .is_ok()
+            });
+            if all_done || std::time::Instant::now() >= deadline {
+                break all_done;
+            }
+            if self.commit_failure.is_none() {
+                self.commit(consumer);
+            }
+        };
         if finished {
             return Ok(());
         }
@@ -330,7 +364,7 @@ impl RebalanceListener for RouterRebalance {
             return;
         };
         let mut router = lock(&router);
-        if let Err(e) = router.stop_partitions(partitions) {
+        if let Err(e) = router.stop_partitions(consumer, partitions) {
             tracing::warn!(partitions = ?e.partitions,
                 "revoked partitions did not finish in time; their unfinished records will be processed again by the new owner");
         }

@@ -301,6 +301,7 @@ fn consume(
         runtime.clone(),
         results_tx,
         config.drain_timeout,
+        config.commit_interval,
     )));
     consumer
         .context()
@@ -338,7 +339,7 @@ fn consume(
     if failure.is_none() {
         tracing::info!("shutdown requested; finishing in-flight batches");
     }
-    if let Err(e) = router::lock(&router).stop_all() {
+    if let Err(e) = router::lock(&router).stop_all(&consumer) {
         failure.get_or_insert(RunError::DrainTimeout {
             timeout: config.drain_timeout,
             partitions: e.partitions,

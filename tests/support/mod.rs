@@ -528,12 +528,17 @@ impl Weir {
         self.terminate_with_log(timeout).0
     }
 
-    /// Send SIGTERM, wait for the exit status, and return it with the whole log.
-    pub fn terminate_with_log(mut self, timeout: Duration) -> (ExitStatus, String) {
+    /// Send SIGTERM, as a shutdown would, without waiting.
+    pub fn signal_term(&self) {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
+    }
+
+    /// Send SIGTERM, wait for the exit status, and return it with the whole log.
+    pub fn terminate_with_log(mut self, timeout: Duration) -> (ExitStatus, String) {
+        self.signal_term();
         let status = self.wait(timeout);
         (status, self.log_text())
     }
