@@ -54,21 +54,29 @@ async fn exactly_once_mode_commits_outputs_and_offsets_together() {
     );
     assert_eq!(committed, all_partitions(&ends), "all input committed");
 
-    let mut reader = TopicReader::read_committed(&output);
+    assert_exactly_one_output_each(&output, count, &format!("stopped at {first_run}"));
+}
+
+/// Check that a `read_committed` reader of `output` sees exactly one output for
+/// each of `count` inputs; returns how many outputs the topic holds in all,
+/// those of aborted transactions included.
+fn assert_exactly_one_output_each(output: &str, count: usize, run: &str) -> usize {
+    let mut reader = TopicReader::read_committed(output);
     reader.read_until(count, Duration::from_secs(60));
     reader.read_until_quiet(Duration::from_secs(3), Duration::from_secs(30));
     let counts = output_counts(reader.records());
     let missing = (0..count).filter(|i| !counts.contains_key(i)).count();
     let repeated = counts.values().filter(|&&n| n > 1).count();
-    let mut everything = TopicReader::new(&output);
+    let mut everything = TopicReader::new(output);
     everything.read_until_quiet(Duration::from_secs(2), Duration::from_secs(30));
     eprintln!(
-        "exactly-once, stopped at {first_run}: {} committed outputs for {count} inputs; {} outputs incl. aborted",
+        "exactly-once, {run}: {} committed outputs for {count} inputs; {} outputs incl. aborted",
         reader.records().len(),
         everything.records().len()
     );
     assert_eq!(missing, 0, "inputs without a committed output");
     assert_eq!(repeated, 0, "inputs with more than one committed output");
+    everything.records().len()
 }
 
 fn broker_script(action: &str) {
@@ -168,23 +176,9 @@ async fn exactly_once_holds_across_kill_9() {
     );
     assert_eq!(committed, all_partitions(&ends), "all input committed");
 
-    let mut reader = TopicReader::read_committed(&output);
-    reader.read_until(count, Duration::from_secs(60));
-    reader.read_until_quiet(Duration::from_secs(3), Duration::from_secs(30));
-    let counts = output_counts(reader.records());
-    let missing = (0..count).filter(|i| !counts.contains_key(i)).count();
-    let repeated = counts.values().filter(|&&n| n > 1).count();
-    let mut everything = TopicReader::new(&output);
-    everything.read_until_quiet(Duration::from_secs(2), Duration::from_secs(30));
-    eprintln!(
-        "exactly-once, kill -9 x{kills}: {} committed outputs for {count} inputs; {} outputs incl. aborted",
-        reader.records().len(),
-        everything.records().len()
-    );
-    assert_eq!(missing, 0, "inputs without a committed output");
-    assert_eq!(repeated, 0, "inputs with more than one committed output");
+    let written = assert_exactly_one_output_each(&output, count, &format!("kill -9 x{kills}"));
     assert!(
-        everything.records().len() > count,
+        written > count,
         "the crashes left no aborted outputs, so the test proved nothing"
     );
 }
@@ -451,9 +445,20 @@ async fn a_long_drain_keeps_committing_its_transactions() {
     );
     let mut weir = Weir::start(&args);
     wait_for_committed(&group, &input, 100, &weir);
-    let before = committed_total(&group, &input);
     weir.signal_term();
     let stopping = Instant::now();
+    // Timer commits end with the consumer loop, before the drain starts.
+    while !weir
+        .log_text()
+        .contains("shutdown requested; finishing in-flight batches")
+    {
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "no drain started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before = committed_total(&group, &input);
     let mut first_commit = None;
     while weir.is_running() {
         if first_commit.is_none() && committed_total(&group, &input) > before {

@@ -81,6 +81,11 @@ impl BatchInTransaction<'_> {
         self.transactions.dirty.store(true, Ordering::Release);
         self.finished = true;
     }
+
+    /// Leave having handed nothing to the producer: the transaction is unchanged.
+    pub fn leave(mut self) {
+        self.finished = true;
+    }
 }
 
 impl Drop for BatchInTransaction<'_> {

@@ -570,14 +570,28 @@ impl RunConfig {
         }
         if self.exactly_once {
             let transaction = self.transaction_timeout()?;
-            if self.commit_interval >= transaction {
+            // A transaction stays open up to about two commit intervals (the
+            // interval, then a drain's first commit) plus the commit itself.
+            if self.commit_interval * 3 > transaction {
                 return Err(ConfigError::Invalid {
                     key: "commit_interval",
                     reason: format!(
-                        "{:?} must be shorter than transaction.timeout.ms ({transaction:?}) in exactly-once mode, or the broker aborts every transaction before it commits",
+                        "{:?} must be at most a third of transaction.timeout.ms ({transaction:?}) in exactly-once mode, or the broker may abort transactions before they commit",
                         self.commit_interval
                     ),
                 });
+            }
+            for key in ["message.timeout.ms", "delivery.timeout.ms"] {
+                if let Some(timeout) = self.librdkafka_millis(key)? {
+                    if timeout > transaction {
+                        return Err(ConfigError::Invalid {
+                            key,
+                            reason: format!(
+                                "{timeout:?} must not exceed transaction.timeout.ms ({transaction:?}) in exactly-once mode (librdkafka refuses it); raise -X transaction.timeout.ms too"
+                            ),
+                        });
+                    }
+                }
             }
         }
         let session = self.session_timeout()?;
@@ -820,13 +834,17 @@ mod tests {
         .unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(
-            err.contains("commit_interval") && err.contains("transaction.timeout.ms"),
+            err.contains("commit_interval") && err.contains("a third of transaction.timeout.ms"),
             "{err}"
         );
         c.librdkafka
             .insert("transaction.timeout.ms".into(), "30000".into());
         c.validate().unwrap();
         assert_eq!(c.transaction_timeout().unwrap(), Duration::from_secs(30));
+        c.librdkafka
+            .insert("message.timeout.ms".into(), "60000".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("message.timeout.ms"), "{err}");
     }
 
     #[test]

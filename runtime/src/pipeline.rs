@@ -322,7 +322,8 @@ impl PartitionWorker {
             })?;
 
         // In exactly-once mode, a batch's outputs all go into one transaction
-        // (two, if a dead letter has to wait; see `retry_dead_letter_in_transaction`).
+        // (or several, if a dead letter has to wait; see
+        // `retry_dead_letter_in_transaction`).
         let mut transaction = match &shared.committer {
             Committer::Transactional(t) => Some(t.enter().await),
             Committer::StoredOffsets => None,
@@ -360,15 +361,23 @@ impl PartitionWorker {
                 note_failure(&shared, &record, &failure);
                 match shared.failure.policy {
                     FailurePolicy::Dlq => {
+                        // Outputs of this record handed over before one was refused
+                        // (earlier failed records' went with their own dead letters).
+                        let partly_sent = segment.deliveries.iter().any(|d| {
+                            matches!(d, Delivery::Output { source, .. } if *source == segment.sources.len())
+                        });
                         self.await_segment(std::mem::take(&mut segment), pool, stop)?;
                         let letter = dead_letter_for(&shared, &record, &failure);
                         let pending = match self.shared.output.send(&letter, record.timestamp).await
                         {
                             Ok(pending) => Some(pending),
                             Err(e) => match (&shared.committer, transaction.take()) {
-                                (Committer::Transactional(t), Some(batch)) => {
-                                    // What precedes this record is complete in the
-                                    // open transaction; the letter waits outside it.
+                                // Refused for good, and nothing of this record is in the
+                                // open transaction: what precedes it is complete there, and
+                                // the letter waits outside it.
+                                (Committer::Transactional(t), Some(batch))
+                                    if e.is_permanent() && !partly_sent =>
+                                {
                                     batch.advance(&self.topic, self.partition, record.offset);
                                     match retry_dead_letter_in_transaction(
                                         &shared, t, &letter, &record, e, stop,
@@ -385,7 +394,12 @@ impl PartitionWorker {
                                         }
                                     }
                                 }
-                                _ => {
+                                // Dropping the batch unfinished aborts the transaction,
+                                // and the pipeline restarts from the committed offsets.
+                                (Committer::Transactional(_), _) => {
+                                    return Err(self.produce_error(e))
+                                }
+                                (Committer::StoredOffsets, _) => {
                                     tracing::error!(error = %e, "cannot hand a dead-letter record to the producer; retrying");
                                     None
                                 }
@@ -681,22 +695,33 @@ async fn retry_dead_letter_in_transaction<'t>(
     let mut failures = 0;
     loop {
         failures += 1;
-        let delay = DEAD_LETTER_RETRY.delay(failures);
-        tracing::error!(%error, topic = %record.topic, partition = record.partition,
-            offset = record.offset, retry_in = ?delay,
-            "cannot write a record to its dead-letter topic; its partition waits until it can (it is never skipped)");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.cancelled() => return None,
+        if !wait_to_retry_dead_letter(failures, &error, stop).await {
+            return None;
         }
         let batch = transactions.enter().await;
         match shared.output.send(letter, record.timestamp).await {
             Ok(pending) => return Some((pending, batch)),
             Err(e) => {
-                batch.advance(&record.topic, record.partition, record.offset);
+                batch.leave();
                 error = e;
             }
         }
+    }
+}
+
+/// Log that a dead letter could not be written (`failures` times so far) and
+/// wait the backoff before the next attempt. Returns false if `stop` came first.
+async fn wait_to_retry_dead_letter(
+    failures: u32,
+    error: &ProduceError,
+    stop: &CancellationToken,
+) -> bool {
+    let delay = DEAD_LETTER_RETRY.delay(failures);
+    tracing::error!(%error, retry_in = ?delay,
+        "cannot write a record to its dead-letter topic; its partition waits until it can (it is never skipped)");
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = stop.cancelled() => false,
     }
 }
 
@@ -817,15 +842,9 @@ impl Delivery {
             };
             retry.blocked.store(true, Ordering::Release);
             failures += 1;
-            let delay = DEAD_LETTER_RETRY.delay(failures);
-            tracing::error!(%error, retry_in = ?delay,
-                "cannot write a record to its dead-letter topic; its partition waits until it can (it is never skipped)");
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = retry.stop.cancelled() => {
-                    retry.blocked.store(false, Ordering::Release);
-                    return Ok(false);
-                }
+            if !wait_to_retry_dead_letter(failures, &error, &retry.stop).await {
+                retry.blocked.store(false, Ordering::Release);
+                return Ok(false);
             }
         }
     }

@@ -69,6 +69,9 @@ pub struct Router {
     drain_commit_interval: Option<Duration>,
     /// A commit that failed inside the rebalance callback, for the loop to act on.
     commit_failure: Option<CommitError>,
+    /// Whether any commit of this run failed: a drain then stops committing (the
+    /// run ends with an error, and a restart resumes from the last commit).
+    commit_failed: bool,
     /// How many slots are paused.
     paused: usize,
 }
@@ -112,6 +115,7 @@ impl Router {
             drain_timeout,
             drain_commit_interval,
             commit_failure: None,
+            commit_failed: false,
             paused: 0,
         }
     }
@@ -125,6 +129,7 @@ impl Router {
             Err(e @ CommitError::Offsets(_)) => tracing::warn!(error = %e, "commit failed"),
             Err(e) => {
                 tracing::error!(error = %e, "commit failed");
+                self.commit_failed = true;
                 self.commit_failure.get_or_insert(e);
             }
         }
@@ -236,9 +241,10 @@ impl Router {
         let deadline = std::time::Instant::now() + self.drain_timeout;
         let finished = loop {
             let now = std::time::Instant::now();
+            let left = deadline.saturating_duration_since(now);
             let wait = match self.drain_commit_interval {
-                Some(interval) => interval.min(deadline - now),
-                None => deadline - now,
+                Some(interval) => interval.min(left),
+                None => left,
             };
             let all_done = self.runtime.block_on(async {
                 tokio::time::timeout(wait, async {
@@ -253,7 +259,7 @@ impl Router {
             if all_done || std::time::Instant::now() >= deadline {
                 break all_done;
             }
-            if self.commit_failure.is_none() {
+            if !self.commit_failed {
                 self.commit(consumer);
             }
         };
