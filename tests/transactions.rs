@@ -486,3 +486,40 @@ async fn a_long_drain_keeps_committing_its_transactions() {
         "one committed output per committed input"
     );
 }
+
+/// Exactly-once through rebalances: a second process joins the group
+/// mid-stream, then the first stops; commits fenced by an older generation
+/// are aborted, and a `read_committed` reader sees one output per input.
+#[tokio::test(flavor = "multi_thread")]
+async fn exactly_once_holds_across_rebalances() {
+    let _serial = serial().await;
+    setup();
+    let (input, output, group) = topics("eos-rebalance").await;
+    let count = 40_000;
+    let ends = produce(&input, &numbered(count, 0)).await;
+    let extra = ["--exactly-once", "--commit-interval", "200ms"];
+    let first = Weir::start(&slow_args(&group, &input, &output, 400, &extra));
+    wait_for_committed(&group, &input, 4_000, &first);
+    let second = Weir::start(&slow_args(&group, &input, &output, 400, &extra));
+    // Both share the partitions for a while before the first leaves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !second.log_text().contains("partitions assigned") {
+        assert!(
+            Instant::now() < deadline,
+            "the second process got no partitions"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shared_from = committed_total(&group, &input);
+    wait_for_committed(&group, &input, shared_from + 4_000, &second);
+    let (status, log) = first.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "log:\n{log}");
+    let committed = wait_for_commits(&group, &input, PARTITIONS, &ends, Duration::from_secs(120));
+    let log = second.log_text();
+    assert!(
+        second.terminate(Duration::from_secs(30)).success(),
+        "log:\n{log}"
+    );
+    assert_eq!(committed, all_partitions(&ends), "all input committed");
+    assert_exactly_one_output_each(&output, count, "two processes, join and leave");
+}
