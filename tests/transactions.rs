@@ -448,16 +448,10 @@ async fn a_long_drain_keeps_committing_its_transactions() {
     weir.signal_term();
     let stopping = Instant::now();
     // Timer commits end with the consumer loop, before the drain starts.
-    while !weir
-        .log_text()
-        .contains("shutdown requested; finishing in-flight batches")
-    {
-        assert!(
-            stopping.elapsed() < Duration::from_secs(5),
-            "no drain started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    weir.wait_for_log(
+        "shutdown requested; finishing in-flight batches",
+        Duration::from_secs(5),
+    );
     let before = committed_total(&group, &input);
     let mut first_commit = None;
     while weir.is_running() {
@@ -502,14 +496,7 @@ async fn exactly_once_holds_across_rebalances() {
     wait_for_committed(&group, &input, 4_000, &first);
     let second = Weir::start(&slow_args(&group, &input, &output, 400, &extra));
     // Both share the partitions for a while before the first leaves.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !second.log_text().contains("partitions assigned") {
-        assert!(
-            Instant::now() < deadline,
-            "the second process got no partitions"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    second.wait_for_log("partitions assigned", Duration::from_secs(30));
     let shared_from = committed_total(&group, &input);
     wait_for_committed(&group, &input, shared_from + 4_000, &second);
     let (status, log) = first.terminate_with_log(Duration::from_secs(30));

@@ -368,42 +368,23 @@ impl PartitionWorker {
                         });
                         self.await_segment(std::mem::take(&mut segment), pool, stop)?;
                         let letter = dead_letter_for(&shared, &record, &failure);
-                        let pending = match self.shared.output.send(&letter, record.timestamp).await
+                        let pending = match self
+                            .hand_over_dead_letter(
+                                &shared,
+                                &mut transaction,
+                                &letter,
+                                &record,
+                                partly_sent,
+                                stop,
+                            )
+                            .await?
                         {
-                            Ok(pending) => Some(pending),
-                            Err(e) => match (&shared.committer, transaction.take()) {
-                                // Refused for good, and nothing of this record is in the
-                                // open transaction: what precedes it is complete there, and
-                                // the letter waits outside it.
-                                (Committer::Transactional(t), Some(batch))
-                                    if e.is_permanent() && !partly_sent =>
-                                {
-                                    batch.advance(&self.topic, self.partition, record.offset);
-                                    match retry_dead_letter_in_transaction(
-                                        &shared, t, &letter, &record, e, stop,
-                                    )
-                                    .await
-                                    {
-                                        Some((pending, batch)) => {
-                                            transaction = Some(batch);
-                                            Some(pending)
-                                        }
-                                        None => {
-                                            next = record.offset;
-                                            break;
-                                        }
-                                    }
-                                }
-                                // Dropping the batch unfinished aborts the transaction,
-                                // and the pipeline restarts from the committed offsets.
-                                (Committer::Transactional(_), _) => {
-                                    return Err(self.produce_error(e))
-                                }
-                                (Committer::StoredOffsets, _) => {
-                                    tracing::error!(error = %e, "cannot hand a dead-letter record to the producer; retrying");
-                                    None
-                                }
-                            },
+                            LetterHandOver::Taken(pending) => Some(pending),
+                            LetterHandOver::Later => None,
+                            LetterHandOver::GaveUp => {
+                                next = record.offset;
+                                break;
+                            }
                         };
                         segment.deliveries.push(Delivery::DeadLetter {
                             pending,
@@ -558,6 +539,46 @@ impl PartitionWorker {
             }
         }
         Ok(None)
+    }
+
+    /// Hand `letter`, the dead letter of `record`, to the producer. Refused
+    /// outside a transaction, it is handed over again while its acknowledgement
+    /// is awaited. In a transaction, a permanent refusal for a record with
+    /// nothing in it yet (`partly_sent` false) completes what precedes the record
+    /// in `transaction` and retries the letter in later ones; any other refusal
+    /// fails the batch, whose unfinished transaction is then aborted.
+    async fn hand_over_dead_letter<'t>(
+        &mut self,
+        shared: &'t Shared,
+        transaction: &mut Option<BatchInTransaction<'t>>,
+        letter: &OutputRecord,
+        record: &InputRecord,
+        partly_sent: bool,
+        stop: &CancellationToken,
+    ) -> Result<LetterHandOver, PipelineError> {
+        let error = match shared.output.send(letter, record.timestamp).await {
+            Ok(pending) => return Ok(LetterHandOver::Taken(pending)),
+            Err(e) => e,
+        };
+        match (&shared.committer, transaction.take()) {
+            (Committer::Transactional(t), Some(batch)) if error.is_permanent() && !partly_sent => {
+                batch.advance(&self.topic, self.partition, record.offset);
+                let retried =
+                    retry_dead_letter_in_transaction(shared, t, letter, record, error, stop).await;
+                Ok(match retried {
+                    Some((pending, batch)) => {
+                        *transaction = Some(batch);
+                        LetterHandOver::Taken(pending)
+                    }
+                    None => LetterHandOver::GaveUp,
+                })
+            }
+            (Committer::Transactional(_), _) => Err(self.produce_error(error)),
+            (Committer::StoredOffsets, _) => {
+                tracing::error!(%error, "cannot hand a dead-letter record to the producer; retrying");
+                Ok(LetterHandOver::Later)
+            }
+        }
     }
 
     /// Whether a dead-letter write the broker refuses in its delivery report is
@@ -768,6 +789,16 @@ fn observe_end_to_end(metrics: &PipelineMetrics, records: &[InputRecord]) {
             .end_to_end
             .observe((now_ms - timestamp).max(0) as f64 / 1000.0);
     }
+}
+
+/// How handing a record's dead letter to the producer ended.
+enum LetterHandOver {
+    /// The producer took it (in the open transaction, if there is one).
+    Taken(PendingDelivery),
+    /// Refused at once outside a transaction: handed over again later.
+    Later,
+    /// A stop came while it waited between transactions: the record stays unfinished.
+    GaveUp,
 }
 
 /// One record handed to the producer for a batch.
