@@ -2,11 +2,9 @@
 //! hang: missing or invalid plugins, a plugin for another contract, a plugin that
 //! refuses its config, missing settings, an unreachable broker, a missing topic.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
-use support::*;
+use weir_test_support::*;
 
 fn args_with(group: &str, brokers: &str, topic: &str, plugin: &str, extra: &[&str]) -> Vec<String> {
     let mut args = weir_base_args(group);

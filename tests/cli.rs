@@ -1,12 +1,10 @@
 //! `weir test` and `weir build` without Kafka: a plugin over a JSON-lines file of
 //! records, in Rust and Python, and how failures and bad input are reported.
 
-mod support;
-
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use support::*;
+use weir_test_support::*;
 
 /// Run `weir test` on `plugin` with `input`; returns the exit code and the result lines.
 fn weir_test(plugin: &Path, input: &str, extra: &[&str]) -> (i32, Vec<Value>, String) {

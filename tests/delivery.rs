@@ -2,11 +2,9 @@
 //! crashes (kill -9) at random moments, rebalances while processes join and die
 //! (eager and cooperative-sticky), and bounded memory under overload.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::*;
+use weir_test_support::*;
 
 /// A number from the environment (the soak script raises them), or `default`.
 #[tokio::test(flavor = "multi_thread")]

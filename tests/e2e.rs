@@ -1,11 +1,9 @@
 //! End to end against the real local broker: records go in, `weir` runs an
 //! example plugin, and the output topic and the group's commits are checked.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::*;
+use weir_test_support::*;
 
 const PARTITIONS: i32 = 4;
 const RECORDS: usize = 10_000;

@@ -2,11 +2,9 @@
 //! `poison` test plugin: records that make it panic, loop, allocate without end,
 //! refuse, fan out too far, fail retryably, or probe the sandbox.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use support::*;
+use weir_test_support::*;
 
 /// Memory cap per plugin instance in these tests, in MiB.
 const MEMORY_CAP_MIB: u64 = 64;

@@ -4,8 +4,6 @@
 //! topic/partition/offset, trace context continues through the plugin (and its
 //! spans reach an OTLP receiver), and `weir status` shows it all.
 
-mod support;
-
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -13,8 +11,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::*;
-use weir::status::Sample;
+use weir_dev::status::Sample;
+use weir_test_support::*;
 
 /// Sum of the samples named `name` whose labels include all of `labels`.
 fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {

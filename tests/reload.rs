@@ -6,12 +6,10 @@
 //! records unchanged. So an output's value says which version produced it, and
 //! so does its `weir.plugin.version` header.
 
-mod support;
-
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::*;
+use weir_test_support::*;
 
 /// A plugin directory of its own with `plugin.wasm` = version 1.
 fn plugin_dir() -> PathBuf {

@@ -3,11 +3,9 @@
 //! or `WEIR_TEST_TXN_BROKERS`): exactly-once across a stop and resume, and a
 //! broker restart mid-stream.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::*;
+use weir_test_support::*;
 
 fn setup() {
     let addr =
@@ -282,23 +280,17 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
     use rdkafka::consumer::Consumer;
     use rdkafka::producer::FutureRecord;
     use std::sync::Arc;
-    use weir::commit::{BatchInTransaction, CommitError, Committer, Transactions};
-    use weir::kafka::{WeirConsumer, WeirProducer};
+    use weir_host::commit::{BatchScope, CommitError, Committer};
+    use weir_host::kafka::WeirProducer;
 
-    fn transactions(committer: &Committer) -> &Transactions {
-        match committer {
-            Committer::Transactional(t) => t,
-            Committer::StoredOffsets => unreachable!("exactly-once mode"),
-        }
-    }
     /// Enter the open transaction and hand it `value` as a batch's output.
     async fn hand_over<'t>(
-        transactions: &'t Transactions,
+        committer: &'t Committer,
         producer: &WeirProducer,
         output: &str,
         value: &str,
-    ) -> BatchInTransaction<'t> {
-        let entered = transactions.enter().await;
+    ) -> BatchScope<'t> {
+        let entered = committer.begin_batch().await;
         producer
             .send(
                 FutureRecord::<str, str>::to(output).payload(value),
@@ -309,13 +301,10 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
         entered
     }
     /// Commit on a blocking thread, as Weir's consumer thread does.
-    async fn commit(
-        committer: &Arc<Committer>,
-        consumer: &Arc<WeirConsumer>,
-    ) -> Result<bool, CommitError> {
-        let (committer, consumer) = (Arc::clone(committer), Arc::clone(consumer));
+    async fn commit(committer: &Arc<Committer>) -> Result<bool, CommitError> {
+        let committer = Arc::clone(committer);
         let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || committer.commit(&consumer, &handle))
+        tokio::task::spawn_blocking(move || committer.commit(&handle))
             .await
             .unwrap()
     }
@@ -323,7 +312,7 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
     let _serial = serial().await;
     setup();
     let (input, output, group) = topics("eos-poison").await;
-    let mut config = weir::config::RunConfig {
+    let mut config = weir_host::config::RunConfig {
         brokers: brokers(),
         group: group.clone(),
         topics: vec![input.clone()],
@@ -336,7 +325,7 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
         .librdkafka
         .insert("session.timeout.ms".into(), "6000".into());
     // The transaction is fenced by the group's generation: join it first.
-    let consumer = weir::kafka::create_consumer(&config).unwrap();
+    let consumer = weir_host::kafka::create_consumer(&config).unwrap();
     consumer.subscribe(&[input.as_str()]).unwrap();
     let consumer = tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -348,16 +337,16 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
     })
     .await
     .unwrap();
-    let producer = weir::kafka::create_producer(&config).unwrap();
-    let metrics = weir::metrics::Metrics::new().pipeline(&group);
-    let committer = Arc::new(Committer::Transactional(Box::new(
-        Transactions::begin(producer.clone(), metrics).unwrap(),
-    )));
+    let producer = weir_host::kafka::create_producer(&config).unwrap();
+    let metrics = weir_host::telemetry::Metrics::new().pipeline(&group);
+    let committer = Arc::new(
+        Committer::transactional(Arc::clone(&consumer), producer.clone(), metrics).unwrap(),
+    );
 
-    hand_over(transactions(&committer), &producer, &output, "a")
+    hand_over(&committer, &producer, &output, "a")
         .await
-        .advance(&input, 0, 1);
-    assert!(commit(&committer, &consumer).await.unwrap());
+        .close(&input, 0, 1);
+    assert!(commit(&committer).await.unwrap());
 
     // A batch hands over "b" and is aborted before it records its offsets.
     let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
@@ -365,7 +354,7 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
         let (committer, producer, output) =
             (Arc::clone(&committer), producer.clone(), output.clone());
         tokio::spawn(async move {
-            let _entered = hand_over(transactions(&committer), &producer, &output, "b").await;
+            let _entered = hand_over(&committer, &producer, &output, "b").await;
             sent_tx.send(()).unwrap();
             std::future::pending::<()>().await;
         })
@@ -374,10 +363,10 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
     // A later batch completes normally in the same transaction.
-    hand_over(transactions(&committer), &producer, &output, "c")
+    hand_over(&committer, &producer, &output, "c")
         .await
-        .advance(&input, 0, 3);
-    let result = commit(&committer, &consumer).await;
+        .close(&input, 0, 3);
+    let result = commit(&committer).await;
     assert!(matches!(result, Err(CommitError::HalfBatch)), "{result:?}");
 
     assert_eq!(

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weir::config::PluginConfig;
-use weir::metrics::PluginMetrics;
-use weir::reload::PluginLoader;
-use weir::wasm::{InputRecord, PluginPool, PluginSlot};
+use weir_host::config::PluginConfig;
+use weir_host::telemetry::PluginMetrics;
+use weir_host::wasm::PluginLoader;
+use weir_host::wasm::{InputRecord, PluginPool, PluginSlot};
 use weir_sdk::{Config, Processor};
 
 /// Batch sizes measured.

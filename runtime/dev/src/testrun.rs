@@ -1,0 +1,259 @@
+//! `weir test`: run a plugin over records from a JSON-lines file, without Kafka,
+//! through the same sandbox, limits, isolation and retries as `weir run`; print
+//! what became of each record as a JSON line. Usable in a plugin's own CI: the
+//! exit status is non-zero if any record failed.
+//!
+//! Input, one JSON object per line (every field optional):
+//! `{"key": "k", "value": "text", "headers": [["name", "value"]], "topic": "t",
+//! "partition": 0, "offset": 7, "timestamp": 1700000000000}`. A bytes field
+//! (key, value, header value) is a string (UTF-8) or `{"base64": "..."}`;
+//! `null` is a null key or value. The offset defaults to the line number
+//! (from 0), the topic to `test`.
+//!
+//! Output, one line per input record, in input order:
+//! `{"line": 1, "offset": 0, "outputs": [{"key": .., "value": .., "headers": [[..]],
+//! "topic": null, "partition": null}]}` or `{"line": 1, "offset": 0, "error":
+//! {"kind": "error", "message": "..", "attempts": 1}}`. Bytes are written as
+//! strings when they are UTF-8, else as `{"base64": ".."}`.
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
+use weir_host::config::PluginConfig;
+use weir_host::process::Backoff;
+use weir_host::process::{resolve, Resolution, ResolveSettings};
+use weir_host::telemetry::PluginMetrics;
+use weir_host::wasm::PluginLoader;
+use weir_host::wasm::{Header, InputRecord, OutputRecord, PluginError};
+
+/// Records per plugin call, as `weir run` batches them.
+const BATCH: usize = 100;
+
+/// Why a test run could not be done (failed records are not errors: they are
+/// reported and counted).
+#[derive(Debug, thiserror::Error)]
+pub enum TestRunError {
+    /// The input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of the input is not a record.
+    #[error("{path} line {line}: {reason}; each line must be a JSON object such as {{\"key\": \"k\", \"value\": \"v\"}}")]
+    BadLine {
+        /// The file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The plugin could not be loaded or run.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// Writing the results failed.
+    #[error("cannot write results: {0}")]
+    Write(std::io::Error),
+}
+
+/// How a test run went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestSummary {
+    /// Records read.
+    pub records: usize,
+    /// Records the plugin failed on.
+    pub failed: usize,
+}
+
+/// Run `plugin` over the records in `input`, writing one result line per record
+/// to `out`.
+pub async fn run_file(
+    plugin: &PluginConfig,
+    input: &Path,
+    out: &mut impl Write,
+) -> Result<TestSummary, TestRunError> {
+    let records = read_records(input)?;
+    let loader = PluginLoader::new(plugin, PluginMetrics::detached())?;
+    let path = plugin.path.clone();
+    let version = tokio::task::spawn_blocking(move || loader.load(&path))
+        .await
+        .expect("plugin loading does not panic")?;
+    let settings = ResolveSettings {
+        max_attempts: plugin.failure.max_attempts,
+        backoff: Backoff {
+            first: plugin.failure.retry_backoff,
+            max: plugin.failure.retry_backoff_max,
+        },
+        max_outputs: plugin.max_outputs_per_record,
+        max_output_bytes: plugin.max_output_bytes_per_record,
+    };
+    let stop = CancellationToken::new();
+    let mut summary = TestSummary {
+        records: records.len(),
+        failed: 0,
+    };
+    let (lines, mut pending): (Vec<usize>, Vec<InputRecord>) = records.into_iter().unzip();
+    let mut lines = lines.into_iter();
+    while !pending.is_empty() {
+        let rest = pending.split_off(pending.len().min(BATCH));
+        let batch = std::mem::replace(&mut pending, rest);
+        let resolved = resolve(&version.pool, &settings, batch, &stop).await?;
+        for (record, resolution) in resolved {
+            let line = lines.next().expect("one line per record");
+            let mut result = json!({ "line": line, "offset": record.offset });
+            match resolution {
+                Resolution::Outputs(outputs) => {
+                    result["outputs"] = Value::Array(outputs.iter().map(output_json).collect());
+                }
+                Resolution::Failed(failure) => {
+                    summary.failed += 1;
+                    result["error"] = json!({
+                        "kind": failure.kind.as_str(),
+                        "message": failure.message,
+                        "attempts": failure.attempts,
+                    });
+                }
+                Resolution::Unfinished => unreachable!("nothing stops a test run"),
+            }
+            writeln!(out, "{result}").map_err(TestRunError::Write)?;
+        }
+    }
+    Ok(summary)
+}
+
+/// The records of a JSON-lines file, with their line numbers (from 1).
+fn read_records(path: &Path) -> Result<Vec<(usize, InputRecord)>, TestRunError> {
+    let file = std::fs::File::open(path).map_err(|source| TestRunError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut records = Vec::new();
+    for (index, text) in std::io::BufReader::new(file).lines().enumerate() {
+        let text = text.map_err(|source| TestRunError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let bad = |reason: String| TestRunError::BadLine {
+            path: path.to_owned(),
+            line: index + 1,
+            reason,
+        };
+        let value: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let offset = records.len() as i64;
+        records.push((index + 1, input_record(&value, offset).map_err(bad)?));
+    }
+    Ok(records)
+}
+
+fn input_record(line: &Value, default_offset: i64) -> Result<InputRecord, String> {
+    let object = line.as_object().ok_or("not a JSON object")?;
+    let field = |name: &str| object.get(name).filter(|v| !v.is_null());
+    let headers = match field("headers") {
+        None => Vec::new(),
+        Some(Value::Array(pairs)) => pairs
+            .iter()
+            .map(|pair| match pair.as_array().map(Vec::as_slice) {
+                Some([Value::String(key), value]) => Ok(Header {
+                    key: key.clone(),
+                    value: bytes_of(value)?.unwrap_or_default(),
+                }),
+                _ => Err("each header must be [\"name\", value]".to_string()),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| {
+                Ok(Header {
+                    key: key.clone(),
+                    value: bytes_of(value)?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, String>>()?,
+        Some(_) => return Err("headers must be a list of [name, value] or an object".into()),
+    };
+    let number = |name: &str| -> Result<Option<i64>, String> {
+        field(name)
+            .map(|v| v.as_i64().ok_or(format!("`{name}` must be an integer")))
+            .transpose()
+    };
+    Ok(InputRecord {
+        topic: field("topic")
+            .and_then(Value::as_str)
+            .unwrap_or("test")
+            .to_string(),
+        partition: number("partition")?.unwrap_or(0) as i32,
+        offset: number("offset")?.unwrap_or(default_offset),
+        timestamp: number("timestamp")?,
+        key: object.get("key").map(bytes_of).transpose()?.flatten(),
+        value: object.get("value").map(bytes_of).transpose()?.flatten(),
+        headers,
+    })
+}
+
+/// A bytes field: a string, `{"base64": ".."}`, or null.
+fn bytes_of(value: &Value) -> Result<Option<Vec<u8>>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(text) => Ok(Some(text.as_bytes().to_vec())),
+        Value::Object(map) => match map.get("base64").and_then(Value::as_str) {
+            Some(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map(Some)
+                .map_err(|e| format!("bad base64: {e}")),
+            None => Err("a bytes object must be {\"base64\": \"...\"}".into()),
+        },
+        other => Err(format!(
+            "expected a string, {{\"base64\": ..}} or null, got {other}"
+        )),
+    }
+}
+
+fn bytes_json(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_string()),
+        Err(_) => json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) }),
+    }
+}
+
+fn output_json(output: &OutputRecord) -> Value {
+    json!({
+        "key": output.key.as_deref().map(bytes_json),
+        "value": output.value.as_deref().map(bytes_json),
+        "headers": output.headers.iter().map(|h| json!([h.key, bytes_json(&h.value)])).collect::<Vec<_>>(),
+        "topic": output.topic,
+        "partition": output.partition,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_become_records_with_defaults_and_base64() {
+        let line: Value = serde_json::from_str(
+            r#"{"key": null, "value": {"base64": "/wA="}, "headers": [["h", "v"]], "partition": 2}"#,
+        )
+        .unwrap();
+        let r = input_record(&line, 7).unwrap();
+        assert_eq!((r.topic.as_str(), r.partition, r.offset), ("test", 2, 7));
+        assert_eq!((r.key, r.value), (None, Some(vec![0xff, 0])));
+        assert_eq!(r.headers[0].value, b"v");
+        assert!(input_record(&json!([1]), 0).is_err());
+        assert!(input_record(&json!({"offset": "x"}), 0).is_err());
+    }
+
+    #[test]
+    fn bytes_are_text_when_they_can_be() {
+        assert_eq!(bytes_json(b"hi"), json!("hi"));
+        assert_eq!(bytes_json(&[0xff]), json!({"base64": "/w=="}));
+    }
+}

@@ -1,0 +1,67 @@
+//! Everything Kafka: client construction, the consumer context (logging and
+//! rebalance events), start-up checks, and converting records to and from the
+//! plugin's types.
+
+mod clients;
+mod context;
+mod convert;
+mod output;
+mod preflight;
+mod topics;
+
+pub use clients::{
+    create_admin, create_consumer, create_producer, WeirAdmin, WeirConsumer, WeirProducer,
+};
+pub use context::{LagBounds, RebalanceListener, WeirContext};
+pub use convert::input_record;
+pub use output::{OutputSink, PendingDelivery, ProduceError};
+pub use preflight::check_topics;
+pub use topics::ensure_dead_letter_topics;
+
+/// A Kafka problem the user has to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    /// librdkafka refused the client configuration.
+    #[error("invalid Kafka client configuration: {0}; check -X / [librdkafka] properties")]
+    Client(#[source] rdkafka::error::KafkaError),
+    /// No broker answered.
+    #[error("cannot reach Kafka at {brokers} ({source}); check --brokers and that the broker is running (for the local one: scripts/broker start)")]
+    Unreachable {
+        /// The configured bootstrap servers.
+        brokers: String,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// A topic Weir needs does not exist.
+    #[error("topic `{topic}` does not exist on {brokers}; create it first (e.g. scripts/broker create-topic {topic} 4) or fix --topic/--output-topic")]
+    MissingTopic {
+        /// The topic.
+        topic: String,
+        /// The configured bootstrap servers.
+        brokers: String,
+    },
+    /// Exactly-once mode needs transactions, which the brokers refused.
+    #[error("exactly-once mode needs Kafka transactions, but the brokers at {brokers} refused to start one ({source}); use a broker with transactions enabled or drop --exactly-once")]
+    Transactions {
+        /// The configured bootstrap servers.
+        brokers: String,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// A dead-letter topic is missing and could not be created.
+    #[error("dead-letter topic `{topic}` does not exist and could not be created ({reason}); create it yourself, set plugin.failure.dlq_topic / --dlq-topic to an existing topic, or choose --on-failure skip|stop")]
+    DeadLetterTopic {
+        /// The topic.
+        topic: String,
+        /// Why creating it failed.
+        reason: String,
+    },
+    /// Subscribing to the input topics failed.
+    #[error("cannot subscribe to {topics:?}: {source}")]
+    Subscribe {
+        /// The topics.
+        topics: Vec<String>,
+        /// The client's error.
+        source: rdkafka::error::KafkaError,
+    },
+}

@@ -1,0 +1,29 @@
+//! The Weir host library: consume Kafka, run each record through sandboxed
+//! WebAssembly plugins, produce their outputs and commit. The modules follow a
+//! record's path (see `docs/ARCHITECTURE.md`):
+//!
+//! `consume` (poll, route, pause) → `partition` (per-partition worker, delivery
+//! segments, dead letters) → `process` (retries, isolation, output limits) →
+//! `wasm` (sandboxed instances) → `kafka` (produce) → `commit` (stored offsets
+//! or transactions).
+//!
+//! Around the path: `run` (start-up, restart, shutdown), `config`, `budget`
+//! (bytes in flight), `offsets` (what is committable), `reload` (hot swap),
+//! `telemetry` (metrics, health), `trace` (trace context, OTLP), `admin` (the
+//! HTTP endpoint) and `shutdown` (signals).
+
+pub mod admin;
+pub mod budget;
+pub mod commit;
+pub mod config;
+pub mod consume;
+pub mod kafka;
+pub mod offsets;
+pub mod partition;
+pub mod process;
+pub mod reload;
+pub mod run;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace;
+pub mod wasm;

@@ -1,0 +1,489 @@
+//! The loop of one partition's worker: take records in batches, resolve each
+//! batch through the plugin chain, hand its outputs (or dead letters) to the
+//! producer in record order, and complete offsets as segments are acknowledged.
+//! The committable offset never passes a record whose outputs are not yet
+//! acknowledged (see `offsets`).
+
+use super::dead_letter::{LetterHandOver, RetryInPlace};
+use super::policy::note_failure;
+use super::segment::{AckError, Delivery, Finished, Segment};
+use super::{headers, PipelineContext, PipelineError};
+use crate::budget::{Load, PartitionShare};
+use crate::commit::{BatchScope, PartitionCommits};
+use crate::config::{BatchConfig, FailurePolicy};
+use crate::kafka::ProduceError;
+use crate::offsets::{OffsetError, OffsetTracker};
+use crate::process::{resolve_chain, ChainStage, FailureKind, RecordFailure, Resolution};
+use crate::wasm::{Header, InputRecord, OutputRecord, PluginPool};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Resolves when every delivery of a segment is acknowledged.
+type SegmentAck = BoxFuture<'static, Result<Finished, AckError>>;
+
+/// Processes the records of one partition, in order.
+pub struct PartitionWorker {
+    topic: String,
+    partition: i32,
+    records: mpsc::Receiver<InputRecord>,
+    context: Arc<PipelineContext>,
+    /// This partition's part of the in-flight byte budget.
+    share: Arc<PartitionShare>,
+    tracker: OffsetTracker,
+    commits: PartitionCommits,
+    acks: FuturesUnordered<SegmentAck>,
+    /// Records received but not yet handed to the plugin.
+    pending_batch: Vec<InputRecord>,
+    /// Set while a dead letter is being retried: no new batches start, so the
+    /// partition's buffer fills and the router pauses it.
+    dead_letter_blocked: Arc<AtomicBool>,
+}
+
+/// A batch on its way to the producer.
+struct BatchInFlight<'c> {
+    /// Its hold on the commit (the open transaction, in exactly-once mode).
+    scope: BatchScope<'c>,
+    /// The segment being filled.
+    segment: Segment,
+    /// The load of the records placed in segments so far.
+    accounted: Load,
+    /// The offset after the last record the batch finished (or gave up on).
+    next: i64,
+    /// Why the batch stopped the partition, under the `stop` policy.
+    halt: Option<PipelineError>,
+    /// When the batch started, for the records' spans.
+    started: SystemTime,
+}
+
+impl PartitionWorker {
+    /// A worker for `topic`/`partition` fed by `records`, whose bytes are held in `share`.
+    pub fn new(
+        topic: String,
+        partition: i32,
+        records: mpsc::Receiver<InputRecord>,
+        context: Arc<PipelineContext>,
+        share: Arc<PartitionShare>,
+    ) -> Self {
+        let commits = context.committer.partition(&topic, partition);
+        Self {
+            topic,
+            partition,
+            records,
+            context,
+            share,
+            tracker: OffsetTracker::new(),
+            commits,
+            acks: FuturesUnordered::new(),
+            pending_batch: Vec::new(),
+            dead_letter_blocked: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Run until `stop` is cancelled (revocation or shutdown) or the record
+    /// channel closes, then wait for the outputs already produced; or until a
+    /// record fails. On `stop`, the batch being processed finishes and records
+    /// still buffered are dropped unprocessed: their offsets are not stored, so
+    /// whoever owns the partition next reads them again.
+    pub async fn run(mut self, stop: CancellationToken) -> Result<(), PipelineError> {
+        // Also cancelled when this worker fails, so that retries give up.
+        let halt = stop.child_token();
+        let result = self.consume(&halt).await;
+        if result.is_err() {
+            halt.cancel();
+            self.drain_acks().await;
+        }
+        self.share.release(Load::of_all(&self.pending_batch));
+        self.records.close();
+        while let Ok(record) = self.records.try_recv() {
+            self.share.release(Load::of(&record));
+        }
+        // A batch that ended in an error may keep its bytes: the error ends this
+        // run of the pipeline, and the next run starts with a fresh budget.
+        result
+    }
+
+    async fn consume(&mut self, stop: &CancellationToken) -> Result<(), PipelineError> {
+        let max = self.context.batch.max_records;
+        let mut open = true;
+        while open || !self.acks.is_empty() {
+            tokio::select! {
+                biased;
+                Some(ack) = self.acks.next(), if !self.acks.is_empty() => self.on_ack(ack)?,
+                _ = stop.cancelled(), if open => open = false,
+                still_open = fill_batch(&mut self.records, &mut self.pending_batch, &self.context.batch),
+                    if open && !self.dead_letter_blocked.load(Ordering::Acquire) => {
+                    open = still_open;
+                    if !self.pending_batch.is_empty() {
+                        let records = std::mem::replace(&mut self.pending_batch, Vec::with_capacity(max));
+                        self.process(records, stop).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Run one batch through the plugins and hand its outputs (and dead-letter
+    /// records) to the producer.
+    async fn process(
+        &mut self,
+        records: Vec<InputRecord>,
+        stop: &CancellationToken,
+    ) -> Result<(), PipelineError> {
+        for record in &records {
+            self.tracker
+                .dispatch(record.offset)
+                .map_err(|source| self.offsets_error(source))?;
+        }
+        let next = records[records.len() - 1].offset + 1;
+        let load = Load::of_all(&records);
+        let started = SystemTime::now();
+        let context = Arc::clone(&self.context);
+        context.metrics.batch_records.observe(records.len() as f64);
+        // Every record of this batch is processed by these versions.
+        let pools: Vec<Arc<PluginPool>> = context.stages.iter().map(|s| s.slot.current()).collect();
+        let chain: Vec<ChainStage<'_>> = context
+            .stages
+            .iter()
+            .zip(&pools)
+            .map(|(stage, pool)| ChainStage {
+                pool,
+                settings: &stage.resolve,
+            })
+            .collect();
+        let resolved = resolve_chain(&chain, records, stop)
+            .await
+            .map_err(|source| PipelineError::Plugin {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                source,
+            })?;
+        let mut batch = BatchInFlight {
+            scope: context.committer.begin_batch().await,
+            segment: Segment::default(),
+            accounted: Load::default(),
+            next,
+            halt: None,
+            started,
+        };
+        for (record, resolution) in resolved {
+            if !self
+                .hand_over(&context, &pools, &mut batch, record, resolution, stop)
+                .await?
+            {
+                break;
+            }
+        }
+        batch.scope.close(&self.topic, self.partition, batch.next);
+        // Records left unfinished give their load back with the last segment.
+        batch.segment.finished.load += load - batch.accounted;
+        let pool = pools.last().expect("a chain has at least one plugin");
+        self.await_segment(batch.segment, pool, stop)?;
+        match batch.halt {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Hand one resolved record's outputs, or its failure, over. Returns false
+    /// when the batch ends at this record, which stays unfinished.
+    async fn hand_over<'c>(
+        &mut self,
+        context: &'c PipelineContext,
+        pools: &[Arc<PluginPool>],
+        batch: &mut BatchInFlight<'c>,
+        record: InputRecord,
+        resolution: Resolution,
+        stop: &CancellationToken,
+    ) -> Result<bool, PipelineError> {
+        // The plugin whose outputs are produced.
+        let pool = pools.last().expect("a chain has at least one plugin");
+        let failure = match resolution {
+            Resolution::Outputs(mut outputs) => {
+                if context.version_header {
+                    tag_versions(&mut outputs, pools);
+                }
+                if let Some(span) =
+                    context
+                        .tracing
+                        .continue_trace(&record, &mut outputs, batch.started)
+                {
+                    batch.segment.spans.push(span);
+                }
+                self.send_all(&outputs, &record, pool, &mut batch.segment)
+                    .await?
+            }
+            Resolution::Failed(failure) => Some(failure),
+            Resolution::Unfinished => {
+                batch.next = record.offset;
+                return Ok(false);
+            }
+        };
+        let failed = failure.is_some();
+        if let Some(failure) = failure {
+            if !self
+                .apply_policy(context, batch, &record, failure, pool, stop)
+                .await?
+            {
+                batch.next = record.offset;
+                return Ok(false);
+            }
+        }
+        let size = Load::of(&record);
+        batch.segment.finished.offsets.push(record.offset);
+        batch.segment.finished.load += size;
+        batch.accounted += size;
+        // A record that failed at hand-over went through the policy already;
+        // only one whose outputs were all handed over can be refused later.
+        if !failed && batch.segment.ends_with_output_of_next_source() {
+            batch.segment.sources.push(record);
+        }
+        Ok(true)
+    }
+
+    /// Apply the failure policy to `record`, which failed with `failure`.
+    /// Returns false when the batch ends at it (a stop, or a dead letter given
+    /// up at a stop).
+    async fn apply_policy<'c>(
+        &mut self,
+        context: &'c PipelineContext,
+        batch: &mut BatchInFlight<'c>,
+        record: &InputRecord,
+        failure: RecordFailure,
+        pool: &Arc<PluginPool>,
+        stop: &CancellationToken,
+    ) -> Result<bool, PipelineError> {
+        note_failure(context, record, &failure);
+        match context.policy {
+            FailurePolicy::Dlq => {
+                // Outputs of this record handed over before one was refused
+                // (earlier failed records' went with their own dead letters).
+                let partly_sent = batch.segment.has_outputs_of_next_source();
+                self.await_segment(std::mem::take(&mut batch.segment), pool, stop)?;
+                let letters = &context.dead_letters;
+                let letter = letters.letter_for(record, &failure);
+                let pending = match letters
+                    .hand_over(&mut batch.scope, &letter, record, partly_sent, stop)
+                    .await
+                    .map_err(|e| self.produce_error(e))?
+                {
+                    LetterHandOver::Taken(pending) => Some(pending),
+                    LetterHandOver::Later => None,
+                    LetterHandOver::GaveUp => return Ok(false),
+                };
+                batch.segment.deliveries.push(Delivery::DeadLetter {
+                    pending,
+                    letter,
+                    timestamp: record.timestamp,
+                });
+                Ok(true)
+            }
+            FailurePolicy::Skip => Ok(true),
+            FailurePolicy::Stop => {
+                batch.halt = Some(PipelineError::RecordFailed {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    offset: record.offset,
+                    plugin: failure.plugin.name.clone(),
+                    failure: Box::new(failure),
+                });
+                Ok(false)
+            }
+        }
+    }
+
+    /// Complete `segment`'s records once all its deliveries are acknowledged
+    /// (at once if it has none).
+    fn await_segment(
+        &mut self,
+        segment: Segment,
+        pool: &Arc<PluginPool>,
+        stop: &CancellationToken,
+    ) -> Result<(), PipelineError> {
+        if segment.deliveries.is_empty() {
+            return self.on_ack(Ok(segment.finished));
+        }
+        // In a transaction a refused delivery aborts it instead (see `BatchScope`).
+        let retry = (!self.context.committer.is_transactional()).then(|| RetryInPlace {
+            stop: stop.clone(),
+            blocked: Arc::clone(&self.dead_letter_blocked),
+        });
+        self.acks.push(
+            segment
+                .acknowledged(Arc::clone(&self.context), Arc::clone(pool), retry)
+                .boxed(),
+        );
+        Ok(())
+    }
+
+    /// Hand `record`'s outputs to the producer. An output the producer refuses
+    /// for good (too large, no such partition) makes the record a failure of kind
+    /// `produce`, returned for the failure policy; other producer errors stop
+    /// the pipeline.
+    async fn send_all(
+        &mut self,
+        outputs: &[OutputRecord],
+        record: &InputRecord,
+        pool: &PluginPool,
+        segment: &mut Segment,
+    ) -> Result<Option<RecordFailure>, PipelineError> {
+        // The index `record` will have in `segment.sources` once its outputs are handed over.
+        let source = segment.sources.len();
+        for output in outputs {
+            match self.context.output.send(output, record.timestamp).await {
+                Ok(pending) => segment
+                    .deliveries
+                    .push(Delivery::Output { pending, source }),
+                Err(e) if e.is_permanent() => {
+                    return Ok(Some(RecordFailure {
+                        kind: FailureKind::Produce,
+                        message: e.to_string(),
+                        attempts: 1,
+                        plugin: pool.identity(),
+                    }))
+                }
+                Err(e) => return Err(self.produce_error(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Mark a segment's records complete and report the new committable offset.
+    fn on_ack(&mut self, ack: Result<Finished, AckError>) -> Result<(), PipelineError> {
+        let finished = ack.map_err(|e| match e {
+            AckError::Produce(source) => self.produce_error(source),
+            AckError::Stop { offset, failure } => PipelineError::RecordFailed {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset,
+                plugin: failure.plugin.name.clone(),
+                failure,
+            },
+        })?;
+        self.share.release(finished.load);
+        for offset in finished.offsets {
+            self.tracker
+                .complete(offset)
+                .map_err(|source| self.offsets_error(source))?;
+        }
+        if let Some(next) = self.tracker.committable() {
+            self.commits.completed_up_to(next);
+        }
+        Ok(())
+    }
+
+    /// Wait for outstanding deliveries before stopping, storing what completed.
+    async fn drain_acks(&mut self) {
+        while let Some(ack) = self.acks.next().await {
+            if let Err(e) = self.on_ack(ack) {
+                tracing::error!(topic = %self.topic, partition = self.partition, error = %e,
+                    "output not acknowledged while stopping; its input will be processed again");
+            }
+        }
+    }
+
+    fn produce_error(&self, source: ProduceError) -> PipelineError {
+        PipelineError::Produce {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            source: Box::new(source),
+        }
+    }
+
+    fn offsets_error(&self, source: OffsetError) -> PipelineError {
+        PipelineError::Offsets {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            source,
+        }
+    }
+}
+
+/// Say in headers of each output which plugin versions produced it, one header
+/// per plugin of the chain, in order.
+fn tag_versions(outputs: &mut [OutputRecord], pools: &[Arc<PluginPool>]) {
+    for output in outputs {
+        for pool in pools {
+            output.headers.push(Header {
+                key: headers::VERSION.to_string(),
+                value: pool.version().as_bytes().to_vec(),
+            });
+        }
+    }
+}
+
+/// Fill `batch` from `records` until it holds `max_records`, or `linger` has
+/// passed since its first record. Cancel-safe: records received stay in `batch`.
+/// Returns false once the channel is closed and empty.
+async fn fill_batch(
+    records: &mut mpsc::Receiver<InputRecord>,
+    batch: &mut Vec<InputRecord>,
+    settings: &BatchConfig,
+) -> bool {
+    let max = settings.max_records;
+    if batch.is_empty() && records.recv_many(batch, max).await == 0 {
+        return false;
+    }
+    let deadline = Instant::now() + settings.linger;
+    while batch.len() < max {
+        let room = max - batch.len();
+        match tokio::time::timeout_at(deadline, records.recv_many(batch, room)).await {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn record(offset: i64) -> InputRecord {
+        InputRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            timestamp: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_fill_to_the_limit_or_stop_at_the_linger() {
+        let settings = BatchConfig {
+            max_records: 3,
+            linger: Duration::from_millis(20),
+            partition_buffer: 10,
+        };
+        let (tx, mut rx) = mpsc::channel(10);
+        for o in 0..4 {
+            tx.send(record(o)).await.unwrap();
+        }
+        let mut batch = Vec::new();
+        assert!(fill_batch(&mut rx, &mut batch, &settings).await);
+        assert_eq!(
+            batch.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        batch.clear();
+        let started = std::time::Instant::now();
+        assert!(fill_batch(&mut rx, &mut batch, &settings).await);
+        assert_eq!(batch.len(), 1);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        drop(tx);
+        batch.clear();
+        assert!(!fill_batch(&mut rx, &mut batch, &settings).await);
+    }
+}

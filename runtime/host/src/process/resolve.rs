@@ -1,0 +1,314 @@
+//! From a batch of records to one resolution per record: run the batch through
+//! the plugin; if the call fails (a trap, a deadline, the memory cap), call the
+//! plugin again with each record alone so that only the offending record fails
+//! and the good ones still go through; retry records whose error the plugin
+//! marks retryable, with exponential backoff, up to the attempt limit; hold each
+//! record's outputs to the per-record output limits.
+
+use crate::process::{Backoff, FailureKind, RecordFailure};
+use crate::wasm::{InputRecord, Outcome, OutputRecord, PluginError, PluginPool, TrapKind};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What became of one record.
+#[derive(Debug)]
+pub enum Resolution {
+    /// The plugin's outputs for it (none means it was filtered out).
+    Outputs(Vec<OutputRecord>),
+    /// It was given up on; the failure policy decides what happens next.
+    Failed(RecordFailure),
+    /// Processing stopped (revocation or shutdown) while it waited for a retry:
+    /// neither processed nor given up on; whoever owns the partition next
+    /// processes it again.
+    Unfinished,
+}
+
+/// Limits and retry settings for resolving records.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolveSettings {
+    /// Plugin calls per record for retryable errors, the first included.
+    pub max_attempts: u32,
+    /// Wait between retries.
+    pub backoff: Backoff,
+    /// Most outputs per input record.
+    pub max_outputs: usize,
+    /// Most output bytes (keys, values, headers) per input record.
+    pub max_output_bytes: usize,
+}
+
+/// A record on its way to a resolution.
+struct Pending {
+    record: InputRecord,
+    attempts: u32,
+    state: State,
+}
+
+enum State {
+    Resolved(Resolution),
+    /// The plugin said trying again may succeed.
+    Retry {
+        message: String,
+    },
+}
+
+/// Resolve every record of `records` (one partition, in offset order). The result
+/// keeps the order. Once `stop` is cancelled, records not yet resolved are left
+/// unfinished. Fails only if the plugin cannot make a fresh instance, which is no
+/// record's fault.
+pub async fn resolve(
+    pool: &Arc<PluginPool>,
+    settings: &ResolveSettings,
+    records: Vec<InputRecord>,
+    stop: &CancellationToken,
+) -> Result<Vec<(InputRecord, Resolution)>, PluginError> {
+    let batch = pool.process(records).await;
+    let pending: Vec<Pending> = match batch.outcomes {
+        Ok(outcomes) => batch
+            .records
+            .into_iter()
+            .zip(outcomes)
+            .map(|(record, outcome)| judge(pool, settings, record, outcome, 1))
+            .collect(),
+        Err(error @ PluginError::Unavailable { .. }) => return Err(error),
+        Err(error) if batch.records.len() == 1 => batch
+            .records
+            .into_iter()
+            .map(|record| trapped(pool, record, &error, 1))
+            .collect(),
+        Err(error) => {
+            let (first, last) = offsets(&batch.records);
+            tracing::warn!(topic = %batch.records[0].topic, partition = batch.records[0].partition,
+                offset = first, last_offset = last, %error,
+                "plugin call failed; calling it again record by record to isolate the cause");
+            let mut isolated = Vec::with_capacity(batch.records.len());
+            for record in batch.records {
+                if stop.is_cancelled() {
+                    isolated.push(Pending {
+                        record,
+                        attempts: 1,
+                        state: State::Resolved(Resolution::Unfinished),
+                    });
+                } else {
+                    isolated.push(call_alone(pool, settings, record, 2).await?);
+                }
+            }
+            isolated
+        }
+    };
+    let mut resolved = Vec::with_capacity(pending.len());
+    for item in pending {
+        resolved.push(retry(pool, settings, item, stop).await?);
+    }
+    let processed = resolved
+        .iter()
+        .filter(|(_, r)| matches!(r, Resolution::Outputs(_)))
+        .count();
+    pool.metrics().processed.inc_by(processed as u64);
+    Ok(resolved)
+}
+
+/// One plugin of a chain, at the version a batch uses.
+pub struct ChainStage<'a> {
+    /// The plugin's instances.
+    pub pool: &'a Arc<PluginPool>,
+    /// Its retry settings and output limits.
+    pub settings: &'a ResolveSettings,
+}
+
+/// Resolve `records` through a chain of plugins: each record's outputs from one
+/// plugin are resolved by the next as records of their own (with the original's
+/// topic, partition, offset and timestamp); the record's resolution is the last
+/// plugin's outputs, or the first failure (or stop) any of its outputs met.
+pub async fn resolve_chain(
+    stages: &[ChainStage<'_>],
+    records: Vec<InputRecord>,
+    stop: &CancellationToken,
+) -> Result<Vec<(InputRecord, Resolution)>, PluginError> {
+    let (first, rest) = stages
+        .split_first()
+        .expect("a chain has at least one plugin");
+    let mut resolved = resolve(first.pool, first.settings, records, stop).await?;
+    for stage in rest {
+        resolved = feed(stage, resolved, stop).await?;
+    }
+    Ok(resolved)
+}
+
+/// Pass the outputs in `resolved` through `stage`.
+async fn feed(
+    stage: &ChainStage<'_>,
+    mut resolved: Vec<(InputRecord, Resolution)>,
+    stop: &CancellationToken,
+) -> Result<Vec<(InputRecord, Resolution)>, PluginError> {
+    let mut inputs = Vec::new();
+    let mut owners = Vec::new();
+    for (owner, (record, resolution)) in resolved.iter_mut().enumerate() {
+        if let Resolution::Outputs(outputs) = resolution {
+            for output in std::mem::take(outputs) {
+                inputs.push(InputRecord {
+                    topic: record.topic.clone(),
+                    partition: record.partition,
+                    offset: record.offset,
+                    timestamp: record.timestamp,
+                    key: output.key,
+                    value: output.value,
+                    headers: output.headers,
+                });
+                owners.push(owner);
+            }
+        }
+    }
+    if inputs.is_empty() {
+        return Ok(resolved);
+    }
+    let next = resolve(stage.pool, stage.settings, inputs, stop).await?;
+    for ((_, outcome), owner) in next.into_iter().zip(owners) {
+        let resolution = &mut resolved[owner].1;
+        match (&mut *resolution, outcome) {
+            (Resolution::Outputs(outputs), Resolution::Outputs(mut more)) => {
+                outputs.append(&mut more)
+            }
+            // The first failure (or stop) of any of its outputs decides the record.
+            (Resolution::Outputs(_), other) => *resolution = other,
+            _ => {}
+        }
+    }
+    Ok(resolved)
+}
+
+/// Retry `item` while the plugin calls its error retryable and attempts remain.
+async fn retry(
+    pool: &Arc<PluginPool>,
+    settings: &ResolveSettings,
+    mut item: Pending,
+    stop: &CancellationToken,
+) -> Result<(InputRecord, Resolution), PluginError> {
+    loop {
+        let message = match item.state {
+            State::Resolved(resolution) => return Ok((item.record, resolution)),
+            State::Retry { message } => message,
+        };
+        if item.attempts >= settings.max_attempts {
+            let failure = RecordFailure {
+                kind: FailureKind::Error,
+                message: format!(
+                    "{message} (retryable; gave up after {} attempts)",
+                    item.attempts
+                ),
+                attempts: item.attempts,
+                plugin: pool.identity(),
+            };
+            return Ok((item.record, Resolution::Failed(failure)));
+        }
+        let delay = settings.backoff.delay(item.attempts);
+        tracing::debug!(topic = %item.record.topic, partition = item.record.partition,
+            offset = item.record.offset, attempt = item.attempts + 1, ?delay, %message, "retrying record");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return Ok((item.record, Resolution::Unfinished)),
+        }
+        pool.metrics().retries.inc();
+        item = call_alone(pool, settings, item.record, item.attempts + 1).await?;
+    }
+}
+
+/// Call the plugin with `record` alone; this is its `attempts`-th call.
+async fn call_alone(
+    pool: &Arc<PluginPool>,
+    settings: &ResolveSettings,
+    record: InputRecord,
+    attempts: u32,
+) -> Result<Pending, PluginError> {
+    let mut call = pool.process(vec![record]).await;
+    let record = call.records.pop().expect("the pool hands records back");
+    match call.outcomes {
+        Ok(mut outcomes) => {
+            let outcome = outcomes.pop().expect("one outcome per record is checked");
+            Ok(judge(pool, settings, record, outcome, attempts))
+        }
+        Err(error @ PluginError::Unavailable { .. }) => Err(error),
+        Err(error) => Ok(trapped(pool, record, &error, attempts)),
+    }
+}
+
+/// What the plugin's `outcome` for `record` means.
+fn judge(
+    pool: &PluginPool,
+    settings: &ResolveSettings,
+    record: InputRecord,
+    outcome: Outcome,
+    attempts: u32,
+) -> Pending {
+    let state = match outcome {
+        Ok(outputs) => State::Resolved(check_output_limits(pool, settings, outputs, attempts)),
+        Err(e) if e.retryable => State::Retry { message: e.message },
+        Err(e) => State::Resolved(Resolution::Failed(RecordFailure {
+            kind: FailureKind::Error,
+            message: e.message,
+            attempts,
+            plugin: pool.identity(),
+        })),
+    };
+    Pending {
+        record,
+        attempts,
+        state,
+    }
+}
+
+fn check_output_limits(
+    pool: &PluginPool,
+    settings: &ResolveSettings,
+    outputs: Vec<OutputRecord>,
+    attempts: u32,
+) -> Resolution {
+    let bytes: usize = outputs.iter().map(output_bytes).sum();
+    if outputs.len() <= settings.max_outputs && bytes <= settings.max_output_bytes {
+        return Resolution::Outputs(outputs);
+    }
+    Resolution::Failed(RecordFailure {
+        kind: FailureKind::OutputLimit,
+        message: format!(
+            "produced {} outputs of {bytes} bytes; the limits per record are {} outputs and {} bytes (plugin.max_outputs_per_record, plugin.max_output_bytes_per_record)",
+            outputs.len(),
+            settings.max_outputs,
+            settings.max_output_bytes
+        ),
+        attempts,
+        plugin: pool.identity(),
+    })
+}
+
+/// Bytes of an output that count against the output limit.
+fn output_bytes(output: &OutputRecord) -> usize {
+    let len = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);
+    len(&output.key)
+        + len(&output.value)
+        + output
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.len())
+            .sum::<usize>()
+}
+
+/// A call with `record` alone failed: the record is the cause.
+fn trapped(pool: &PluginPool, record: InputRecord, error: &PluginError, attempts: u32) -> Pending {
+    let kind = match error {
+        PluginError::Trap { kind, .. } => *kind,
+        _ => TrapKind::Trap,
+    };
+    Pending {
+        record,
+        attempts,
+        state: State::Resolved(Resolution::Failed(RecordFailure {
+            kind: FailureKind::Trap(kind),
+            message: error.to_string(),
+            attempts,
+            plugin: pool.identity(),
+        })),
+    }
+}
+
+fn offsets(records: &[InputRecord]) -> (i64, i64) {
+    (records[0].offset, records[records.len() - 1].offset)
+}

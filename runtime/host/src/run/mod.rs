@@ -1,0 +1,162 @@
+//! `weir run`: load every pipeline's plugins, then run each pipeline (its own
+//! consumer and producer on its own thread) until a signal or a failure, and
+//! shut down cleanly.
+//!
+//! States of a pipeline: start-up checks → consuming → draining (no new records;
+//! workers finish their current batch and their outputs are acknowledged) →
+//! final commit → producer flush → leave the group. Kafka failures restart it
+//! from the last committed offsets (`pipeline`); `plugins` loads the chains.
+
+mod pipeline;
+mod plugins;
+
+use crate::admin;
+use crate::commit::CommitError;
+use crate::config::RunConfig;
+use crate::kafka::KafkaSetupError;
+use crate::partition::{PipelineError, Stage};
+use crate::reload;
+use crate::telemetry::{Metrics, PipelineHealth, PipelineMetrics};
+use crate::trace::{OtlpError, SpanExport, Tracing};
+use crate::wasm::PluginError;
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why `weir run` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The plugin could not be loaded or initialised.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// Kafka could not be set up.
+    #[error(transparent)]
+    Kafka(#[from] KafkaSetupError),
+    /// A partition stopped on a record it could not process.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Shutdown could not finish in-flight work in time.
+    #[error("shutdown gave up after {timeout:?} with partitions {partitions:?} still busy; their unfinished records will be processed again after restart (raise --drain-timeout to wait longer)")]
+    DrainTimeout {
+        /// The configured drain deadline.
+        timeout: Duration,
+        /// Partitions whose workers had not finished.
+        partitions: Vec<String>,
+    },
+    /// A commit failed.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// The plugin file cannot be watched for changes.
+    #[error(transparent)]
+    Watch(#[from] reload::WatchError),
+    /// The admin endpoint cannot listen.
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
+    /// Span export cannot be set up.
+    #[error(transparent)]
+    Otlp(#[from] OtlpError),
+    /// A signal handler could not be installed.
+    #[error("cannot install the SIGHUP handler: {0}")]
+    Signal(std::io::Error),
+    /// The consumer thread could not be started or died.
+    #[error("consumer thread failed: {0}")]
+    ConsumerThread(String),
+}
+
+/// One pipeline, ready to run: its settings, plugins and observers. Cloned
+/// for each life of the pipeline (a restart after a Kafka failure).
+#[derive(Clone)]
+struct Pipeline {
+    config: RunConfig,
+    metrics: PipelineMetrics,
+    health: Arc<PipelineHealth>,
+    tracing: Tracing,
+    stages: Vec<Stage>,
+}
+
+/// Run every pipeline of `config` until `shutdown` is cancelled or one fails
+/// (which stops the others too).
+pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), RunError> {
+    let export = match &config.otlp_endpoint {
+        Some(endpoint) => Some(Arc::new(SpanExport::new(endpoint)?)),
+        None => None,
+    };
+    let tracing = export.clone().map(Tracing::exporting).unwrap_or_default();
+    let result = run_pipelines(config, tracing, shutdown).await;
+    if let Some(export) = export {
+        // Sends the spans still batched; blocking, so off the async threads.
+        let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
+    }
+    result
+}
+
+/// Run every pipeline, continuing traces with `tracing`.
+async fn run_pipelines(
+    config: RunConfig,
+    tracing: Tracing,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::new());
+    let admin_addr = config
+        .admin_socket()
+        .expect("the configuration was validated");
+    let configs: Vec<(RunConfig, PipelineMetrics, Arc<PipelineHealth>)> = config
+        .pipelines()
+        .into_iter()
+        .map(|p| {
+            let m = metrics.pipeline(&p.group);
+            let h = Arc::new(PipelineHealth::new(&p.group));
+            (p, m, h)
+        })
+        .collect();
+    let healths = configs.iter().map(|(_, _, h)| Arc::clone(h)).collect();
+    // Served before the plugins load, so that probes see "alive, not ready" meanwhile.
+    let plugins = match admin_addr {
+        Some(addr) => Some(admin::serve(addr, Arc::clone(&metrics), healths).await?),
+        None => None,
+    };
+    let mut managed = Vec::new();
+    let mut prepared = Vec::new();
+    for (config, metrics, health) in configs {
+        let loaded = plugins::load(&config, &metrics).await?;
+        health.set_plugins_loaded();
+        managed.extend(loaded.managed);
+        let pipeline = Pipeline {
+            config,
+            metrics,
+            health,
+            tracing: tracing.clone(),
+            stages: loaded.stages,
+        };
+        prepared.push((pipeline, loaded.watching));
+    }
+    let handles = managed.iter().map(|m| m.reloads.clone()).collect();
+    reload::reload_on_sighup(handles).map_err(RunError::Signal)?;
+    if let Some(plugins) = plugins {
+        plugins.manage(managed);
+    }
+    let stop = shutdown.child_token();
+    let mut running: FuturesUnordered<_> = prepared
+        .into_iter()
+        .map(|(pipeline, watching)| {
+            let stop = stop.clone();
+            async move {
+                // The pipeline's watchers stop with it.
+                let _watching = watching;
+                let result = pipeline::run(pipeline, stop.clone()).await;
+                if result.is_err() {
+                    stop.cancel();
+                }
+                result
+            }
+        })
+        .collect();
+    let mut first_error = None;
+    while let Some(result) = running.next().await {
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,75 @@
+//! Loading a pipeline's plugin chain: compile (or load from cache) each plugin,
+//! create its instances, and start its reloader and file watcher.
+
+use super::RunError;
+use crate::admin::ManagedPlugin;
+use crate::config::RunConfig;
+use crate::partition::Stage;
+use crate::process::{Backoff, ResolveSettings};
+use crate::reload::{self, PluginWatch};
+use crate::telemetry::PipelineMetrics;
+use crate::wasm::{PluginLoader, PluginSlot};
+use std::sync::Arc;
+
+/// The plugins of one pipeline, ready.
+pub(super) struct LoadedPlugins {
+    /// The chain, in order.
+    pub stages: Vec<Stage>,
+    /// Their file watchers (reloads stop when dropped).
+    pub watching: Vec<PluginWatch>,
+    /// What the admin endpoint manages of them.
+    pub managed: Vec<ManagedPlugin>,
+}
+
+/// Compile (or load from cache) every plugin of a pipeline's chain, create its
+/// instances, and start its reloader and file watcher.
+pub(super) async fn load(
+    config: &RunConfig,
+    metrics: &PipelineMetrics,
+) -> Result<LoadedPlugins, RunError> {
+    let failure = &config.plugin.failure;
+    let mut loaded = LoadedPlugins {
+        stages: Vec::new(),
+        watching: Vec::new(),
+        managed: Vec::new(),
+    };
+    for plugin in config.plugins() {
+        let loader = Arc::new(PluginLoader::new(
+            plugin,
+            metrics.plugin(&plugin.display_name()),
+        )?);
+        let path = plugin.path.clone();
+        // Compiling a large component takes seconds of CPU: keep it off the async threads.
+        let first = {
+            let loader = Arc::clone(&loader);
+            tokio::task::spawn_blocking(move || loader.load(&path))
+                .await
+                .expect("plugin loading does not panic")?
+        };
+        let slot = Arc::new(PluginSlot::new(
+            loader.name(),
+            first,
+            loader.metrics().clone(),
+        ));
+        let reloads = reload::spawn_reloader(loader, Arc::clone(&slot));
+        if plugin.watch {
+            loaded
+                .watching
+                .push(reload::watch_plugin(&plugin.path, reloads.clone())?);
+        }
+        loaded.stages.push(Stage {
+            slot: Arc::clone(&slot),
+            resolve: ResolveSettings {
+                max_attempts: failure.max_attempts,
+                backoff: Backoff {
+                    first: failure.retry_backoff,
+                    max: failure.retry_backoff_max,
+                },
+                max_outputs: plugin.max_outputs_per_record,
+                max_output_bytes: plugin.max_output_bytes_per_record,
+            },
+        });
+        loaded.managed.push(ManagedPlugin { slot, reloads });
+    }
+    Ok(loaded)
+}

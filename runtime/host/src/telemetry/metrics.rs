@@ -1,0 +1,581 @@
+//! Prometheus metrics: one registry per process, served as text at `/metrics`.
+//!
+//! [`Metrics`] owns the registry and every metric family. A pipeline takes a
+//! [`PipelineMetrics`] handle (labelled with its consumer group), and each plugin
+//! of its chain a [`PluginMetrics`] handle (labelled with the plugin's name too).
+//! Handles hold the hot-path metrics already resolved to their labels, so that
+//! counting a record is one atomic add, not a map lookup.
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A metric's labels, in order.
+type Labels = Vec<(&'static str, String)>;
+/// A family of histograms sharing bucket boundaries.
+type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// Every metric family Weir exports.
+#[derive(Clone)]
+struct Families {
+    consumed: Family<Labels, Counter>,
+    processed: Family<Labels, Counter>,
+    retries: Family<Labels, Counter>,
+    failures: Family<Labels, Counter>,
+    produced: Family<Labels, Counter>,
+    dead_lettered: Family<Labels, Counter>,
+    skipped: Family<Labels, Counter>,
+    batch_records: Histograms,
+    plugin_call: Histograms,
+    end_to_end: Histograms,
+    commits: Family<Labels, Counter>,
+    commit_duration: Histograms,
+    assigned_total: Family<Labels, Counter>,
+    revoked_total: Family<Labels, Counter>,
+    assigned: Family<Labels, Gauge>,
+    in_flight_records: Family<Labels, Gauge>,
+    in_flight_bytes: Family<Labels, Gauge>,
+    paused: Family<Labels, Gauge>,
+    producer_queue: Family<Labels, Gauge>,
+    lag: Family<Labels, Gauge>,
+    committed_offset: Family<Labels, Gauge>,
+    high_watermark: Family<Labels, Gauge>,
+    restarts: Family<Labels, Counter>,
+    plugin_info: Family<Labels, Gauge>,
+    reloads: Family<Labels, Counter>,
+}
+
+fn batch_buckets() -> Histogram {
+    Histogram::new([
+        1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+    ])
+}
+
+/// 50 µs to ≈ 6.5 s.
+fn call_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+}
+
+/// 1 ms to ≈ 9 min.
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 20))
+}
+
+/// 1 ms to ≈ 16 s.
+fn commit_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// The process's metrics registry.
+pub struct Metrics {
+    registry: Registry,
+    families: Families,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every Weir metric registered (and no samples yet).
+    pub fn new() -> Self {
+        let families = Families {
+            consumed: Family::default(),
+            processed: Family::default(),
+            retries: Family::default(),
+            failures: Family::default(),
+            produced: Family::default(),
+            dead_lettered: Family::default(),
+            skipped: Family::default(),
+            batch_records: Family::new_with_constructor(batch_buckets),
+            plugin_call: Family::new_with_constructor(call_buckets),
+            end_to_end: Family::new_with_constructor(latency_buckets),
+            commits: Family::default(),
+            commit_duration: Family::new_with_constructor(commit_buckets),
+            assigned_total: Family::default(),
+            revoked_total: Family::default(),
+            assigned: Family::default(),
+            in_flight_records: Family::default(),
+            in_flight_bytes: Family::default(),
+            paused: Family::default(),
+            producer_queue: Family::default(),
+            lag: Family::default(),
+            committed_offset: Family::default(),
+            high_watermark: Family::default(),
+            restarts: Family::default(),
+            plugin_info: Family::default(),
+            reloads: Family::default(),
+        };
+        let mut registry = Registry::with_prefix("weir");
+        let f = families.clone();
+        let r = &mut registry;
+        r.register(
+            "records_consumed",
+            "Records received from the input topics (records read again after a rebalance or restart count again)",
+            f.consumed,
+        );
+        r.register(
+            "records_processed",
+            "Records a plugin processed without failing",
+            f.processed,
+        );
+        r.register(
+            "record_retries",
+            "Plugin calls repeated for a retryable error",
+            f.retries,
+        );
+        r.register("record_failures", "Records given up on, by plugin and failure kind (trap, timeout, oom, fuel, contract, error, output-limit, produce)", f.failures);
+        r.register(
+            "records_produced",
+            "Records the broker acknowledged, by target topic (outputs and dead letters; in exactly-once mode also those of transactions later aborted)",
+            f.produced,
+        );
+        r.register(
+            "records_dead_lettered",
+            "Dead letters the broker acknowledged, by dead-letter topic",
+            f.dead_lettered,
+        );
+        r.register(
+            "records_skipped",
+            "Failed records skipped under the skip policy",
+            f.skipped,
+        );
+        r.register(
+            "batch_records",
+            "Records per batch handed to the plugin chain",
+            f.batch_records,
+        );
+        r.register(
+            "plugin_call_seconds",
+            "Duration of one plugin call (a batch, or one record while isolating a failure)",
+            f.plugin_call,
+        );
+        r.register(
+            "end_to_end_latency_seconds",
+            "From a record's timestamp to the acknowledgement of all its outputs",
+            f.end_to_end,
+        );
+        r.register(
+            "commits",
+            "Offset or transaction commits, by result",
+            f.commits,
+        );
+        r.register(
+            "commit_seconds",
+            "Duration of the commits Weir makes itself (revocation, shutdown, transactions)",
+            f.commit_duration,
+        );
+        r.register(
+            "partitions_assigned",
+            "Partitions assigned to this process by rebalances",
+            f.assigned_total,
+        );
+        r.register(
+            "partitions_revoked",
+            "Partitions revoked from this process by rebalances",
+            f.revoked_total,
+        );
+        r.register(
+            "assigned_partitions",
+            "Partitions currently assigned",
+            f.assigned,
+        );
+        r.register(
+            "in_flight_records",
+            "Records consumed whose work is not finished",
+            f.in_flight_records,
+        );
+        r.register(
+            "in_flight_bytes",
+            "Bytes of records consumed whose work is not finished",
+            f.in_flight_bytes,
+        );
+        r.register(
+            "paused_partitions",
+            "Partitions paused for backpressure",
+            f.paused,
+        );
+        r.register(
+            "producer_queue_messages",
+            "Records handed to the producer and not yet acknowledged",
+            f.producer_queue,
+        );
+        r.register(
+            "consumer_lag",
+            "High watermark minus committed offset, per assigned partition",
+            f.lag,
+        );
+        r.register(
+            "committed_offset",
+            "The group's committed offset, per assigned partition",
+            f.committed_offset,
+        );
+        r.register(
+            "high_watermark",
+            "The partition's high watermark, per assigned partition",
+            f.high_watermark,
+        );
+        r.register(
+            "pipeline_restarts",
+            "Restarts of a pipeline after a Kafka failure",
+            f.restarts,
+        );
+        r.register(
+            "plugin_info",
+            "The plugin version in use (SHA-256 of its .wasm file); always 1",
+            f.plugin_info,
+        );
+        r.register("plugin_reloads", "Plugin reloads, by result", f.reloads);
+        Self { registry, families }
+    }
+
+    /// The metrics of the pipeline consuming as `group`.
+    pub fn pipeline(&self, group: &str) -> PipelineMetrics {
+        PipelineMetrics::new(self.families.clone(), group)
+    }
+
+    /// Every metric, in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &self.registry)
+            .expect("writing to a String does not fail");
+        text
+    }
+}
+
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
+}
+
+/// One pipeline's metrics, labelled `pipeline=<group>`. Cheap to clone.
+#[derive(Clone)]
+pub struct PipelineMetrics {
+    families: Families,
+    pipeline: String,
+    /// Records per batch.
+    pub batch_records: Histogram,
+    /// Record timestamp to outputs acknowledged, in seconds.
+    pub end_to_end: Histogram,
+    /// Duration of the commits Weir makes itself.
+    pub commit_duration: Histogram,
+    /// Partitions assigned by rebalances.
+    pub partitions_assigned: Counter,
+    /// Partitions revoked by rebalances.
+    pub partitions_revoked: Counter,
+    /// Partitions currently assigned.
+    pub assigned: Gauge,
+    /// Records in flight.
+    pub in_flight_records: Gauge,
+    /// Bytes in flight.
+    pub in_flight_bytes: Gauge,
+    /// Partitions paused for backpressure.
+    pub paused: Gauge,
+    /// Records in the producer's queue.
+    pub producer_queue: Gauge,
+    /// Restarts after Kafka failures.
+    pub restarts: Counter,
+    /// Skipped records.
+    pub skipped: Counter,
+    /// Offsets committed by transactions (exactly-once mode), which the
+    /// consumer's own statistics do not see.
+    transaction_offsets: Arc<Mutex<HashMap<(String, i32), i64>>>,
+}
+
+/// A partition's offsets from the consumer's statistics (-1 where unknown).
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionOffsets {
+    /// The group's committed offset.
+    pub committed: i64,
+    /// The offset Weir stored as processed, not yet committed.
+    pub stored: i64,
+    /// Where a group without commits starts: the first retained offset, or
+    /// the consumer's position when it starts at the end (`auto_offset_reset = "latest"`).
+    pub start: i64,
+    /// The end: the high watermark, or the last stable offset when reading committed records only.
+    pub end: i64,
+}
+
+impl PipelineMetrics {
+    fn new(families: Families, group: &str) -> Self {
+        let own = labels(&[("pipeline", group)]);
+        Self {
+            batch_records: families.batch_records.get_or_create_owned(&own),
+            end_to_end: families.end_to_end.get_or_create_owned(&own),
+            commit_duration: families.commit_duration.get_or_create_owned(&own),
+            partitions_assigned: families.assigned_total.get_or_create_owned(&own),
+            partitions_revoked: families.revoked_total.get_or_create_owned(&own),
+            assigned: families.assigned.get_or_create_owned(&own),
+            in_flight_records: families.in_flight_records.get_or_create_owned(&own),
+            in_flight_bytes: families.in_flight_bytes.get_or_create_owned(&own),
+            paused: families.paused.get_or_create_owned(&own),
+            producer_queue: families.producer_queue.get_or_create_owned(&own),
+            restarts: families.restarts.get_or_create_owned(&own),
+            skipped: families.skipped.get_or_create_owned(&own),
+            transaction_offsets: Arc::default(),
+            pipeline: group.to_string(),
+            families,
+        }
+    }
+
+    /// Metrics that no registry exports (for `weir test` and unit tests).
+    pub fn detached() -> Self {
+        Metrics::new().pipeline("detached")
+    }
+
+    /// The counter of records consumed from `topic`.
+    pub fn consumed(&self, topic: &str) -> Counter {
+        self.families
+            .consumed
+            .get_or_create_owned(&labels(&[("pipeline", &self.pipeline), ("topic", topic)]))
+    }
+
+    /// The counter of records acknowledged by the broker on `topic`.
+    pub fn produced(&self, topic: &str) -> Counter {
+        self.families
+            .produced
+            .get_or_create_owned(&labels(&[("pipeline", &self.pipeline), ("topic", topic)]))
+    }
+
+    /// Count a dead letter acknowledged on `topic`.
+    pub fn dead_lettered(&self, topic: &str) {
+        self.families
+            .dead_lettered
+            .get_or_create(&labels(&[("pipeline", &self.pipeline), ("topic", topic)]))
+            .inc();
+    }
+
+    /// Count a record given up on by `plugin` with a failure of `kind`.
+    pub fn failed(&self, plugin: &str, kind: &str) {
+        self.families
+            .failures
+            .get_or_create(&labels(&[
+                ("pipeline", &self.pipeline),
+                ("plugin", plugin),
+                ("kind", kind),
+            ]))
+            .inc();
+    }
+
+    /// Count a commit and whether it succeeded.
+    pub fn commit(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.families
+            .commits
+            .get_or_create(&labels(&[("pipeline", &self.pipeline), ("result", result)]))
+            .inc();
+    }
+
+    /// Record an assigned partition's offsets as the consumer last saw them;
+    /// its lag is `end` minus the committed offset. In exactly-once mode the
+    /// offsets committed with the transactions count instead of `committed`.
+    pub fn partition_offsets(&self, topic: &str, partition: i32, seen: PartitionOffsets) {
+        let key = self.partition_labels(topic, partition);
+        let committed = self
+            .transaction_offsets()
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or(seen.committed);
+        // Before the first commit: from what is processed, else from where
+        // consumption started.
+        let from = [committed, seen.stored, seen.start]
+            .into_iter()
+            .find(|o| *o >= 0)
+            .unwrap_or(0);
+        self.families
+            .lag
+            .get_or_create(&key)
+            .set((seen.end - from).max(0));
+        self.families
+            .committed_offset
+            .get_or_create(&key)
+            .set(committed);
+        self.families
+            .high_watermark
+            .get_or_create(&key)
+            .set(seen.end);
+    }
+
+    /// Record offsets committed inside a transaction: `(topic, partition, next offset)`.
+    pub fn transaction_committed<'a>(
+        &self,
+        offsets: impl IntoIterator<Item = (&'a str, i32, i64)>,
+    ) {
+        let mut known = self.transaction_offsets();
+        for (topic, partition, next) in offsets {
+            known.insert((topic.to_string(), partition), next);
+        }
+    }
+
+    fn transaction_offsets(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), i64>> {
+        self.transaction_offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stop exporting per-partition figures of a partition no longer assigned.
+    pub fn forget_partition(&self, topic: &str, partition: i32) {
+        let key = self.partition_labels(topic, partition);
+        self.transaction_offsets()
+            .remove(&(topic.to_string(), partition));
+        self.families.lag.remove(&key);
+        self.families.committed_offset.remove(&key);
+        self.families.high_watermark.remove(&key);
+    }
+
+    fn partition_labels(&self, topic: &str, partition: i32) -> Labels {
+        labels(&[
+            ("pipeline", &self.pipeline),
+            ("topic", topic),
+            ("partition", &partition.to_string()),
+        ])
+    }
+
+    /// The metrics of the plugin `name` of this pipeline's chain.
+    pub fn plugin(&self, name: &str) -> PluginMetrics {
+        let own = labels(&[("pipeline", &self.pipeline), ("plugin", name)]);
+        let reload = |result: &str| {
+            let mut key = own.clone();
+            key.push(("result", result.to_string()));
+            self.families.reloads.get_or_create_owned(&key)
+        };
+        PluginMetrics {
+            processed: self.families.processed.get_or_create_owned(&own),
+            retries: self.families.retries.get_or_create_owned(&own),
+            call_duration: self.families.plugin_call.get_or_create_owned(&own),
+            reloads_ok: reload("ok"),
+            reloads_failed: reload("failed"),
+            info: self.families.plugin_info.clone(),
+            shown: Arc::new(Mutex::new(None)),
+            labels: own,
+        }
+    }
+}
+
+/// One plugin's metrics, shared by all its versions. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginMetrics {
+    /// Records processed without failing.
+    pub processed: Counter,
+    /// Retried plugin calls.
+    pub retries: Counter,
+    /// Plugin call durations, in seconds.
+    pub call_duration: Histogram,
+    /// Reloads that put a new version in use.
+    pub reloads_ok: Counter,
+    /// Reloads that failed.
+    pub reloads_failed: Counter,
+    info: Family<Labels, Gauge>,
+    /// The `plugin_info` labels currently exported.
+    shown: Arc<Mutex<Option<Labels>>>,
+    labels: Labels,
+}
+
+impl PluginMetrics {
+    /// Metrics that no registry exports (for `weir test` and unit tests).
+    pub fn detached() -> Self {
+        PipelineMetrics::detached().plugin("detached")
+    }
+
+    /// Export `version` as the one in use (replacing the one shown before).
+    pub fn show_version(&self, version: &str) {
+        let mut key = self.labels.clone();
+        key.push(("version", version.to_string()));
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = shown.take() {
+            self.info.remove(&old);
+        }
+        self.info.get_or_create(&key).set(1);
+        *shown = Some(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_counters_with_their_labels_in_prometheus_text() {
+        let metrics = Metrics::new();
+        let pipeline = metrics.pipeline("g");
+        pipeline.consumed("in").inc_by(3);
+        pipeline.dead_lettered("in.dlq");
+        let seen = PartitionOffsets {
+            committed: 40,
+            stored: -1,
+            start: 0,
+            end: 100,
+        };
+        pipeline.partition_offsets("in", 2, seen);
+        let plugin = pipeline.plugin("upper");
+        plugin.show_version("aaa");
+        plugin.show_version("bbb");
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"weir_records_consumed_total{pipeline="g",topic="in"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"weir_records_dead_lettered_total{pipeline="g",topic="in.dlq"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"weir_consumer_lag{pipeline="g",topic="in",partition="2"} 60"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"weir_plugin_info{pipeline="g",plugin="upper",version="bbb"} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("aaa"),
+            "the replaced version is no longer exported: {text}"
+        );
+        pipeline.forget_partition("in", 2);
+        assert!(!metrics.encode().contains("partition=\"2\""));
+    }
+
+    #[test]
+    fn lag_before_the_first_commit_counts_from_what_is_processed_then_the_start() {
+        let metrics = Metrics::new();
+        let pipeline = metrics.pipeline("g");
+        let lag = |stored| {
+            let seen = PartitionOffsets {
+                committed: -1001,
+                stored,
+                start: 10,
+                end: 50,
+            };
+            pipeline.partition_offsets("in", 0, seen);
+            metrics.encode()
+        };
+        assert!(lag(45).contains(r#"weir_consumer_lag{pipeline="g",topic="in",partition="0"} 5"#));
+        assert!(lag(-1).contains(r#"weir_consumer_lag{pipeline="g",topic="in",partition="0"} 40"#));
+    }
+
+    #[test]
+    fn transactions_override_the_consumers_committed_offsets() {
+        let metrics = Metrics::new();
+        let pipeline = metrics.pipeline("g");
+        pipeline.transaction_committed([("in", 0, 48)]);
+        let seen = PartitionOffsets {
+            committed: 20,
+            stored: -1,
+            start: 0,
+            end: 50,
+        };
+        pipeline.partition_offsets("in", 0, seen);
+        assert!(metrics
+            .encode()
+            .contains(r#"weir_consumer_lag{pipeline="g",topic="in",partition="0"} 2"#));
+    }
+}

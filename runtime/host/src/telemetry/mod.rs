@@ -1,0 +1,7 @@
+//! What Weir tells its operators: Prometheus metrics and per-pipeline health.
+
+mod health;
+pub mod metrics;
+
+pub use health::{PipelineHealth, Readiness};
+pub use metrics::{Metrics, PartitionOffsets, PipelineMetrics, PluginMetrics};

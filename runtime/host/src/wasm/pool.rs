@@ -1,0 +1,174 @@
+//! A fixed-size pool of plugin instances shared by all partitions. Its size bounds
+//! how many plugin calls run at once; an instance that traps is discarded and a
+//! fresh one is made from the pre-instantiated component on next use.
+
+use super::bindings::{InputRecord, Outcome, PluginPre};
+use super::compile::LoadedComponent;
+use super::engine::WasmEngine;
+use super::instance::{InstanceLimits, PluginInstance, PluginState};
+use super::PluginError;
+use crate::telemetry::PluginMetrics;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+use wasmtime::component::{HasSelf, Linker};
+
+/// A batch after a plugin call: the records, handed back, and what the plugin made
+/// of them (one outcome per record), or why the call failed.
+pub struct ProcessedBatch {
+    /// The input records, in the order given.
+    pub records: Vec<InputRecord>,
+    /// One outcome per record, or the call's failure.
+    pub outcomes: Result<Vec<Outcome>, PluginError>,
+}
+
+/// Instances of one plugin, ready to process batches.
+pub struct PluginPool {
+    engine: Arc<WasmEngine>,
+    pre: PluginPre<PluginState>,
+    name: Arc<str>,
+    version: String,
+    config: Vec<(String, String)>,
+    limits: InstanceLimits,
+    idle: Mutex<Vec<PluginInstance>>,
+    permits: Semaphore,
+    metrics: PluginMetrics,
+}
+
+impl PluginPool {
+    /// Link the component against Weir's host functions and WASI (nothing granted),
+    /// then create `size` instances, each `init`-ed with `config`, and call one
+    /// with an empty batch. Fails if the component does not fit the plugin world,
+    /// refuses its configuration or fails that first call. Calls are timed
+    /// and records counted in `metrics`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Arc<WasmEngine>,
+        loaded: &LoadedComponent,
+        path: &Path,
+        name: &str,
+        config: Vec<(String, String)>,
+        limits: InstanceLimits,
+        size: usize,
+        metrics: PluginMetrics,
+    ) -> Result<Self, PluginError> {
+        let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld {
+            path: path.to_owned(),
+            reason: format!("{e:#}"),
+        };
+        let mut linker = Linker::<PluginState>::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        super::bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&loaded.component)
+            .map_err(wrong_world)?;
+        let pre = PluginPre::new(pre).map_err(wrong_world)?;
+        let pool = Self {
+            engine,
+            pre,
+            name: Arc::from(name),
+            version: loaded.content_hash.clone(),
+            config,
+            limits,
+            idle: Mutex::new(Vec::with_capacity(size)),
+            permits: Semaphore::new(size),
+            metrics,
+        };
+        for _ in 0..size {
+            let mut instance = pool.new_instance()?;
+            if pool.idle_instances().is_empty() {
+                // A first call, with nothing to process, before any record depends on it.
+                instance.process(&[])?;
+            }
+            pool.idle_instances().push(instance);
+        }
+        Ok(pool)
+    }
+
+    /// The plugin's name, for logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugin's version: SHA-256 of its `.wasm` file.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The plugin's metrics.
+    pub fn metrics(&self) -> &PluginMetrics {
+        &self.metrics
+    }
+
+    /// Name and version, to say which plugin gave up on a record.
+    pub fn identity(&self) -> super::PluginIdentity {
+        super::PluginIdentity {
+            name: self.name.to_string(),
+            version: self.version.clone(),
+        }
+    }
+
+    /// Run one batch through a free instance, waiting for one if all are busy.
+    /// The call runs on a blocking thread so it never stalls the async runtime.
+    pub async fn process(self: &Arc<Self>, records: Vec<InputRecord>) -> ProcessedBatch {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the pool never closes its semaphore");
+        let pool = Arc::clone(self);
+        // Log lines of the call (the guest's own, traps) say which plugin version
+        // ran on which records: the partition and the batch's first offset.
+        let span = match records.first() {
+            Some(first) => tracing::info_span!("plugin_call", plugin = %self.name,
+                version = &self.version[..12.min(self.version.len())],
+                topic = %first.topic, partition = first.partition, offset = first.offset,
+                records = records.len()),
+            None => tracing::Span::none(),
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let _in_call = span.enter();
+            let taken = pool.idle_instances().pop();
+            let mut instance = match taken.map_or_else(|| pool.new_instance(), Ok) {
+                Ok(instance) => instance,
+                Err(e) => {
+                    return ProcessedBatch {
+                        records,
+                        outcomes: Err(PluginError::Unavailable {
+                            plugin: pool.name.to_string(),
+                            source: Box::new(e),
+                        }),
+                    }
+                }
+            };
+            let started = std::time::Instant::now();
+            let outcomes = instance.process(&records);
+            pool.metrics
+                .call_duration
+                .observe(started.elapsed().as_secs_f64());
+            if outcomes.is_ok() {
+                pool.idle_instances().push(instance);
+            }
+            ProcessedBatch { records, outcomes }
+        })
+        .await;
+        joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    fn new_instance(&self) -> Result<PluginInstance, PluginError> {
+        PluginInstance::new(
+            self.engine.engine(),
+            &self.pre,
+            self.name.clone(),
+            &self.config,
+            self.limits,
+        )
+    }
+
+    fn idle_instances(&self) -> std::sync::MutexGuard<'_, Vec<PluginInstance>> {
+        // A panic while holding this lock cannot leave the Vec inconsistent.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,23 @@
+//! Shared helpers for Weir's integration tests (the top-level `tests/*.rs`, run
+//! as tests of the `weir` package): the broker under test and its topics,
+//! producing and reading records and the group's committed offsets, building
+//! the example plugins, running the `weir` binary as a user would, and its admin
+//! endpoint. Every item is re-exported at the root, so a test can write
+//! `use weir_test_support::*;`.
+
+pub mod admin;
+pub mod broker;
+pub mod plugins;
+pub mod process;
+pub mod records;
+
+pub use admin::{admin_request, lags, scrape, wait_for_zero_lag};
+pub use broker::{
+    brokers, create_topic, require_broker, serial, topics, unique, use_brokers, PARTITIONS,
+};
+pub use plugins::{c_plugin, example_plugin, js_plugin, python_plugin, workspace_root};
+pub use process::{pipeline_args, run_to_exit, slow_args, weir_base_args, weir_bin, Weir};
+pub use records::{
+    all_partitions, committed_offsets, committed_total, env_or, numbered, output_counts, produce,
+    read_all, wait_for_commits, wait_for_committed, TestRecord, TopicReader,
+};
