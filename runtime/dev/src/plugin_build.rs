@@ -280,29 +280,9 @@ fn build_js(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathBuf, 
 fn build_c(dir: &Path, name: &str, output: Option<&Path>) -> Result<PathBuf, BuildError> {
     let output = component_path(dir, name, output);
     let support = support_dir()?;
-    let failed = |what: &str, e: anyhow::Error| BuildError::NoComponent(format!("{what}: {e:#}"));
     // 1. C bindings for the plugin world: plugin.h, plugin.c, plugin_component_type.o.
-    let mut resolve = wit_bindgen_core::wit_parser::Resolve::default();
-    let (package, _) = resolve
-        .push_dir(support.join("wit"))
-        .map_err(|e| failed("reading the WIT contract", e))?;
-    let world = resolve
-        .select_world(&[package], Some("plugin"))
-        .map_err(|e| failed("selecting the plugin world", e))?;
-    let mut files = wit_bindgen_core::Files::default();
-    wit_bindgen_c::Opts::default()
-        .build()
-        .generate(&mut resolve, world, &mut files)
-        .map_err(|e| failed("generating C bindings", e))?;
     let bindings = support.join("bindings");
-    for (file, contents) in files.iter() {
-        let path = bindings.join(file);
-        std::fs::create_dir_all(&bindings).map_err(|source| BuildError::Io {
-            path: bindings.clone(),
-            source,
-        })?;
-        std::fs::write(&path, contents).map_err(|source| BuildError::Io { path, source })?;
-    }
+    c_bindings(&support.join("wit"), &bindings)?;
     // 2. The core module: the project's sources plus the bindings, as a WASI reactor.
     let mut sources: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| BuildError::Io {
@@ -346,9 +326,49 @@ fn build_c(dir: &Path, name: &str, output: Option<&Path>) -> Result<PathBuf, Bui
         source,
     })?;
     let _ = std::fs::remove_dir_all(&support);
+    let component = componentize_reactor(&module)?;
+    std::fs::write(&output, component).map_err(|source| BuildError::Io {
+        path: output.clone(),
+        source,
+    })?;
+    Ok(output)
+}
+
+/// A failure of the in-process toolchain during `what`.
+fn toolchain_failed(what: &str, e: anyhow::Error) -> BuildError {
+    BuildError::NoComponent(format!("{what}: {e:#}"))
+}
+
+/// Generate the C bindings of the plugin world in `wit` into `bindings`.
+fn c_bindings(wit: &Path, bindings: &Path) -> Result<(), BuildError> {
+    let mut resolve = wit_bindgen_core::wit_parser::Resolve::default();
+    let (package, _) = resolve
+        .push_dir(wit)
+        .map_err(|e| toolchain_failed("reading the WIT contract", e))?;
+    let world = resolve
+        .select_world(&[package], Some("plugin"))
+        .map_err(|e| toolchain_failed("selecting the plugin world", e))?;
+    let mut files = wit_bindgen_core::Files::default();
+    wit_bindgen_c::Opts::default()
+        .build()
+        .generate(&mut resolve, world, &mut files)
+        .map_err(|e| toolchain_failed("generating C bindings", e))?;
+    for (file, contents) in files.iter() {
+        let path = bindings.join(file);
+        std::fs::create_dir_all(bindings).map_err(|source| BuildError::Io {
+            path: bindings.to_owned(),
+            source,
+        })?;
+        std::fs::write(&path, contents).map_err(|source| BuildError::Io { path, source })?;
+    }
+    Ok(())
+}
+
+/// A core WASI reactor module as a component, with the preview 1 adapter.
+fn componentize_reactor(module: &[u8]) -> Result<Vec<u8>, BuildError> {
     use wasi_preview1_component_adapter_provider as adapter;
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)
+    wit_component::ComponentEncoder::default()
+        .module(module)
         .and_then(|encoder| {
             encoder.validate(true).adapter(
                 adapter::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
@@ -356,12 +376,7 @@ fn build_c(dir: &Path, name: &str, output: Option<&Path>) -> Result<PathBuf, Bui
             )
         })
         .and_then(|encoder| encoder.encode())
-        .map_err(|e| failed("making the component", e))?;
-    std::fs::write(&output, component).map_err(|source| BuildError::Io {
-        path: output.clone(),
-        source,
-    })?;
-    Ok(output)
+        .map_err(|e| toolchain_failed("making the component", e))
 }
 
 /// `clang`, or Debian's versioned `clang-19` when no plain `clang` is installed.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
+use weir_host::telemetry::names;
 
 /// `weir status` could not read the endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +151,9 @@ fn total(snapshot: &Snapshot, name: &str, pipeline: &str) -> f64 {
         .fold(0.0, |sum, v| sum + v)
 }
 
+/// Committed offsets by pipeline, topic and partition.
+type CommittedOffsets = BTreeMap<(String, String, String), f64>;
+
 /// Render `current` as text; with `previous`, partitions get a rate (committed
 /// records per second between the two).
 pub fn render(addr: &str, current: &Snapshot, previous: Option<&Snapshot>) -> String {
@@ -159,106 +163,123 @@ pub fn render(addr: &str, current: &Snapshot, previous: Option<&Snapshot>) -> St
     let pipelines: std::collections::BTreeSet<&str> = current
         .samples
         .iter()
-        .filter(|s| s.name == "weir_assigned_partitions")
+        .filter(|s| s.name == names::ASSIGNED_PARTITIONS)
         .map(|s| s.label("pipeline"))
         .collect();
-    // Committed offsets of the previous look, by pipeline, topic and partition.
-    let committed_before: BTreeMap<(String, String, String), f64> = previous
-        .map(|p| {
-            p.samples
-                .iter()
-                .filter(|s| s.name == "weir_committed_offset")
-                .map(|s| {
-                    let key = (s.label("pipeline"), s.label("topic"), s.label("partition"));
-                    (
-                        (key.0.to_string(), key.1.to_string(), key.2.to_string()),
-                        s.value,
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let committed_before = previous.map(committed_offsets).unwrap_or_default();
     let elapsed = previous.map(|p| current.at.duration_since(p.at).as_secs_f64());
     for pipeline in pipelines {
-        let count = |name| total(current, name, pipeline);
+        render_pipeline(&mut out, current, pipeline);
+        render_partitions(&mut out, current, pipeline, &committed_before, elapsed);
+    }
+    out
+}
+
+/// The committed offsets in `snapshot`.
+fn committed_offsets(snapshot: &Snapshot) -> CommittedOffsets {
+    snapshot
+        .samples
+        .iter()
+        .filter(|s| s.name == names::COMMITTED_OFFSET)
+        .map(|s| {
+            let key = (s.label("pipeline"), s.label("topic"), s.label("partition"));
+            (
+                (key.0.to_string(), key.1.to_string(), key.2.to_string()),
+                s.value,
+            )
+        })
+        .collect()
+}
+
+/// A pipeline's counts and plugin versions.
+fn render_pipeline(out: &mut String, current: &Snapshot, pipeline: &str) {
+    let count = |name| total(current, name, pipeline);
+    let _ = writeln!(
+        out,
+        "\npipeline {pipeline}: consumed {}  outputs {}  dead-lettered {}  failed {}  in flight {}  paused {}  restarts {}",
+        count(names::RECORDS_CONSUMED),
+        // Acknowledged records count dead letters too.
+        count(names::RECORDS_PRODUCED) - count(names::RECORDS_DEAD_LETTERED),
+        count(names::RECORDS_DEAD_LETTERED),
+        count(names::RECORD_FAILURES),
+        count(names::IN_FLIGHT_RECORDS),
+        count(names::PAUSED_PARTITIONS),
+        count(names::PIPELINE_RESTARTS),
+    );
+    for plugin in current
+        .samples
+        .iter()
+        .filter(|s| s.name == names::PLUGIN_INFO && s.label("pipeline") == pipeline)
+    {
+        let version = plugin.label("version");
         let _ = writeln!(
             out,
-            "\npipeline {pipeline}: consumed {}  outputs {}  dead-lettered {}  failed {}  in flight {}  paused {}  restarts {}",
-            count("weir_records_consumed_total"),
-            // Acknowledged records count dead letters too.
-            count("weir_records_produced_total") - count("weir_records_dead_lettered_total"),
-            count("weir_records_dead_lettered_total"),
-            count("weir_record_failures_total"),
-            count("weir_in_flight_records"),
-            count("weir_paused_partitions"),
-            count("weir_pipeline_restarts_total"),
+            "  plugin {}  version {}",
+            plugin.label("plugin"),
+            &version[..version.len().min(12)]
         );
-        for plugin in current
-            .samples
-            .iter()
-            .filter(|s| s.name == "weir_plugin_info" && s.label("pipeline") == pipeline)
-        {
-            let version = plugin.label("version");
-            let _ = writeln!(
-                out,
-                "  plugin {}  version {}",
-                plugin.label("plugin"),
-                &version[..version.len().min(12)]
-            );
-        }
+    }
+}
+
+/// A pipeline's partitions: offsets, lag and, with a previous look, the rate.
+fn render_partitions(
+    out: &mut String,
+    current: &Snapshot,
+    pipeline: &str,
+    committed_before: &CommittedOffsets,
+    elapsed: Option<f64>,
+) {
+    let _ = writeln!(
+        out,
+        "  {:<32} {:>12} {:>12} {:>10} {:>10}",
+        "topic/partition", "committed", "high", "lag", "rate/s"
+    );
+    let mut partitions: Vec<&Sample> = current
+        .samples
+        .iter()
+        .filter(|s| s.name == names::CONSUMER_LAG && s.label("pipeline") == pipeline)
+        .collect();
+    partitions.sort_by_key(|s| {
+        (
+            s.label("topic").to_string(),
+            s.label("partition").parse::<i32>().unwrap_or(-1),
+        )
+    });
+    for lag in partitions {
+        let key = (
+            pipeline.to_string(),
+            lag.label("topic").to_string(),
+            lag.label("partition").to_string(),
+        );
+        let of = |name: &str| {
+            current
+                .samples
+                .iter()
+                .find(|s| {
+                    s.name == name
+                        && s.label("pipeline") == pipeline
+                        && s.label("topic") == key.1
+                        && s.label("partition") == key.2
+                })
+                .map_or(f64::NAN, |s| s.value)
+        };
+        let committed = of(names::COMMITTED_OFFSET);
+        let rate = match (committed_before.get(&key), elapsed) {
+            (Some(before), Some(secs)) if secs > 0.0 && *before >= 0.0 && committed >= 0.0 => {
+                format!("{:.1}", (committed - before).max(0.0) / secs)
+            }
+            _ => "-".to_string(),
+        };
         let _ = writeln!(
             out,
             "  {:<32} {:>12} {:>12} {:>10} {:>10}",
-            "topic/partition", "committed", "high", "lag", "rate/s"
+            format!("{}/{}", key.1, key.2),
+            committed,
+            of(names::HIGH_WATERMARK),
+            lag.value,
+            rate
         );
-        let mut partitions: Vec<&Sample> = current
-            .samples
-            .iter()
-            .filter(|s| s.name == "weir_consumer_lag" && s.label("pipeline") == pipeline)
-            .collect();
-        partitions.sort_by_key(|s| {
-            (
-                s.label("topic").to_string(),
-                s.label("partition").parse::<i32>().unwrap_or(-1),
-            )
-        });
-        for lag in partitions {
-            let key = (
-                pipeline.to_string(),
-                lag.label("topic").to_string(),
-                lag.label("partition").to_string(),
-            );
-            let of = |name: &str| {
-                current
-                    .samples
-                    .iter()
-                    .find(|s| {
-                        s.name == name
-                            && s.label("pipeline") == pipeline
-                            && s.label("topic") == key.1
-                            && s.label("partition") == key.2
-                    })
-                    .map_or(f64::NAN, |s| s.value)
-            };
-            let committed = of("weir_committed_offset");
-            let rate = match (committed_before.get(&key), elapsed) {
-                (Some(before), Some(secs)) if secs > 0.0 && *before >= 0.0 && committed >= 0.0 => {
-                    format!("{:.1}", (committed - before).max(0.0) / secs)
-                }
-                _ => "-".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "  {:<32} {:>12} {:>12} {:>10} {:>10}",
-                format!("{}/{}", key.1, key.2),
-                committed,
-                of("weir_high_watermark"),
-                lag.value,
-                rate
-            );
-        }
     }
-    out
 }
 
 /// Run `weir status` until interrupted (or once), writing to stdout.

@@ -196,17 +196,27 @@ impl RunArgs {
         if self.cache_dir.is_some() {
             c.plugin.cache_dir = self.cache_dir;
         }
-        for arg in &self.plugin_config {
-            let (k, v) = parse_key_value("--plugin-config", arg)?;
-            c.plugin.config.insert(k, v);
-        }
-        for arg in &self.librdkafka {
-            let (k, v) = parse_key_value("-X", arg)?;
-            c.librdkafka.insert(k, v);
-        }
+        add_key_values(&mut c, &self.plugin_config, &self.librdkafka)?;
         c.validate()?;
         Ok(c)
     }
+}
+
+/// Add the `--plugin-config` and `-X` `KEY=VALUE` arguments to `c`.
+fn add_key_values(
+    c: &mut RunConfig,
+    plugin_config: &[String],
+    librdkafka: &[String],
+) -> Result<(), ConfigError> {
+    for arg in plugin_config {
+        let (k, v) = parse_key_value("--plugin-config", arg)?;
+        c.plugin.config.insert(k, v);
+    }
+    for arg in librdkafka {
+        let (k, v) = parse_key_value("-X", arg)?;
+        c.librdkafka.insert(k, v);
+    }
+    Ok(())
 }
 
 /// How long leftover background tasks get once `run` has returned.

@@ -6,73 +6,18 @@
 //! Handles hold the hot-path metrics already resolved to their labels, so that
 //! counting a record is one atomic add, not a map lookup.
 
+use super::families::{Families, Labels};
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-/// A metric's labels, in order.
-type Labels = Vec<(&'static str, String)>;
-/// A family of histograms sharing bucket boundaries.
-type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
-
-/// Every metric family Weir exports.
-#[derive(Clone)]
-struct Families {
-    consumed: Family<Labels, Counter>,
-    processed: Family<Labels, Counter>,
-    retries: Family<Labels, Counter>,
-    failures: Family<Labels, Counter>,
-    produced: Family<Labels, Counter>,
-    dead_lettered: Family<Labels, Counter>,
-    skipped: Family<Labels, Counter>,
-    batch_records: Histograms,
-    plugin_call: Histograms,
-    end_to_end: Histograms,
-    commits: Family<Labels, Counter>,
-    commit_duration: Histograms,
-    assigned_total: Family<Labels, Counter>,
-    revoked_total: Family<Labels, Counter>,
-    assigned: Family<Labels, Gauge>,
-    in_flight_records: Family<Labels, Gauge>,
-    in_flight_bytes: Family<Labels, Gauge>,
-    paused: Family<Labels, Gauge>,
-    producer_queue: Family<Labels, Gauge>,
-    lag: Family<Labels, Gauge>,
-    committed_offset: Family<Labels, Gauge>,
-    high_watermark: Family<Labels, Gauge>,
-    restarts: Family<Labels, Counter>,
-    plugin_info: Family<Labels, Gauge>,
-    reloads: Family<Labels, Counter>,
-}
-
-fn batch_buckets() -> Histogram {
-    Histogram::new([
-        1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
-    ])
-}
-
-/// 50 µs to ≈ 6.5 s.
-fn call_buckets() -> Histogram {
-    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
-}
-
-/// 1 ms to ≈ 9 min.
-fn latency_buckets() -> Histogram {
-    Histogram::new(exponential_buckets(0.001, 2.0, 20))
-}
-
-/// 1 ms to ≈ 16 s.
-fn commit_buckets() -> Histogram {
-    Histogram::new(exponential_buckets(0.001, 2.0, 15))
-}
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The process's metrics registry.
 pub struct Metrics {
@@ -89,153 +34,7 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every Weir metric registered (and no samples yet).
     pub fn new() -> Self {
-        let families = Families {
-            consumed: Family::default(),
-            processed: Family::default(),
-            retries: Family::default(),
-            failures: Family::default(),
-            produced: Family::default(),
-            dead_lettered: Family::default(),
-            skipped: Family::default(),
-            batch_records: Family::new_with_constructor(batch_buckets),
-            plugin_call: Family::new_with_constructor(call_buckets),
-            end_to_end: Family::new_with_constructor(latency_buckets),
-            commits: Family::default(),
-            commit_duration: Family::new_with_constructor(commit_buckets),
-            assigned_total: Family::default(),
-            revoked_total: Family::default(),
-            assigned: Family::default(),
-            in_flight_records: Family::default(),
-            in_flight_bytes: Family::default(),
-            paused: Family::default(),
-            producer_queue: Family::default(),
-            lag: Family::default(),
-            committed_offset: Family::default(),
-            high_watermark: Family::default(),
-            restarts: Family::default(),
-            plugin_info: Family::default(),
-            reloads: Family::default(),
-        };
-        let mut registry = Registry::with_prefix("weir");
-        let f = families.clone();
-        let r = &mut registry;
-        r.register(
-            "records_consumed",
-            "Records received from the input topics (records read again after a rebalance or restart count again)",
-            f.consumed,
-        );
-        r.register(
-            "records_processed",
-            "Records a plugin processed without failing",
-            f.processed,
-        );
-        r.register(
-            "record_retries",
-            "Plugin calls repeated for a retryable error",
-            f.retries,
-        );
-        r.register("record_failures", "Records given up on, by plugin and failure kind (trap, timeout, oom, fuel, contract, error, output-limit, produce)", f.failures);
-        r.register(
-            "records_produced",
-            "Records the broker acknowledged, by target topic (outputs and dead letters; in exactly-once mode also those of transactions later aborted)",
-            f.produced,
-        );
-        r.register(
-            "records_dead_lettered",
-            "Dead letters the broker acknowledged, by dead-letter topic",
-            f.dead_lettered,
-        );
-        r.register(
-            "records_skipped",
-            "Failed records skipped under the skip policy",
-            f.skipped,
-        );
-        r.register(
-            "batch_records",
-            "Records per batch handed to the plugin chain",
-            f.batch_records,
-        );
-        r.register(
-            "plugin_call_seconds",
-            "Duration of one plugin call (a batch, or one record while isolating a failure)",
-            f.plugin_call,
-        );
-        r.register(
-            "end_to_end_latency_seconds",
-            "From a record's timestamp to the acknowledgement of all its outputs",
-            f.end_to_end,
-        );
-        r.register(
-            "commits",
-            "Offset or transaction commits, by result",
-            f.commits,
-        );
-        r.register(
-            "commit_seconds",
-            "Duration of the commits Weir makes itself (revocation, shutdown, transactions)",
-            f.commit_duration,
-        );
-        r.register(
-            "partitions_assigned",
-            "Partitions assigned to this process by rebalances",
-            f.assigned_total,
-        );
-        r.register(
-            "partitions_revoked",
-            "Partitions revoked from this process by rebalances",
-            f.revoked_total,
-        );
-        r.register(
-            "assigned_partitions",
-            "Partitions currently assigned",
-            f.assigned,
-        );
-        r.register(
-            "in_flight_records",
-            "Records consumed whose work is not finished",
-            f.in_flight_records,
-        );
-        r.register(
-            "in_flight_bytes",
-            "Bytes of records consumed whose work is not finished",
-            f.in_flight_bytes,
-        );
-        r.register(
-            "paused_partitions",
-            "Partitions paused for backpressure",
-            f.paused,
-        );
-        r.register(
-            "producer_queue_messages",
-            "Records handed to the producer and not yet acknowledged",
-            f.producer_queue,
-        );
-        r.register(
-            "consumer_lag",
-            "High watermark minus committed offset, per assigned partition",
-            f.lag,
-        );
-        r.register(
-            "committed_offset",
-            "The group's committed offset, per assigned partition",
-            f.committed_offset,
-        );
-        r.register(
-            "high_watermark",
-            "The partition's high watermark, per assigned partition",
-            f.high_watermark,
-        );
-        r.register(
-            "pipeline_restarts",
-            "Restarts of a pipeline after a Kafka failure",
-            f.restarts,
-        );
-        r.register(
-            "plugin_info",
-            "The plugin version in use (SHA-256 of its .wasm file); always 1",
-            f.plugin_info,
-        );
-        r.register("plugin_reloads", "Plugin reloads, by result", f.reloads);
+        let (registry, families) = Families::registry();
         Self { registry, families }
     }
 

@@ -1,7 +1,10 @@
 //! What Weir tells its operators: Prometheus metrics and per-pipeline health.
 
+mod families;
 mod health;
 pub mod metrics;
+
+pub use families::names;
 
 pub use health::{PipelineHealth, Readiness};
 pub use metrics::{Metrics, PartitionOffsets, PipelineMetrics, PluginMetrics};

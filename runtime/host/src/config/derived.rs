@@ -1,0 +1,139 @@
+//! Values derived from the settings: the pipelines of a process, the
+//! transactional id, timeouts in force, the admin address, dead-letter topics.
+
+use super::{ConfigError, PluginConfig, RunConfig, DEFAULT_TRANSACTION_TIMEOUT};
+use std::path::Path;
+use std::time::Duration;
+
+impl RunConfig {
+    /// Read a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    /// Every pipeline of the process as a configuration of its own: the
+    /// top-level one first, then each `[[pipeline]]`.
+    pub fn pipelines(&self) -> Vec<RunConfig> {
+        let top = RunConfig {
+            pipeline: Vec::new(),
+            ..self.clone()
+        };
+        let mut all = vec![top.clone()];
+        for (n, extra) in self.pipeline.iter().enumerate() {
+            all.push(RunConfig {
+                group: extra
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{}", self.group, extra.plugin.display_name())),
+                topics: extra.topics.clone(),
+                output_topic: extra.output_topic.clone(),
+                plugin: extra.plugin.clone(),
+                then: extra.then.clone(),
+                // Each pipeline's transactional producer needs an id of its own.
+                transactional_id: self
+                    .transactional_id
+                    .as_ref()
+                    .map(|id| format!("{id}-{}", n + 1)),
+                ..top.clone()
+            });
+        }
+        all
+    }
+
+    /// The transactional id to use in exactly-once mode.
+    pub fn transactional_id(&self) -> String {
+        match (&self.transactional_id, &self.instance_id) {
+            (Some(id), _) => id.clone(),
+            (None, Some(instance)) => format!("weir-{}-{instance}", self.group),
+            (None, None) => {
+                let host = std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "host".to_string());
+                format!("weir-{}-{host}-{}", self.group, std::process::id())
+            }
+        }
+    }
+
+    /// How long the broker lets a transaction stay open before aborting it: the
+    /// librdkafka property if set, else [`DEFAULT_TRANSACTION_TIMEOUT`].
+    pub fn transaction_timeout(&self) -> Result<Duration, ConfigError> {
+        self.librdkafka_millis("transaction.timeout.ms")
+            .map(|ms| ms.unwrap_or(DEFAULT_TRANSACTION_TIMEOUT))
+    }
+
+    /// The in-flight byte budget.
+    pub fn max_in_flight_bytes(&self) -> usize {
+        usize::try_from(self.max_in_flight_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
+    /// The consumer session timeout in force: the librdkafka property if set,
+    /// else librdkafka's default.
+    pub(super) fn session_timeout(&self) -> Result<Duration, ConfigError> {
+        self.librdkafka_millis("session.timeout.ms")
+            .map(|ms| ms.unwrap_or(Duration::from_millis(45_000)))
+    }
+
+    /// A librdkafka passthrough property given in milliseconds, if set.
+    pub(super) fn librdkafka_millis(
+        &self,
+        key: &'static str,
+    ) -> Result<Option<Duration>, ConfigError> {
+        self.librdkafka
+            .get(key)
+            .map(|ms| {
+                ms.parse()
+                    .map(Duration::from_millis)
+                    .map_err(|_| ConfigError::Invalid {
+                        key,
+                        reason: format!("`{ms}` is not a number of milliseconds"),
+                    })
+            })
+            .transpose()
+    }
+
+    /// The admin endpoint's address, `None` when turned off.
+    pub fn admin_socket(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        match self.admin_addr.trim() {
+            "off" | "" => Ok(None),
+            addr => addr.parse().map(Some).map_err(|_| ConfigError::Invalid {
+                key: "admin_addr",
+                reason: format!(
+                    "`{addr}` is not an IP:port address (e.g. 127.0.0.1:9898) or `off`"
+                ),
+            }),
+        }
+    }
+
+    /// Where records from `source` that the plugin failed on are written under the
+    /// `dlq` policy.
+    pub fn dead_letter_topic(&self, source: &str) -> String {
+        match &self.plugin.failure.dlq_topic {
+            Some(topic) => topic.clone(),
+            None => format!("{source}.dlq"),
+        }
+    }
+
+    /// Every plugin, in the order records go through them.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginConfig> {
+        std::iter::once(&self.plugin).chain(&self.then)
+    }
+}
+
+impl PluginConfig {
+    /// The plugin's display name: the configured one, or the file stem.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "plugin".to_string())
+        })
+    }
+}

@@ -1,0 +1,196 @@
+//! Parsing, defaults and validation of configurations.
+
+use super::*;
+use std::time::Duration;
+
+#[test]
+fn defaults_are_sane_and_a_full_file_parses() {
+    let d = RunConfig::default();
+    assert_eq!(d.batch.max_records, 500);
+    assert_eq!(d.plugin.timeout, Duration::from_secs(5));
+    assert_eq!(d.auto_offset_reset, OffsetReset::Earliest);
+
+    let c: RunConfig = toml::from_str(
+        r#"
+        brokers = "k:9092"
+        group = "g"
+        topics = ["a", "b"]
+        output_topic = "out"
+        auto_offset_reset = "latest"
+        drain_timeout = "10s"
+        commit_interval = "200ms"
+        max_in_flight_mib = 16
+        [plugin]
+        path = "x.wasm"
+        timeout = "250ms"
+        config = { field = "country" }
+        [plugin.failure]
+        policy = "skip"
+        max_attempts = 5
+        retry_backoff = "10ms"
+        [batch]
+        linger = "1ms"
+        [librdkafka]
+        "security.protocol" = "SSL"
+        "#,
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.plugin.timeout, Duration::from_millis(250));
+    assert_eq!(c.plugin.config["field"], "country");
+    assert_eq!(c.librdkafka["security.protocol"], "SSL");
+    assert_eq!(c.plugin.display_name(), "x");
+    assert_eq!(c.commit_interval, Duration::from_millis(200));
+    assert_eq!(c.max_in_flight_bytes(), 16 << 20);
+    assert_eq!(c.plugin.failure.policy, FailurePolicy::Skip);
+    assert_eq!(c.plugin.failure.max_attempts, 5);
+    assert_eq!(c.plugin.failure.retry_backoff, Duration::from_millis(10));
+    assert_eq!(c.dead_letter_topic("a"), "a.dlq");
+}
+
+#[test]
+fn a_dead_letter_topic_must_not_be_an_input_or_the_output() {
+    let mut c: RunConfig = toml::from_str(
+        "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\n[plugin]\npath = \"p.wasm\"\n[plugin.failure]\ndlq_topic = \"o\"",
+    )
+    .unwrap();
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("dlq_topic"), "{err}");
+    c.plugin.failure.dlq_topic = None;
+    c.topics.push("t.dlq".into());
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("`t.dlq`"), "{err}");
+    c.plugin.failure.policy = FailurePolicy::Skip;
+    c.validate().unwrap();
+}
+
+#[test]
+fn unknown_keys_and_missing_settings_are_reported() {
+    assert!(toml::from_str::<RunConfig>("brokerz = 1").is_err());
+    let err = RunConfig::default().validate().unwrap_err().to_string();
+    assert!(
+        err.contains("--brokers") && err.contains("WEIR_BROKERS"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_drain_deadline_must_be_below_the_session_timeout() {
+    let mut c: RunConfig = toml::from_str(
+        "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\n[plugin]\npath = \"p.wasm\"",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    c.librdkafka
+        .insert("session.timeout.ms".into(), "6000".into());
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("drain_timeout"), "{err}");
+    c.drain_timeout = Duration::from_secs(5);
+    c.validate().unwrap();
+}
+
+#[test]
+fn exactly_once_commits_within_the_transaction_timeout() {
+    let mut c: RunConfig = toml::from_str(
+        "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\nexactly_once = true\ncommit_interval = \"10s\"\n[plugin]\npath = \"p.wasm\"",
+    )
+    .unwrap();
+    let err = c.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("commit_interval") && err.contains("a third of transaction.timeout.ms"),
+        "{err}"
+    );
+    c.librdkafka
+        .insert("transaction.timeout.ms".into(), "30000".into());
+    c.validate().unwrap();
+    assert_eq!(c.transaction_timeout().unwrap(), Duration::from_secs(30));
+    c.librdkafka
+        .insert("message.timeout.ms".into(), "60000".into());
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("message.timeout.ms"), "{err}");
+}
+
+#[test]
+fn the_instance_id_names_the_transactional_id() {
+    let mut c: RunConfig = toml::from_str(
+        "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\ninstance_id = \"node-1\"\n[plugin]\npath = \"p.wasm\"",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.transactional_id(), "weir-g-node-1");
+    c.transactional_id = Some("mine".into());
+    assert_eq!(c.transactional_id(), "mine");
+    c.librdkafka
+        .insert("group.instance.id".into(), "node-1".into());
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("--instance-id"), "{err}");
+}
+
+#[test]
+fn a_chain_needs_distinct_names_and_valid_stages() {
+    let mut c: RunConfig = toml::from_str(
+        "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\n[plugin]\npath = \"a/p.wasm\"\n[[then]]\npath = \"b/q.wasm\"\ntimeout = \"1s\"",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    let names: Vec<String> = c.plugins().map(PluginConfig::display_name).collect();
+    assert_eq!(names, ["p", "q"]);
+    assert_eq!(c.then[0].timeout, Duration::from_secs(1));
+    c.then[0].path = "c/p.wasm".into();
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("named `p`"), "{err}");
+    c.then[0].name = Some("second".into());
+    c.then[0].instances = Some(0);
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("plugin `second`"), "{err}");
+}
+
+#[test]
+fn more_pipelines_share_the_settings_and_need_their_own_group_and_names() {
+    let c: RunConfig = toml::from_str(
+        r#"
+        brokers = "b"
+        group = "g"
+        topics = ["a"]
+        output_topic = "a-out"
+        commit_interval = "2s"
+        [plugin]
+        path = "up.wasm"
+        [[pipeline]]
+        topics = ["b"]
+        output_topic = "b-out"
+        [pipeline.plugin]
+        path = "filter.wasm"
+        "#,
+    )
+    .unwrap();
+    c.validate().unwrap();
+    let all = c.pipelines();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].group, "g-filter");
+    assert_eq!(all[1].topics, ["b"]);
+    assert_eq!(all[1].commit_interval, Duration::from_secs(2));
+    let mut same_group = c.clone();
+    same_group.pipeline[0].group = Some("g".into());
+    assert!(same_group
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("consumer group `g`"));
+    let mut same_name = c.clone();
+    same_name.pipeline[0].plugin.path = "other/up.wasm".into();
+    assert!(same_name
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("named `up`"));
+}
+
+#[test]
+fn key_values_need_an_equals_sign() {
+    assert_eq!(
+        parse_key_value("-X", "a.b=c=d").unwrap(),
+        ("a.b".to_string(), "c=d".to_string())
+    );
+    assert!(parse_key_value("-X", "novalue").is_err());
+}

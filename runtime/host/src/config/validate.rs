@@ -1,0 +1,238 @@
+//! Checking a configuration before anything starts: required settings,
+//! ranges, and rules across fields (timeouts against each other, topic names
+//! that must differ). Each error names the setting and what to do.
+
+use super::{ConfigError, FailurePolicy, PluginConfig, RunConfig};
+use std::time::Duration;
+
+impl RunConfig {
+    /// Check required settings and cross-field rules, of every pipeline.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let pipelines = self.pipelines();
+        let mut groups = std::collections::BTreeSet::new();
+        let mut names = std::collections::BTreeSet::new();
+        for pipeline in &pipelines {
+            pipeline.validate_pipeline()?;
+            if !groups.insert(pipeline.group.clone()) {
+                return Err(ConfigError::Invalid {
+                    key: "pipeline.group",
+                    reason: format!(
+                        "two pipelines use consumer group `{}`; give each its own",
+                        pipeline.group
+                    ),
+                });
+            }
+            for plugin in pipeline.plugins() {
+                if !names.insert(plugin.display_name()) {
+                    return Err(ConfigError::Invalid {
+                        key: "plugin.name",
+                        reason: format!(
+                            "two plugins are named `{}`; give each a `name` of its own",
+                            plugin.display_name()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check one pipeline's settings.
+    fn validate_pipeline(&self) -> Result<(), ConfigError> {
+        self.check_required()?;
+        self.check_processing()?;
+        self.check_kafka()
+    }
+
+    /// The settings every pipeline needs are there.
+    fn check_required(&self) -> Result<(), ConfigError> {
+        let missing = |what, flag, env, key| ConfigError::Missing {
+            what,
+            flag,
+            env,
+            key,
+        };
+        if self.brokers.trim().is_empty() {
+            return Err(missing("brokers", "--brokers", "WEIR_BROKERS", "brokers"));
+        }
+        if self.group.trim().is_empty() {
+            return Err(missing("consumer group", "--group", "WEIR_GROUP", "group"));
+        }
+        if self.topics.is_empty() {
+            return Err(missing("input topic", "--topic", "WEIR_TOPICS", "topics"));
+        }
+        if self.output_topic.trim().is_empty() {
+            return Err(missing(
+                "output topic",
+                "--output-topic",
+                "WEIR_OUTPUT_TOPIC",
+                "output_topic",
+            ));
+        }
+        if self.plugin.path.as_os_str().is_empty() {
+            return Err(missing("plugin", "--plugin", "WEIR_PLUGIN", "plugin.path"));
+        }
+        Ok(())
+    }
+
+    /// Batching, plugins and the failure policy.
+    fn check_processing(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_string(),
+        };
+        if self.batch.max_records == 0 {
+            return Err(invalid("batch.max_records", "must be at least 1"));
+        }
+        if self.batch.partition_buffer < self.batch.max_records {
+            return Err(invalid(
+                "batch.partition_buffer",
+                "must be at least batch.max_records",
+            ));
+        }
+        for stage in self.plugins() {
+            stage.validate()?;
+        }
+        let failure = &self.plugin.failure;
+        if failure.max_attempts == 0 {
+            return Err(invalid(
+                "plugin.failure.max_attempts",
+                "must be at least 1 (the first call counts)",
+            ));
+        }
+        if failure.retry_backoff_max < failure.retry_backoff {
+            return Err(invalid(
+                "plugin.failure.retry_backoff_max",
+                "must be at least plugin.failure.retry_backoff",
+            ));
+        }
+        if failure.policy == FailurePolicy::Dlq {
+            for topic in &self.topics {
+                let dlq = self.dead_letter_topic(topic);
+                if self.topics.contains(&dlq) || dlq == self.output_topic {
+                    return Err(ConfigError::Invalid {
+                        key: "plugin.failure.dlq_topic",
+                        reason: format!(
+                            "`{dlq}` is also an input or the output topic; name a topic of its own"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit, flow and client settings, and their limits against the
+    /// transaction and session timeouts.
+    fn check_kafka(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_string(),
+        };
+        self.admin_socket()?;
+        if self.stats_interval < Duration::from_millis(100) {
+            return Err(invalid(
+                "stats_interval",
+                "must be at least 100ms (librdkafka's statistics cost CPU on every report)",
+            ));
+        }
+        if self.commit_interval.is_zero() {
+            return Err(invalid("commit_interval", "must be above zero"));
+        }
+        if self.max_in_flight_mib == 0 {
+            return Err(invalid("max_in_flight_mib", "must be at least 1"));
+        }
+        if self.librdkafka.contains_key("statistics.interval.ms") {
+            return Err(invalid(
+                "librdkafka.statistics.interval.ms",
+                "Weir sets it from stats_interval (the lag metrics and readiness need it); set stats_interval instead",
+            ));
+        }
+        if self.librdkafka.contains_key("group.instance.id") {
+            return Err(invalid(
+                "librdkafka.group.instance.id",
+                "set instance_id (--instance-id) instead; Weir also derives the transactional id from it",
+            ));
+        }
+        if self.exactly_once {
+            let transaction = self.transaction_timeout()?;
+            // A transaction stays open up to about two commit intervals (the
+            // interval, then a drain's first commit) plus the commit itself.
+            if self.commit_interval * 3 > transaction {
+                return Err(ConfigError::Invalid {
+                    key: "commit_interval",
+                    reason: format!(
+                        "{:?} must be at most a third of transaction.timeout.ms ({transaction:?}) in exactly-once mode, or the broker may abort transactions before they commit",
+                        self.commit_interval
+                    ),
+                });
+            }
+            for key in ["message.timeout.ms", "delivery.timeout.ms"] {
+                if let Some(timeout) = self.librdkafka_millis(key)? {
+                    if timeout > transaction {
+                        return Err(ConfigError::Invalid {
+                            key,
+                            reason: format!(
+                                "{timeout:?} must not exceed transaction.timeout.ms ({transaction:?}) in exactly-once mode (librdkafka refuses it); raise -X transaction.timeout.ms too"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        let session = self.session_timeout()?;
+        if self.drain_timeout >= session {
+            return Err(ConfigError::Invalid {
+                key: "drain_timeout",
+                reason: format!(
+                    "{:?} must be shorter than the session timeout ({session:?}), or the group evicts this member while it drains",
+                    self.drain_timeout
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl PluginConfig {
+    /// Check this plugin's own settings.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: format!("{reason} (plugin `{}`)", self.display_name()),
+        };
+        if self.path.as_os_str().is_empty() {
+            return Err(invalid("then.path", "every plugin needs a path"));
+        }
+        if self.instances == Some(0) {
+            return Err(invalid("plugin.instances", "must be at least 1"));
+        }
+        if self.max_memory_mib == 0 {
+            return Err(invalid("plugin.max_memory_mib", "must be at least 1"));
+        }
+        if self.timeout.is_zero() {
+            return Err(invalid("plugin.timeout", "must be above zero"));
+        }
+        if self.fuel == Some(0) {
+            return Err(invalid("plugin.fuel", "must be at least 1 (or unset)"));
+        }
+        if self.max_outputs_per_record == 0 || self.max_output_bytes_per_record == 0 {
+            return Err(invalid(
+                "plugin.max_outputs_per_record",
+                "limits on outputs per record must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Split a `KEY=VALUE` argument.
+pub fn parse_key_value(flag: &'static str, arg: &str) -> Result<(String, String), ConfigError> {
+    match arg.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(ConfigError::KeyValue {
+            flag,
+            arg: arg.to_string(),
+        }),
+    }
+}
