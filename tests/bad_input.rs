@@ -1,6 +1,7 @@
 //! Bad input gives one clear error line and a non-zero exit, never a panic or a
 //! hang: missing or invalid plugins, a plugin for another contract, a plugin that
-//! refuses its config, missing settings, an unreachable broker, a missing topic.
+//! refuses its config, missing settings, an unreachable broker, a missing topic;
+//! and records no producer should write, which are processed, not fatal.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -116,4 +117,33 @@ fn a_missing_topic() {
     let topic = unique("no-such-topic");
     let args = args_with("g", &brokers(), &topic, plugin.to_str().unwrap(), &[]);
     expect_failure(&args, 1, &format!("topic `{topic}` does not exist"));
+}
+
+/// Kafka header keys are bytes; one that is not UTF-8 once panicked the
+/// consumer thread (rdkafka unwraps it), so one hostile producer could put a
+/// whole consumer group in a crash loop.
+#[tokio::test]
+async fn a_header_key_that_is_not_utf8_is_read_lossily_not_fatal() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("raw-header").await;
+    produce(&input, &[TestRecord::new("k", b"before", &[])]).await;
+    produce_with_raw_header_key(&input, b"bad\xff\xfekey", b"hostile");
+    produce(&input, &[TestRecord::new("k", b"after", &[])]).await;
+    let args = pipeline_args(&group, &input, &output, &example_plugin("uppercase"), &[]);
+    let weir = Weir::start(&args);
+    let mut reader = TopicReader::new(&output);
+    reader.read_until(3, Duration::from_secs(60));
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let hostile = reader
+        .records()
+        .iter()
+        .find(|r| r.value.as_deref() == Some(&b"HOSTILE"[..]))
+        .unwrap_or_else(|| {
+            panic!("the record with the raw header key was not processed; log:\n{log}")
+        });
+    assert_eq!(hostile.headers.len(), 1);
+    assert_eq!(hostile.headers[0].0, "bad\u{fffd}\u{fffd}key");
+    assert_eq!(reader.records().len(), 3);
 }

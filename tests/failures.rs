@@ -484,3 +484,88 @@ async fn refused_outputs_are_dead_lettered_and_an_unwritable_dead_letter_holds_i
     assert_eq!(kinds.len(), 5, "{kinds:?}");
     assert!(letters.iter().any(|l| l.value.as_deref() == Some(&big[..])));
 }
+
+/// A plugin may write only to the output topic and the topics the operator
+/// allows: it cannot forge dead letters or feed topics it was not given.
+#[tokio::test]
+async fn outputs_to_topics_not_allowed_fail_their_record_as_a_contract_breach() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("allowed").await;
+    let audit = unique("allowed-audit");
+    create_topic(&audit, 1).await;
+    let dlq = format!("{input}.dlq");
+    let values = [
+        "ok#0".to_string(),
+        format!("to:{dlq}#1"),
+        format!("to:{audit}#2"),
+        format!("to:{}#3", unique("allowed-elsewhere")),
+    ];
+    let records: Vec<TestRecord> = values
+        .iter()
+        .map(|v| TestRecord::new("k", v.as_bytes(), &[]))
+        .collect();
+    let ends = produce(&input, &records).await;
+    let pattern = format!("{}*", &audit[..audit.len() - 2]);
+    let weir = Weir::start(&poison_args(
+        &group,
+        &input,
+        &output,
+        1,
+        &["--allowed-output-topic", &pattern],
+    ));
+    // Read the dead-letter topic last: Weir creates it at start-up.
+    let outputs = read_all(&output, 1, Duration::from_secs(60), Duration::from_secs(1));
+    let audited = read_all(&audit, 1, Duration::from_secs(10), Duration::from_secs(1));
+    let letters = read_all(&dlq, 2, Duration::from_secs(30), Duration::from_secs(1));
+    // One key: every record is in one partition, the others are empty.
+    wait_for_committed(&group, &input, ends.values().sum(), &weir);
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+
+    assert_eq!(outputs.iter().map(value_text).collect::<Vec<_>>(), ["ok#0"]);
+    assert_eq!(
+        audited.iter().map(value_text).collect::<Vec<_>>(),
+        [values[2].clone()]
+    );
+    let mut lettered: Vec<String> = letters.iter().map(value_text).collect();
+    lettered.sort();
+    let mut expected = [values[1].clone(), values[3].clone()];
+    expected.sort();
+    assert_eq!(lettered, expected, "{log}");
+    for letter in &letters {
+        assert_eq!(header(letter, "weir.error.kind"), "contract");
+        assert!(header(letter, "weir.error.message").contains("allowed_output_topics"));
+    }
+}
+
+/// A plugin call may log a bounded number of lines through the `log` import
+/// and through stdout; the rest are dropped and counted, not written.
+#[tokio::test]
+async fn a_call_that_floods_the_log_is_cut_at_its_budget_and_the_rest_counted() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("log-flood").await;
+    produce(&input, &[TestRecord::new("k", b"log1500#0", &[])]).await;
+    let weir = Weir::start(&poison_args(&group, &input, &output, 1, &[]));
+    let outputs = read_all(&output, 1, Duration::from_secs(60), Duration::from_secs(1));
+    assert_eq!(outputs.len(), 1);
+    let dropped = |stream: &str| -> f64 {
+        scrape(&weir.admin_addr())
+            .iter()
+            .filter(|s| s.name == weir_host::telemetry::names::PLUGIN_LOG_LINES_DROPPED)
+            .filter(|s| s.labels.get("stream").map(String::as_str) == Some(stream))
+            .map(|s| s.value)
+            .sum()
+    };
+    assert_eq!(dropped("log"), 500.0, "lines over the log import's budget");
+    assert_eq!(dropped("stdout"), 500.0, "lines over stdout's budget");
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert!(
+        log.contains("poison: log line 999"),
+        "the budget's lines are logged"
+    );
+    assert!(
+        !log.contains("poison: log line 1000"),
+        "lines past the budget are not"
+    );
+}

@@ -12,6 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weir_dev::status::Sample;
+use weir_host::telemetry::names;
 use weir_test_support::*;
 
 /// Sum of the samples named `name` whose labels include all of `labels`.
@@ -196,22 +197,18 @@ async fn metrics_count_exactly_what_flowed_and_json_logs_locate_every_record() {
     let p = [("pipeline", group.as_str())];
     let total = records.len() as f64;
     assert_eq!(
-        metric(
-            &m,
-            "weir_records_consumed_total",
-            &with(&p, &[("topic", &input)])
-        ),
+        metric(&m, names::RECORDS_CONSUMED, &with(&p, &[("topic", &input)])),
         total
     );
     assert_eq!(
-        metric(&m, "weir_batch_records_sum", &p),
+        metric(&m, &format!("{}_sum", names::BATCH_RECORDS), &p),
         total,
         "every record was in one batch"
     );
     assert_eq!(
         metric(
             &m,
-            "weir_records_processed_total",
+            names::RECORDS_PROCESSED,
             &with(&p, &[("plugin", "poison")])
         ),
         good as f64
@@ -219,7 +216,7 @@ async fn metrics_count_exactly_what_flowed_and_json_logs_locate_every_record() {
     assert_eq!(
         metric(
             &m,
-            "weir_records_produced_total",
+            names::RECORDS_PRODUCED,
             &with(&p, &[("topic", &output)])
         ),
         outputs.len() as f64,
@@ -228,18 +225,14 @@ async fn metrics_count_exactly_what_flowed_and_json_logs_locate_every_record() {
     assert_eq!(
         metric(
             &m,
-            "weir_records_dead_lettered_total",
+            names::RECORDS_DEAD_LETTERED,
             &with(&p, &[("topic", &dlq)])
         ),
         letters.len() as f64,
         "dead-lettered = records in the dead-letter topic"
     );
     assert_eq!(
-        metric(
-            &m,
-            "weir_records_produced_total",
-            &with(&p, &[("topic", &dlq)])
-        ),
+        metric(&m, names::RECORDS_PRODUCED, &with(&p, &[("topic", &dlq)])),
         letters.len() as f64
     );
     for (kind, mark) in [
@@ -249,34 +242,38 @@ async fn metrics_count_exactly_what_flowed_and_json_logs_locate_every_record() {
     ] {
         let counted = metric(
             &m,
-            "weir_record_failures_total",
+            names::RECORD_FAILURES,
             &with(&p, &[("plugin", "poison"), ("kind", kind)]),
         );
         assert_eq!(counted, poison(mark) as f64, "failures of kind {kind}");
     }
     assert_eq!(
-        metric(&m, "weir_end_to_end_latency_seconds_count", &p),
+        metric(
+            &m,
+            &format!("{}_count", names::END_TO_END_LATENCY_SECONDS),
+            &p
+        ),
         good as f64
     );
     assert_eq!(
-        metric(&m, "weir_assigned_partitions", &p),
+        metric(&m, names::ASSIGNED_PARTITIONS, &p),
         f64::from(PARTITIONS)
     );
     assert_eq!(
-        metric(&m, "weir_partitions_assigned_total", &p),
+        metric(&m, names::PARTITIONS_ASSIGNED, &p),
         f64::from(PARTITIONS)
     );
-    assert!(metric(&m, "weir_commits_total", &with(&p, &[("result", "ok")])) >= 1.0);
-    assert!(metric(&m, "weir_plugin_call_seconds_count", &p) > 0.0);
+    assert!(metric(&m, names::COMMITS, &with(&p, &[("result", "ok")])) >= 1.0);
+    assert!(metric(&m, &format!("{}_count", names::PLUGIN_CALL_SECONDS), &p) > 0.0);
     for partition in 0..PARTITIONS {
         let at = partition.to_string();
         let key = with(&p, &[("topic", &input), ("partition", &at)]);
         assert_eq!(
-            metric(&m, "weir_committed_offset", &key),
+            metric(&m, names::COMMITTED_OFFSET, &key),
             ends[&partition] as f64
         );
         assert_eq!(
-            metric(&m, "weir_high_watermark", &key),
+            metric(&m, names::HIGH_WATERMARK, &key),
             ends[&partition] as f64
         );
     }
@@ -284,7 +281,7 @@ async fn metrics_count_exactly_what_flowed_and_json_logs_locate_every_record() {
     assert_eq!(
         metric(
             &m,
-            "weir_plugin_info",
+            names::PLUGIN_INFO,
             &with(&p, &[("plugin", "poison"), ("version", &version)])
         ),
         1.0
@@ -292,9 +289,9 @@ async fn metrics_count_exactly_what_flowed_and_json_logs_locate_every_record() {
     // The gauges are sampled every 500 ms.
     std::thread::sleep(Duration::from_millis(700));
     let m = scrape(&admin);
-    assert_eq!(metric(&m, "weir_in_flight_records", &p), 0.0);
-    assert_eq!(metric(&m, "weir_in_flight_bytes", &p), 0.0);
-    assert_eq!(metric(&m, "weir_paused_partitions", &p), 0.0);
+    assert_eq!(metric(&m, names::IN_FLIGHT_RECORDS, &p), 0.0);
+    assert_eq!(metric(&m, names::IN_FLIGHT_BYTES, &p), 0.0);
+    assert_eq!(metric(&m, names::PAUSED_PARTITIONS, &p), 0.0);
 
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");
@@ -392,7 +389,7 @@ async fn readiness_lag_traces_and_weir_status_follow_a_slow_stream() {
     );
     let p = [("pipeline", group.as_str())];
     assert_eq!(
-        metric(&m, "weir_records_consumed_total", &p),
+        metric(&m, names::RECORDS_CONSUMED, &p),
         records.len() as f64
     );
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))

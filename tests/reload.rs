@@ -244,17 +244,32 @@ async fn broken_replacements_keep_the_running_version_and_rollback_restores_the_
     assert_eq!(state["reloads_failed"], 3, "{body}");
     assert_eq!(state["reloads_ok"], 0, "{body}");
 
-    // Through the admin endpoint: a bad path is refused; v2 from another path;
-    // rollback restores v1, and a second rollback v2 again.
-    let (status, body) = admin_request(
-        &admin,
-        "POST",
-        "/plugins/plugin/reload?path=/nonexistent.wasm",
+    // Through the control endpoint: a path outside the plugin's directory is
+    // refused without being opened, a file there that is not a plugin fails to
+    // load; v2 from another file of the directory; rollback restores v1. The
+    // read-only endpoint cannot reload at all.
+    let control = weir.control_addr();
+    let (status, _) = admin_request(&admin, "POST", "/plugins/plugin/rollback");
+    assert!(
+        matches!(status, 404 | 405),
+        "the read-only endpoint answered {status}"
     );
-    assert_eq!(status, 422, "{body}");
-    let v2_path = example_plugin("poison");
+    for outside in ["/nonexistent.wasm", "/etc/passwd", "/dev/zero"] {
+        let path = format!("/plugins/plugin/reload?path={outside}");
+        let (status, body) = admin_request(&control, "POST", &path);
+        assert_eq!(status, 403, "{outside}: {body}");
+        assert!(!body.contains("No such file"), "{body}");
+    }
+    std::fs::write(dir.join("notes.txt"), b"not a plugin").unwrap();
+    let path = format!(
+        "/plugins/plugin/reload?path={}",
+        dir.join("notes.txt").display()
+    );
+    assert_eq!(admin_request(&control, "POST", &path).0, 422);
+    let v2_path = dir.join("v2.wasm");
+    std::fs::copy(example_plugin("poison"), &v2_path).unwrap();
     let (status, body) = admin_request(
-        &admin,
+        &control,
         "POST",
         &format!("/plugins/plugin/reload?path={}", v2_path.display()),
     );
@@ -263,7 +278,7 @@ async fn broken_replacements_keep_the_running_version_and_rollback_restores_the_
     let seen = reader.records().len();
     produce(&input, &next_batch(&mut produced, 1_000)).await;
     wait_for_version(&mut reader, seen, &v2, &weir);
-    let (status, body) = admin_request(&admin, "POST", "/plugins/plugin/rollback");
+    let (status, body) = admin_request(&control, "POST", "/plugins/plugin/rollback");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&v1), "{body}");
     let seen = reader.records().len();
@@ -378,13 +393,12 @@ async fn a_chain_feeds_outputs_to_the_next_plugin_and_each_plugin_reloads_on_its
 
     // Reload only the second plugin (to the echoing one): outputs stay as the
     // first plugin made them; the first plugin is untouched.
+    let echo = dir.join("echo.wasm");
+    std::fs::copy(example_plugin("poison"), &echo).unwrap();
     let (status, body) = admin_request(
-        &admin,
+        &weir.control_addr(),
         "POST",
-        &format!(
-            "/plugins/second/reload?path={}",
-            example_plugin("poison").display()
-        ),
+        &format!("/plugins/second/reload?path={}", echo.display()),
     );
     assert_eq!(status, 200, "{body}");
     let more: Vec<TestRecord> = (300..400)
@@ -489,4 +503,73 @@ path = "{echo}"
     let plugins: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(plugins[0]["name"], "uppercase", "{body}");
     assert_eq!(plugins[1]["name"], "poison", "{body}");
+}
+
+/// SIGHUP's default action ends a process: Weir listens for it from the
+/// start, so one sent while the plugins are still loading is ignored, not fatal.
+#[tokio::test]
+async fn a_sighup_while_the_plugins_load_does_not_end_the_process() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("hup-start").await;
+    let ends = produce(&input, &numbered(20, 10)).await;
+    // Each instance's `init` works 3 s: the plugins load for a while after the
+    // admin endpoint is up.
+    let mut weir = Weir::start(&slow_args(
+        &group,
+        &input,
+        &output,
+        10,
+        &["--plugin-config", "init_ms=3000", "--plugin-timeout", "10s"],
+    ));
+    weir.wait_for_log("admin endpoint listening", Duration::from_secs(30));
+    weir.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        weir.is_running(),
+        "SIGHUP ended Weir during start-up:\n{}",
+        weir.log_text()
+    );
+    wait_for_committed(&group, &input, ends.values().sum(), &weir);
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert!(log.contains("SIGHUP during start-up ignored"), "{log}");
+}
+
+/// With an admin token set, the control endpoint refuses requests that do not
+/// carry it; off loopback it refuses to start without one.
+#[tokio::test]
+async fn the_control_endpoint_needs_the_admin_token() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("token").await;
+    let dir = plugin_dir();
+    let token = "an-admin-token-of-32-characters!";
+    let mut args = reload_args(&group, &input, &output, &dir.join("plugin.wasm"));
+    args.extend(["--admin-token".to_string(), token.to_string()]);
+    let weir = Weir::start(&args);
+    let control = weir.control_addr();
+    let rollback = "/plugins/plugin/rollback";
+    for header in [
+        "",
+        "Authorization: Bearer wrong\r\n",
+        "Authorization: an-admin-token-of-32-characters!\r\n",
+    ] {
+        let (status, body) = admin_request_with(&control, "POST", rollback, header);
+        assert_eq!(status, 401, "{header:?}: {body}");
+    }
+    let good = format!("Authorization: Bearer {token}\r\n");
+    let (status, body) = admin_request_with(&control, "POST", rollback, &good);
+    assert_eq!(
+        status, 409,
+        "authorised, and there is no previous version: {body}"
+    );
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert!(!log.contains(token), "the token was logged");
+
+    let mut open = reload_args(&group, &input, &output, &dir.join("plugin.wasm"));
+    let at = open.iter().position(|a| a == "--control-addr").unwrap();
+    open[at + 1] = "0.0.0.0:0".to_string();
+    let (status, log) = run_to_exit(&open, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("admin_token"), "{log}");
 }

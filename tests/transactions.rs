@@ -312,12 +312,12 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
     let _serial = serial().await;
     setup();
     let (input, output, group) = topics("eos-poison").await;
-    let mut config = weir_host::config::RunConfig {
+    let mut config = weir_host::config::PipelineSettings {
         brokers: brokers(),
         group: group.clone(),
         topics: vec![input.clone()],
         output_topic: output.clone(),
-        exactly_once: true,
+        transactional_id: Some(format!("weir-{group}-eos-poison")),
         instance_id: Some("eos-poison".into()),
         ..Default::default()
     };

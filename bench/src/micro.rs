@@ -9,9 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weir_host::config::PluginConfig;
+use weir_host::record::Record;
 use weir_host::telemetry::PluginMetrics;
 use weir_host::wasm::PluginLoader;
-use weir_host::wasm::{InputRecord, PluginPool, PluginSlot};
+use weir_host::wasm::{PluginPool, PluginSlot};
 use weir_sdk::{Config, Processor};
 
 /// Batch sizes measured.
@@ -113,9 +114,9 @@ fn median(mut measure: impl FnMut() -> f64) -> f64 {
     runs[REPETITIONS / 2]
 }
 
-fn records(size: usize, shape: Shape) -> Vec<InputRecord> {
+fn records(size: usize, shape: Shape) -> Vec<Record> {
     (0..size as u64)
-        .map(|i| InputRecord {
+        .map(|i| Record {
             topic: "bench".into(),
             partition: 0,
             offset: i as i64,
@@ -163,7 +164,7 @@ fn native<P: Processor>(config: &BTreeMap<String, String>) -> Native {
 }
 
 /// A host record as the SDK's record (the copy the component boundary makes too).
-fn sdk_record(record: &InputRecord) -> weir_sdk::Record {
+fn sdk_record(record: &Record) -> weir_sdk::Record {
     weir_sdk::Record {
         topic: record.topic.clone(),
         partition: record.partition,

@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 /// Send `method path` to the admin endpoint at `addr`; returns the status code
 /// and the body.
 pub fn admin_request(addr: &str, method: &str, path: &str) -> (u16, String) {
+    admin_request_with(addr, method, path, "")
+}
+
+/// Send `method path` with the extra header lines `headers` (each ending in
+/// `\r\n`) to the admin endpoint at `addr`; returns the status code and the body.
+pub fn admin_request_with(addr: &str, method: &str, path: &str, headers: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connecting to the admin endpoint");
     stream
@@ -16,7 +22,7 @@ pub fn admin_request(addr: &str, method: &str, path: &str) -> (u16, String) {
         .unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();

@@ -11,7 +11,7 @@ pub mod plugins;
 pub mod process;
 pub mod records;
 
-pub use admin::{admin_request, lags, scrape, wait_for_zero_lag};
+pub use admin::{admin_request, admin_request_with, lags, scrape, wait_for_zero_lag};
 pub use broker::{
     brokers, create_topic, require_broker, serial, topics, unique, use_brokers, PARTITIONS,
 };
@@ -19,5 +19,6 @@ pub use plugins::{c_plugin, example_plugin, js_plugin, python_plugin, workspace_
 pub use process::{pipeline_args, run_to_exit, slow_args, weir_base_args, weir_bin, Weir};
 pub use records::{
     all_partitions, committed_offsets, committed_total, env_or, numbered, output_counts, produce,
-    read_all, wait_for_commits, wait_for_committed, TestRecord, TopicReader,
+    produce_with_raw_header_key, read_all, wait_for_commits, wait_for_committed, TestRecord,
+    TopicReader,
 };

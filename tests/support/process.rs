@@ -41,6 +41,8 @@ pub fn weir_base_args(group: &str) -> Vec<String> {
         // Tests run several processes at once: any free port.
         "--admin-addr".into(),
         "127.0.0.1:0".into(),
+        "--control-addr".into(),
+        "127.0.0.1:0".into(),
         "--cache-dir".into(),
         workspace_root()
             .join("target")
@@ -99,15 +101,25 @@ impl Weir {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
-    /// The admin endpoint's address, from the log line that announces it (text
-    /// or JSON logs).
+    /// The read-only admin endpoint's address, from the log line that
+    /// announces it (text or JSON logs).
     pub fn admin_addr(&self) -> String {
+        self.endpoint_addr("admin")
+    }
+
+    /// The control endpoint's address (reload, rollback), likewise.
+    pub fn control_addr(&self) -> String {
+        self.endpoint_addr("control")
+    }
+
+    fn endpoint_addr(&self, what: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let announced = format!("{what} endpoint listening");
         loop {
             let log = self.log_text();
             let found = log
                 .lines()
-                .filter(|l| l.contains("admin endpoint listening"))
+                .filter(|l| l.contains(&announced))
                 .find_map(|l| {
                     let (_, rest) = l
                         .split_once("addr=")
@@ -121,7 +133,7 @@ impl Weir {
             }
             assert!(
                 Instant::now() < deadline,
-                "no admin endpoint in the log:\n{log}"
+                "no {what} endpoint in the log:\n{log}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -152,8 +164,13 @@ impl Weir {
 
     /// Send SIGTERM, as a shutdown would, without waiting.
     pub fn signal_term(&self) {
+        self.signal("TERM");
+    }
+
+    /// Send the signal named `name` (e.g. `HUP`).
+    pub fn signal(&self, name: &str) {
         Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .unwrap();
     }

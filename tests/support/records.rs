@@ -327,3 +327,42 @@ pub fn wait_for_committed(group: &str, input: &str, records: i64, weir: &Weir) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Produce one record to partition 0 of `topic` whose header key is the raw
+/// bytes `header_key` (which need not be UTF-8, as on the wire, and which the
+/// Rust client cannot express): through librdkafka's C API.
+#[allow(unsafe_code)]
+pub fn produce_with_raw_header_key(topic: &str, header_key: &[u8], value: &[u8]) {
+    use rdkafka::bindings::{rd_kafka_producev, rd_kafka_resp_err_t, rd_kafka_vtype_t as V};
+    use rdkafka::producer::{BaseProducer, Producer};
+    use std::ffi::{c_int, c_void, CString};
+    let producer: BaseProducer = client_config().create().unwrap();
+    let topic = CString::new(topic).unwrap();
+    let name = CString::new(header_key).unwrap();
+    let header_value = b"v";
+    const COPY: c_int = 2; // RD_KAFKA_MSG_F_COPY
+                           // SAFETY: every pointer is valid for the call (librdkafka copies the
+                           // payload, the header and the topic name), and the argument list follows
+                           // rd_kafka_producev's documented (type, value...) pairs ending in END.
+    let err = unsafe {
+        rd_kafka_producev(
+            producer.client().native_ptr(),
+            V::RD_KAFKA_VTYPE_TOPIC as c_int,
+            topic.as_ptr(),
+            V::RD_KAFKA_VTYPE_PARTITION as c_int,
+            0 as c_int,
+            V::RD_KAFKA_VTYPE_MSGFLAGS as c_int,
+            COPY,
+            V::RD_KAFKA_VTYPE_VALUE as c_int,
+            value.as_ptr() as *mut c_void,
+            value.len(),
+            V::RD_KAFKA_VTYPE_HEADER as c_int,
+            name.as_ptr(),
+            header_value.as_ptr() as *const c_void,
+            header_value.len() as isize,
+            V::RD_KAFKA_VTYPE_END as c_int,
+        )
+    };
+    assert_eq!(err, rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+    producer.flush(Duration::from_secs(10)).unwrap();
+}

@@ -12,6 +12,8 @@
 //! | `fanoutN`  | returns N copies of the record                                   |
 //! | `growN`    | returns the record with its value padded to N bytes              |
 //! | `partitionN` | returns the record routed to partition N of the output topic   |
+//! | `to:NAME`  | returns the record routed to topic NAME                          |
+//! | `logN`     | logs N lines through the host `log` import and N to stdout       |
 //! | `probe`    | tries to read a file, an env var and open a socket; reports it   |
 
 use std::collections::HashMap;
@@ -55,6 +57,10 @@ impl Processor for Poison {
                         )));
                     }
                 }
+                for line in 0..count(&mark, "log").unwrap_or(0) {
+                    weir_sdk::info(&format!("poison: log line {line}"));
+                    println!("poison: stdout line {line}");
+                }
                 let copies = count(&mark, "fanout").unwrap_or(1);
                 let mut output = record.into_output();
                 if let (Some(size), Some(value)) = (count(&mark, "grow"), output.value.as_mut()) {
@@ -62,6 +68,9 @@ impl Processor for Poison {
                 }
                 if let Some(partition) = count(&mark, "partition") {
                     output = output.to_partition(partition as i32);
+                }
+                if let Some(topic) = mark.strip_prefix("to:") {
+                    output = output.to_topic(topic);
                 }
                 Ok(vec![output; copies as usize])
             }
@@ -138,6 +147,8 @@ mod tests {
         let mut plugin = Poison::init(&Config::default()).unwrap();
         assert_eq!(plugin.process(record("ok#1")).unwrap().len(), 1);
         assert_eq!(plugin.process(record("fanout3#1")).unwrap().len(), 3);
+        let routed = plugin.process(record("to:elsewhere#1")).unwrap();
+        assert_eq!(routed[0].topic.as_deref(), Some("elsewhere"));
         let grown = plugin.process(record("grow100#1")).unwrap();
         assert_eq!(grown[0].value.as_ref().unwrap().len(), 100);
         assert!(!plugin.process(record("error#1")).unwrap_err().retryable);

@@ -1,7 +1,8 @@
 //! Test plugin: upper-cases values like `uppercase`, but first works a
 //! configurable time per record, to simulate an expensive processing step.
 //!
-//! Config: `delay_us` (default 100) microseconds of busy work per record. It
+//! Config: `init_ms` (default 0) milliseconds of busy work in `init`, for a
+//! plugin that is slow to start; `delay_us` (default 100) microseconds of busy work per record. It
 //! spins on the clock rather than sleeping: a WASI sleep rounds short delays up
 //! to about a millisecond, and spinning is what a CPU-heavy plugin does anyway.
 
@@ -21,20 +22,32 @@ impl Processor for Slow {
                 .parse()
                 .map_err(|_| format!("delay_us must be a number of microseconds, got `{text}`"))?,
         };
+        let init_ms: u64 = match config.get("init_ms") {
+            None => 0,
+            Some(text) => text
+                .parse()
+                .map_err(|_| format!("init_ms must be a number of milliseconds, got `{text}`"))?,
+        };
+        spin(Duration::from_millis(init_ms));
         Ok(Slow {
             delay: Duration::from_micros(delay_us),
         })
     }
 
     fn process(&mut self, mut record: Record) -> Result<Vec<Output>, ProcessError> {
-        let started = Instant::now();
-        while started.elapsed() < self.delay {
-            std::hint::spin_loop();
-        }
+        spin(self.delay);
         if let Some(value) = record.value.as_mut() {
             value.make_ascii_uppercase();
         }
         Ok(vec![record.into_output()])
+    }
+}
+
+/// Work (spin) for `duration`.
+fn spin(duration: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < duration {
+        std::hint::spin_loop();
     }
 }
 

@@ -24,9 +24,10 @@ use tokio_util::sync::CancellationToken;
 use weir_host::config::PluginConfig;
 use weir_host::process::Backoff;
 use weir_host::process::{resolve, Resolution, ResolveSettings};
+use weir_host::record::{Header, Output, Record};
 use weir_host::telemetry::PluginMetrics;
+use weir_host::wasm::PluginError;
 use weir_host::wasm::PluginLoader;
-use weir_host::wasm::{Header, InputRecord, OutputRecord, PluginError};
 
 /// Records per plugin call, as `weir run` batches them.
 const BATCH: usize = 100;
@@ -97,7 +98,7 @@ pub async fn run_file(
         records: records.len(),
         failed: 0,
     };
-    let (lines, mut pending): (Vec<usize>, Vec<InputRecord>) = records.into_iter().unzip();
+    let (lines, mut pending): (Vec<usize>, Vec<Record>) = records.into_iter().unzip();
     let mut lines = lines.into_iter();
     while !pending.is_empty() {
         let rest = pending.split_off(pending.len().min(BATCH));
@@ -127,7 +128,7 @@ pub async fn run_file(
 }
 
 /// The records of a JSON-lines file, with their line numbers (from 1).
-fn read_records(path: &Path) -> Result<Vec<(usize, InputRecord)>, TestRunError> {
+fn read_records(path: &Path) -> Result<Vec<(usize, Record)>, TestRunError> {
     let file = std::fs::File::open(path).map_err(|source| TestRunError::Read {
         path: path.to_owned(),
         source,
@@ -153,7 +154,7 @@ fn read_records(path: &Path) -> Result<Vec<(usize, InputRecord)>, TestRunError> 
     Ok(records)
 }
 
-fn input_record(line: &Value, default_offset: i64) -> Result<InputRecord, String> {
+fn input_record(line: &Value, default_offset: i64) -> Result<Record, String> {
     let object = line.as_object().ok_or("not a JSON object")?;
     let field = |name: &str| object.get(name).filter(|v| !v.is_null());
     let headers = match field("headers") {
@@ -184,7 +185,7 @@ fn input_record(line: &Value, default_offset: i64) -> Result<InputRecord, String
             .map(|v| v.as_i64().ok_or(format!("`{name}` must be an integer")))
             .transpose()
     };
-    Ok(InputRecord {
+    Ok(Record {
         topic: field("topic")
             .and_then(Value::as_str)
             .unwrap_or("test")
@@ -223,7 +224,7 @@ fn bytes_json(bytes: &[u8]) -> Value {
     }
 }
 
-fn output_json(output: &OutputRecord) -> Value {
+fn output_json(output: &Output) -> Value {
     json!({
         "key": output.key.as_deref().map(bytes_json),
         "value": output.value.as_deref().map(bytes_json),

@@ -2,7 +2,7 @@
 //! workers whose work is not finished yet. When it is spent, the router pauses
 //! the partition it could not feed instead of buffering more.
 
-use crate::wasm::InputRecord;
+use crate::record::Record;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ pub struct Load {
 
 impl Load {
     /// The load of one record.
-    pub fn of(record: &InputRecord) -> Self {
+    pub fn of(record: &Record) -> Self {
         let headers: usize = record
             .headers
             .iter()
@@ -35,7 +35,7 @@ impl Load {
     }
 
     /// The load of all of `records`.
-    pub fn of_all<'a>(records: impl IntoIterator<Item = &'a InputRecord>) -> Self {
+    pub fn of_all<'a>(records: impl IntoIterator<Item = &'a Record>) -> Self {
         records
             .into_iter()
             .map(Self::of)

@@ -7,10 +7,13 @@
 //! `wasm` (sandboxed instances) → `kafka` (produce) → `commit` (stored offsets
 //! or transactions).
 //!
+//! Every stage uses the host's own record types (`record`); the WIT bindings
+//! are converted in `wasm` only.
+//!
 //! Around the path: `run` (start-up, restart, shutdown), `config`, `budget`
 //! (bytes in flight), `offsets` (what is committable), `reload` (hot swap),
 //! `telemetry` (metrics, health), `trace` (trace context, OTLP), `admin` (the
-//! HTTP endpoint) and `shutdown` (signals).
+//! HTTP endpoints) and `shutdown` (signals).
 
 pub mod admin;
 pub mod budget;
@@ -21,6 +24,7 @@ pub mod kafka;
 pub mod offsets;
 pub mod partition;
 pub mod process;
+pub mod record;
 pub mod reload;
 pub mod run;
 pub mod shutdown;

@@ -37,6 +37,10 @@ pub struct RunArgs {
     /// Plugin configuration `KEY=VALUE`, passed to the plugin's init; repeatable.
     #[arg(long = "plugin-config", value_name = "KEY=VALUE")]
     pub plugin_config: Vec<String>,
+    /// A topic (or `*` pattern) plugins may send outputs to besides the output
+    /// topic; repeatable. Outputs to any other topic fail their record.
+    #[arg(long = "allowed-output-topic", value_name = "TOPIC")]
+    pub allowed_output_topics: Vec<String>,
     /// librdkafka property `KEY=VALUE` for consumer and producer (TLS, SASL...); repeatable.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub librdkafka: Vec<String>,
@@ -85,10 +89,21 @@ pub struct RunArgs {
     /// Add a `weir.plugin.version` header to every output.
     #[arg(long, env = "WEIR_VERSION_HEADER")]
     pub version_header: bool,
-    /// Admin HTTP endpoint address (`IP:PORT`, port 0 for any free port, or `off`):
-    /// plugin versions, reload, `/metrics`, `/healthz`, `/readyz`.
+    /// Read-only admin endpoint address (`IP:PORT`, port 0 for any free port, or
+    /// `off`): `/metrics`, `/healthz`, `/readyz`, plugin versions.
     #[arg(long, env = "WEIR_ADMIN_ADDR")]
     pub admin_addr: Option<String>,
+    /// Control endpoint address (plugin reload and rollback): `IP:PORT`, port 0
+    /// for any free port, or `off`. Off loopback it needs an admin token.
+    #[arg(long, env = "WEIR_CONTROL_ADDR")]
+    pub control_addr: Option<String>,
+    /// Token that control requests must carry (`Authorization: Bearer TOKEN`).
+    #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// A directory a reload with `?path=` may load plugin files from, besides
+    /// each plugin's own directory.
+    #[arg(long, env = "WEIR_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
     /// How often per-partition lag and broker state are refreshed, e.g. `5s`.
     #[arg(long, env = "WEIR_STATS_INTERVAL", value_parser = humantime::parse_duration)]
     pub stats_interval: Option<Duration>,
@@ -140,6 +155,8 @@ impl RunArgs {
             c.topics = self.topics;
         }
         set(&mut c.output_topic, self.output_topic);
+        c.allowed_output_topics
+            .extend(self.allowed_output_topics.iter().cloned());
         set(&mut c.plugin.path, self.plugin);
         for path in self.then {
             c.then.push(PluginConfig {
@@ -155,15 +172,25 @@ impl RunArgs {
             // Unless asked otherwise, room for at least one full batch.
             None => c.batch.partition_buffer = c.batch.partition_buffer.max(c.batch.max_records),
         }
-        set(&mut c.plugin.timeout, self.plugin_timeout);
-        set(&mut c.plugin.max_memory_mib, self.plugin_memory_mib);
-        if self.plugin_fuel.is_some() {
-            c.plugin.fuel = self.plugin_fuel;
+        // Sandbox flags apply to every plugin of the chain.
+        for plugin in std::iter::once(&mut c.plugin).chain(c.then.iter_mut()) {
+            set(&mut plugin.timeout, self.plugin_timeout);
+            set(&mut plugin.max_memory_mib, self.plugin_memory_mib);
+            if self.plugin_fuel.is_some() {
+                plugin.fuel = self.plugin_fuel;
+            }
+            set(
+                &mut plugin.max_outputs_per_record,
+                self.max_outputs_per_record,
+            );
+            plugin.watch &= !self.no_watch;
+            if self.instances.is_some() {
+                plugin.instances = self.instances;
+            }
+            if self.cache_dir.is_some() {
+                plugin.cache_dir.clone_from(&self.cache_dir);
+            }
         }
-        set(
-            &mut c.plugin.max_outputs_per_record,
-            self.max_outputs_per_record,
-        );
         set(&mut c.plugin.failure.policy, self.on_failure);
         if self.dlq_topic.is_some() {
             c.plugin.failure.dlq_topic = self.dlq_topic;
@@ -177,9 +204,15 @@ impl RunArgs {
         set(&mut c.commit_interval, self.commit_interval);
         set(&mut c.max_in_flight_mib, self.max_in_flight_mib);
         c.exactly_once |= self.exactly_once;
-        c.plugin.watch &= !self.no_watch;
         c.plugin.version_header |= self.version_header;
         set(&mut c.admin_addr, self.admin_addr);
+        set(&mut c.control_addr, self.control_addr);
+        if self.admin_token.is_some() {
+            c.admin_token = self.admin_token;
+        }
+        if self.plugin_dir.is_some() {
+            c.plugin_dir = self.plugin_dir;
+        }
         set(&mut c.stats_interval, self.stats_interval);
         if self.otlp_endpoint.is_some() {
             c.otlp_endpoint = self.otlp_endpoint;
@@ -189,12 +222,6 @@ impl RunArgs {
         }
         if self.instance_id.is_some() {
             c.instance_id = self.instance_id;
-        }
-        if self.instances.is_some() {
-            c.plugin.instances = self.instances;
-        }
-        if self.cache_dir.is_some() {
-            c.plugin.cache_dir = self.cache_dir;
         }
         add_key_values(&mut c, &self.plugin_config, &self.librdkafka)?;
         c.validate()?;
@@ -224,8 +251,8 @@ const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);
 
 /// Run every pipeline until a signal or a failure.
 pub fn execute(args: RunArgs) -> ExitCode {
-    let config = match args.into_config() {
-        Ok(c) => c,
+    let settings = match args.into_config().and_then(|c| c.settings()) {
+        Ok(settings) => settings,
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::from(super::EXIT_CONFIG);
@@ -236,7 +263,7 @@ pub fn execute(args: RunArgs) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let shutdown = weir_host::shutdown::on_signal();
-        weir_host::run::run(config, shutdown).await
+        weir_host::run::run(settings, shutdown).await
     });
     // A plugin call stuck past the drain deadline must not keep the process alive.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
@@ -293,6 +320,30 @@ mod tests {
         assert_eq!(c.librdkafka["security.protocol"], "SSL");
         assert_eq!(c.batch.linger, Duration::from_millis(20));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn sandbox_flags_apply_to_every_plugin_of_the_chain() {
+        let c = parse(&[
+            "--brokers=b",
+            "--group=g",
+            "--topic=t",
+            "--output-topic=o",
+            "--plugin=p.wasm",
+            "--then=q.wasm",
+            "--plugin-memory-mib=32",
+            "--plugin-fuel=1000",
+            "--plugin-timeout=2s",
+            "--no-watch",
+        ])
+        .into_config()
+        .unwrap();
+        for plugin in std::iter::once(&c.plugin).chain(&c.then) {
+            assert_eq!(plugin.max_memory_mib, 32);
+            assert_eq!(plugin.fuel, Some(1000));
+            assert_eq!(plugin.timeout, Duration::from_secs(2));
+            assert!(!plugin.watch);
+        }
     }
 
     #[test]

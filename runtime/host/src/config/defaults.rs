@@ -36,6 +36,9 @@ pub(super) fn default_stats_interval() -> Duration {
 pub(super) fn default_admin_addr() -> String {
     "127.0.0.1:9898".to_string()
 }
+pub(super) fn default_control_addr() -> String {
+    "127.0.0.1:9899".to_string()
+}
 pub(super) fn default_max_outputs_per_record() -> usize {
     10_000
 }

@@ -2,6 +2,7 @@
 //! transactional id, timeouts in force, the admin address, dead-letter topics.
 
 use super::{ConfigError, PluginConfig, RunConfig, DEFAULT_TRANSACTION_TIMEOUT};
+use crate::admin::AdminSettings;
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ impl RunConfig {
                     .unwrap_or_else(|| format!("{}-{}", self.group, extra.plugin.display_name())),
                 topics: extra.topics.clone(),
                 output_topic: extra.output_topic.clone(),
+                allowed_output_topics: extra.allowed_output_topics.clone(),
                 plugin: extra.plugin.clone(),
                 then: extra.then.clone(),
                 // Each pipeline's transactional producer needs an id of its own.
@@ -98,17 +100,15 @@ impl RunConfig {
             .transpose()
     }
 
-    /// The admin endpoint's address, `None` when turned off.
-    pub fn admin_socket(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-        match self.admin_addr.trim() {
-            "off" | "" => Ok(None),
-            addr => addr.parse().map(Some).map_err(|_| ConfigError::Invalid {
-                key: "admin_addr",
-                reason: format!(
-                    "`{addr}` is not an IP:port address (e.g. 127.0.0.1:9898) or `off`"
-                ),
-            }),
-        }
+    /// The admin endpoints' settings: addresses (`None` when turned off),
+    /// token and reload directories.
+    pub fn admin_settings(&self) -> Result<AdminSettings, ConfigError> {
+        Ok(AdminSettings {
+            addr: socket("admin_addr", &self.admin_addr)?,
+            control_addr: socket("control_addr", &self.control_addr)?,
+            token: self.admin_token.clone(),
+            plugin_dirs: self.plugin_dir.iter().cloned().collect(),
+        })
     }
 
     /// Where records from `source` that the plugin failed on are written under the
@@ -135,5 +135,16 @@ impl PluginConfig {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "plugin".to_string())
         })
+    }
+}
+
+/// The address of setting `key`, `None` for `off`.
+fn socket(key: &'static str, addr: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    match addr.trim() {
+        "off" | "" => Ok(None),
+        addr => addr.parse().map(Some).map_err(|_| ConfigError::Invalid {
+            key,
+            reason: format!("`{addr}` is not an IP:port address (e.g. 127.0.0.1:9898) or `off`"),
+        }),
     }
 }

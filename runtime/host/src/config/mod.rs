@@ -4,13 +4,17 @@
 mod defaults;
 mod derived;
 mod error;
+mod settings;
 #[cfg(test)]
 mod tests;
+mod topic_patterns;
 mod validate;
 
 pub use defaults::DEFAULT_TRANSACTION_TIMEOUT;
 use defaults::*;
 pub use error::ConfigError;
+pub use settings::{PipelineSettings, RunSettings};
+pub use topic_patterns::TopicPatterns;
 pub use validate::parse_key_value;
 
 use serde::Deserialize;
@@ -34,6 +38,13 @@ pub struct RunConfig {
     /// Topic that outputs go to unless the plugin names another.
     #[serde(default)]
     pub output_topic: String,
+    /// Topics a plugin may send outputs to besides `output_topic`: names, or
+    /// patterns where `*` stands for any run of characters (`"audit-*"`). An
+    /// output to any other topic fails its record (kind `contract`): a plugin
+    /// cannot forge dead letters, feed another pipeline or make the broker
+    /// create topics.
+    #[serde(default)]
+    pub allowed_output_topics: Vec<String>,
     /// Where to start when the group has no committed offset: `earliest` or `latest`.
     #[serde(default)]
     pub auto_offset_reset: OffsetReset,
@@ -83,12 +94,24 @@ pub struct RunConfig {
     /// process in a group.
     #[serde(default)]
     pub instance_id: Option<String>,
-    /// Address of the admin HTTP endpoint (plugin versions, reload, rollback), e.g.
-    /// `"127.0.0.1:9898"`; port 0 picks a free port (logged); `"off"` turns it off.
-    /// Anyone who can reach it can reload plugins: keep it on localhost or a
-    /// private network.
+    /// Address of the read-only admin HTTP endpoint (`/metrics`, `/healthz`,
+    /// `/readyz`, plugin versions), e.g. `"0.0.0.0:9898"` for Prometheus; port 0
+    /// picks a free port (logged); `"off"` turns it off. It cannot change anything.
     #[serde(default = "default_admin_addr")]
     pub admin_addr: String,
+    /// Address of the control endpoint (plugin reload and rollback), e.g.
+    /// `"127.0.0.1:9899"`; port 0 picks a free port (logged); `"off"` turns it
+    /// off. Off loopback it needs `admin_token`.
+    #[serde(default = "default_control_addr")]
+    pub control_addr: String,
+    /// The token control requests must carry (`Authorization: Bearer TOKEN`),
+    /// at least 16 characters. Better given as `WEIR_ADMIN_TOKEN` than in a file.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// A directory a reload with `?path=` may load plugin files from, besides
+    /// each plugin's own directory.
+    #[serde(default)]
+    pub plugin_dir: Option<PathBuf>,
     /// How often librdkafka reports statistics, which refresh the per-partition
     /// lag, committed-offset and high-watermark metrics and broker readiness,
     /// e.g. `"5s"`.
@@ -121,6 +144,9 @@ pub struct PipelineConfig {
     pub topics: Vec<String>,
     /// Its output topic.
     pub output_topic: String,
+    /// Further topics its plugins may send outputs to (see the top-level key).
+    #[serde(default)]
+    pub allowed_output_topics: Vec<String>,
     /// Its (first) plugin.
     pub plugin: PluginConfig,
     /// Further plugins of its chain.

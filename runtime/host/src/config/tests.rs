@@ -194,3 +194,87 @@ fn key_values_need_an_equals_sign() {
     );
     assert!(parse_key_value("-X", "novalue").is_err());
 }
+
+fn minimal() -> RunConfig {
+    toml::from_str(
+        "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\n[plugin]\npath = \"p.wasm\"",
+    )
+    .unwrap()
+}
+
+#[test]
+fn passthrough_properties_that_break_the_guarantees_are_refused() {
+    for (key, value) in [
+        ("enable.auto.offset.store", "true"),
+        ("enable.auto.commit", "false"),
+        ("auto.commit.interval.ms", "10"),
+        ("enable.idempotence", "false"),
+        ("acks", "1"),
+        ("request.required.acks", "0"),
+        ("transactional.id", "x"),
+        ("group.id", "other"),
+        ("bootstrap.servers", "elsewhere:9092"),
+    ] {
+        let mut c = minimal();
+        c.librdkafka.insert(key.into(), value.into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains(key) && err.contains("refused"), "{key}: {err}");
+    }
+    let mut c = minimal();
+    c.exactly_once = true;
+    c.librdkafka
+        .insert("isolation.level".into(), "read_uncommitted".into());
+    assert!(
+        c.validate().is_err(),
+        "exactly-once must read committed only"
+    );
+    for (key, value) in [
+        ("acks", "all"),
+        ("enable.idempotence", "true"),
+        ("isolation.level", "read_committed"),
+        ("security.protocol", "SSL"),
+    ] {
+        let mut c = minimal();
+        c.librdkafka.insert(key.into(), value.into());
+        c.validate().unwrap();
+    }
+}
+
+#[test]
+fn sizes_and_durations_beyond_any_sane_value_are_refused() {
+    type Breaks = fn(&mut RunConfig);
+    let cases: [(&str, Breaks); 9] = [
+        ("batch.max_records", |c| {
+            c.batch.max_records = usize::MAX;
+            c.batch.partition_buffer = usize::MAX;
+        }),
+        ("batch.partition_buffer", |c| {
+            c.batch.partition_buffer = usize::MAX
+        }),
+        ("plugin.timeout", |c| {
+            c.plugin.timeout = Duration::from_secs(u64::MAX)
+        }),
+        ("plugin.max_memory_mib", |c| {
+            c.plugin.max_memory_mib = u64::MAX
+        }),
+        ("plugin.instances", |c| {
+            c.plugin.instances = Some(usize::MAX)
+        }),
+        ("max_in_flight_mib", |c| c.max_in_flight_mib = u64::MAX),
+        ("commit_interval", |c| {
+            c.commit_interval = Duration::from_secs(u64::MAX)
+        }),
+        ("plugin.failure.retry_backoff_max", |c| {
+            c.plugin.failure.retry_backoff_max = Duration::from_secs(u64::MAX)
+        }),
+        ("plugin.max_output_bytes_per_record", |c| {
+            c.plugin.max_output_bytes_per_record = usize::MAX
+        }),
+    ];
+    for (key, break_it) in cases {
+        let mut c = minimal();
+        break_it(&mut c);
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}

@@ -84,6 +84,17 @@ impl RunConfig {
         if self.batch.max_records == 0 {
             return Err(invalid("batch.max_records", "must be at least 1"));
         }
+        at_most(
+            "batch.max_records",
+            self.batch.max_records,
+            MAX_BATCH_RECORDS,
+        )?;
+        at_most(
+            "batch.partition_buffer",
+            self.batch.partition_buffer,
+            MAX_PARTITION_BUFFER,
+        )?;
+        at_most_time("batch.linger", self.batch.linger, MAX_INTERVAL)?;
         if self.batch.partition_buffer < self.batch.max_records {
             return Err(invalid(
                 "batch.partition_buffer",
@@ -94,6 +105,12 @@ impl RunConfig {
             stage.validate()?;
         }
         let failure = &self.plugin.failure;
+        at_most_time(
+            "plugin.failure.retry_backoff_max",
+            failure.retry_backoff_max,
+            MAX_INTERVAL,
+        )?;
+        at_most("plugin.failure.max_attempts", failure.max_attempts, 1_000)?;
         if failure.max_attempts == 0 {
             return Err(invalid(
                 "plugin.failure.max_attempts",
@@ -129,7 +146,24 @@ impl RunConfig {
             key,
             reason: reason.to_string(),
         };
-        self.admin_socket()?;
+        let admin = self.admin_settings()?;
+        match (&admin.token, admin.control_addr) {
+            (Some(token), _) if token.chars().count() < 16 => {
+                return Err(invalid(
+                    "admin_token",
+                    "must be at least 16 characters; generate one, e.g. with `openssl rand -hex 24`",
+                ))
+            }
+            (None, Some(addr)) if !addr.ip().is_loopback() => {
+                return Err(ConfigError::Invalid {
+                    key: "control_addr",
+                    reason: format!(
+                        "{addr} is reachable from other machines, and anyone who reaches it could reload plugins; set admin_token (WEIR_ADMIN_TOKEN) or keep it on loopback"
+                    ),
+                })
+            }
+            _ => {}
+        }
         if self.stats_interval < Duration::from_millis(100) {
             return Err(invalid(
                 "stats_interval",
@@ -142,6 +176,15 @@ impl RunConfig {
         if self.max_in_flight_mib == 0 {
             return Err(invalid("max_in_flight_mib", "must be at least 1"));
         }
+        at_most(
+            "max_in_flight_mib",
+            self.max_in_flight_mib,
+            MAX_IN_FLIGHT_MIB,
+        )?;
+        at_most_time("commit_interval", self.commit_interval, MAX_INTERVAL)?;
+        at_most_time("stats_interval", self.stats_interval, MAX_INTERVAL)?;
+        at_most_time("drain_timeout", self.drain_timeout, MAX_INTERVAL)?;
+        self.check_passthrough()?;
         if self.librdkafka.contains_key("statistics.interval.ms") {
             return Err(invalid(
                 "librdkafka.statistics.interval.ms",
@@ -221,6 +264,103 @@ impl PluginConfig {
                 "plugin.max_outputs_per_record",
                 "limits on outputs per record must be at least 1",
             ));
+        }
+        at_most(
+            "plugin.instances",
+            self.instances.unwrap_or(1),
+            MAX_INSTANCES,
+        )?;
+        // A 32-bit WebAssembly memory cannot grow past 4 GiB.
+        at_most("plugin.max_memory_mib", self.max_memory_mib, 4096)?;
+        at_most_time("plugin.timeout", self.timeout, MAX_INTERVAL)?;
+        at_most(
+            "plugin.max_outputs_per_record",
+            self.max_outputs_per_record,
+            MAX_OUTPUTS_PER_RECORD,
+        )?;
+        at_most(
+            "plugin.max_output_bytes_per_record",
+            self.max_output_bytes_per_record,
+            MAX_OUTPUT_BYTES_PER_RECORD,
+        )?;
+        Ok(())
+    }
+}
+
+/// Longest duration any setting accepts (a day): longer ones are mistakes, and
+/// adding them to a clock could overflow.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Upper bounds of sizes: beyond them memory would be reserved up front that no
+/// machine has.
+const MAX_BATCH_RECORDS: usize = 1_000_000;
+const MAX_PARTITION_BUFFER: usize = 10_000_000;
+const MAX_IN_FLIGHT_MIB: u64 = 1 << 20;
+const MAX_INSTANCES: usize = 4096;
+const MAX_OUTPUTS_PER_RECORD: usize = 1_000_000;
+const MAX_OUTPUT_BYTES_PER_RECORD: usize = 1 << 30;
+
+/// Refuse `value` of setting `key` above `max`.
+fn at_most<T: PartialOrd + std::fmt::Display>(
+    key: &'static str,
+    value: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!("{value} is more than the most it accepts, {max}"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuse a duration of setting `key` above `max`.
+fn at_most_time(key: &'static str, value: Duration, max: Duration) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: format!("{value:?} is longer than the most it accepts, {max:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// librdkafka properties that would silently break Weir's delivery
+/// guarantees if passed through, with what to do instead. The check says
+/// which values are refused.
+const GUARANTEES: &[(&str, &str)] = &[
+    ("enable.auto.offset.store", "Weir stores an offset only once its record is processed and its outputs acknowledged; this cannot be changed"),
+    ("enable.auto.commit", "Weir decides when offsets commit; set commit_interval (--commit-interval) instead"),
+    ("auto.commit.interval.ms", "set commit_interval (--commit-interval) instead"),
+    ("enable.idempotence", "outputs must not be duplicated or reordered by producer retries; it stays on"),
+    ("acks", "outputs are acknowledged by all in-sync replicas (acks=all) before their input is committed; only `all` or `-1` is accepted"),
+    ("request.required.acks", "only `all` or `-1` is accepted (see acks)"),
+    ("transactional.id", "set transactional_id (--transactional-id) instead"),
+    ("isolation.level", "exactly-once mode reads committed records only; only `read_committed` is accepted with exactly_once"),
+    ("group.id", "set group (--group) instead"),
+    ("bootstrap.servers", "set brokers (--brokers) instead"),
+];
+
+impl RunConfig {
+    /// Refuse passthrough properties that would break the guarantees.
+    fn check_passthrough(&self) -> Result<(), ConfigError> {
+        for (key, value) in &self.librdkafka {
+            let Some((_, instead)) = GUARANTEES.iter().find(|(k, _)| k == key) else {
+                continue;
+            };
+            let value = value.trim();
+            let harmless = match key.as_str() {
+                "acks" | "request.required.acks" => matches!(value, "all" | "-1"),
+                "enable.idempotence" => value == "true",
+                "isolation.level" => !self.exactly_once || value == "read_committed",
+                _ => false,
+            };
+            if !harmless {
+                return Err(ConfigError::Invalid {
+                    key: "librdkafka",
+                    reason: format!("`{key}={value}` is refused: {instead}"),
+                });
+            }
         }
         Ok(())
     }

@@ -1,9 +1,13 @@
-//! Consuming: the consumer loop on its own thread, routing each record to its
-//! partition's worker, pausing partitions that cannot take more, and finishing
-//! revoked partitions before a rebalance takes them away.
+//! Consuming: a thread polls Kafka and sends records and revocations as
+//! messages to the consumer loop, which routes each record to its partition's
+//! worker, pauses partitions that cannot take more, and finishes revoked
+//! partitions before the rebalance takes them away.
 
+mod consumer_loop;
+mod drain;
+mod feed;
 mod router;
 
-pub use router::{
-    consume_loop, lock, DrainTimedOut, Router, RouterRebalance, StopCause, WorkerResult,
-};
+pub use consumer_loop::consume_loop;
+pub use drain::Drain;
+pub use router::{DrainTimedOut, Router, StopCause, WorkerResult};

@@ -1,59 +1,44 @@
-//! The consumer loop and the router: poll Kafka on a dedicated thread, hand each
-//! record to its partition's worker, pause partitions whose worker (or the
-//! process-wide byte budget) is full, and finish a partition's work before
-//! librdkafka takes it away in a rebalance.
-//!
-//! Everything here runs on the consumer thread, including librdkafka's rebalance
-//! callback (it is served inside `poll`), so the router needs no cross-thread
-//! coordination beyond the mutex the callback reaches it through.
+//! The router: hand each record to its partition's worker, pause partitions
+//! whose worker (or the process-wide byte budget) is full, and stop the workers
+//! of partitions a rebalance takes away. Owned by the consumer loop's thread.
 
+use super::drain::Drain;
 use crate::budget::{Load, PartitionShare};
 use crate::commit::CommitError;
-use crate::kafka::{self, RebalanceListener, WeirConsumer, WeirContext};
+use crate::kafka::WeirConsumer;
 use crate::partition::{PartitionWorker, PipelineContext, PipelineError};
-use crate::wasm::InputRecord;
+use crate::record::Record;
 use prometheus_client::metrics::counter::Counter;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc as sync_mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Poll timeout while nothing waits to be routed.
-const IDLE_POLL: Duration = Duration::from_millis(100);
-/// Poll timeout while partitions are paused, so they resume soon after room appears.
-const PARKED_POLL: Duration = Duration::from_millis(5);
-
-/// Records routed between two looks at worker results and timers.
-const CHECK_EVERY: u32 = 64;
-
-/// How often the in-flight, paused and producer-queue gauges are refreshed.
-const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
-
 /// A worker's final result, labelled `topic/partition`.
 pub type WorkerResult = (String, Result<(), PipelineError>);
 
 /// One assigned partition's worker and what the router holds back for it.
-struct Slot {
-    sender: mpsc::Sender<InputRecord>,
+pub(super) struct Slot {
+    sender: mpsc::Sender<Record>,
     /// Records consumed but not yet accepted by the worker or the byte budget,
     /// in offset order.
-    parked: VecDeque<InputRecord>,
+    parked: VecDeque<Record>,
     /// Whether the partition is paused at the consumer.
     paused: bool,
     /// The records and bytes of this partition in flight.
-    share: Arc<PartitionShare>,
+    pub(super) share: Arc<PartitionShare>,
     /// Records consumed from this partition's topic.
     consumed: Counter,
-    stop: CancellationToken,
-    handle: JoinHandle<()>,
+    /// Cancelled to stop the worker.
+    pub(super) stop: CancellationToken,
+    /// The worker's task.
+    pub(super) handle: JoinHandle<()>,
 }
 
 /// Routes records to partition workers; owned by the consumer thread.
@@ -63,11 +48,7 @@ pub struct Router {
     slots: HashMap<(String, i32), Slot>,
     results: sync_mpsc::Sender<WorkerResult>,
     drain_timeout: Duration,
-    /// While draining, commit what is finished this often, where Weir commits
-    /// on a timer (transactions): a drain must not keep a transaction open past
-    /// the broker's transaction timeout.
-    drain_commit_interval: Option<Duration>,
-    /// A commit that failed inside the rebalance callback, for the loop to act on.
+    /// A commit that failed, for the loop to act on.
     commit_failure: Option<CommitError>,
     /// Whether any commit of this run failed: a drain then stops committing (the
     /// run ends with an error, and a restart resumes from the last commit).
@@ -83,6 +64,8 @@ pub enum StopCause {
     Partition(PipelineError),
     /// Committing failed.
     Commit(CommitError),
+    /// The thread polling Kafka could not start or stopped on its own.
+    PollThread(String),
 }
 
 /// Why stopping workers failed.
@@ -94,26 +77,19 @@ pub struct DrainTimedOut {
 
 impl Router {
     /// A router spawning workers on `runtime` and reporting their results to
-    /// `results`; a drain waits up to `drain_timeout`, committing every
-    /// `commit_interval` when Weir commits on a timer.
+    /// `results`; a drain waits up to `drain_timeout`.
     pub fn new(
         context: Arc<PipelineContext>,
         runtime: tokio::runtime::Handle,
         results: sync_mpsc::Sender<WorkerResult>,
         drain_timeout: Duration,
-        commit_interval: Duration,
     ) -> Self {
-        let drain_commit_interval = context
-            .committer
-            .commits_on_timer()
-            .then_some(commit_interval);
         Self {
             context,
             runtime,
             slots: HashMap::new(),
             results,
             drain_timeout,
-            drain_commit_interval,
             commit_failure: None,
             commit_failed: false,
             paused: 0,
@@ -123,7 +99,12 @@ impl Router {
     /// Commit everything finished so far. A failed transaction stops the loop; a
     /// failed offset commit (e.g. the assignment was lost while the broker was
     /// away) only means the next owner redoes some records, so it is a warning.
+    /// After a failed transaction nothing more is committed: the run ends with
+    /// the error, and the next one resumes from the last commit.
     pub fn commit(&mut self) {
+        if self.commit_failed {
+            return;
+        }
         match self.context.committer.commit(&self.runtime) {
             Ok(_) => {}
             Err(e @ CommitError::Offsets(_)) => tracing::warn!(error = %e, "commit failed"),
@@ -135,9 +116,29 @@ impl Router {
         }
     }
 
+    /// Whether Weir commits on a timer (transactions) rather than per batch.
+    pub fn commits_on_timer(&self) -> bool {
+        self.context.committer.commits_on_timer()
+    }
+
+    /// The commit failure not yet acted on, if any.
+    pub fn take_commit_failure(&mut self) -> Option<CommitError> {
+        self.commit_failure.take()
+    }
+
+    /// Route each of `records`, in order, then move parked records on.
+    pub fn route_all(&mut self, consumer: &WeirConsumer, records: Vec<Record>) {
+        for record in records {
+            self.route(consumer, record);
+        }
+        if self.has_paused() {
+            self.flush_parked(consumer);
+        }
+    }
+
     /// Hand `record` to its partition's worker, or park it and pause the
     /// partition if the worker's buffer or the byte budget is full.
-    pub fn route(&mut self, consumer: &WeirConsumer, record: InputRecord) {
+    fn route(&mut self, consumer: &WeirConsumer, record: Record) {
         let key = (record.topic.clone(), record.partition);
         if !self.slots.contains_key(&key) {
             let slot = self.spawn_worker(&key.0, key.1);
@@ -202,73 +203,61 @@ impl Router {
             .set(i64::from(self.context.output.producer().in_flight_count()));
     }
 
-    /// Stop the workers of `partitions` and wait (up to the drain timeout) until
-    /// each has finished its current batch and its outputs are acknowledged.
-    pub fn stop_partitions(&mut self, partitions: &[(String, i32)]) -> Result<(), DrainTimedOut> {
-        let slots: Vec<((String, i32), Slot)> = partitions
+    /// Start stopping the workers of `partitions`: each finishes its current
+    /// batch, and its outputs are acknowledged, within the drain timeout.
+    pub fn drain(&mut self, partitions: &[(String, i32)]) -> Drain {
+        let slots: Vec<_> = partitions
             .iter()
             .filter_map(|key| self.slots.remove_entry(key))
             .collect();
-        self.stop_slots(slots)
+        self.start_drain(slots)
     }
 
-    /// Stop every worker and wait for them, as for a revocation.
-    pub fn stop_all(&mut self) -> Result<(), DrainTimedOut> {
+    /// Start stopping every worker, as for a revocation.
+    pub fn drain_all(&mut self) -> Drain {
         let slots: Vec<_> = self.slots.drain().collect();
-        self.stop_slots(slots)
+        self.start_drain(slots)
     }
 
-    fn stop_slots(&mut self, slots: Vec<((String, i32), Slot)>) -> Result<(), DrainTimedOut> {
-        if slots.is_empty() {
-            return Ok(());
-        }
+    fn start_drain(&mut self, slots: Vec<((String, i32), Slot)>) -> Drain {
         self.paused -= slots.iter().filter(|(_, s)| s.paused).count();
-        for (_, slot) in &slots {
-            slot.stop.cancel();
-        }
-        let (keys, (shares, mut handles)): (Vec<_>, (Vec<_>, Vec<_>)) = slots
-            .into_iter()
-            .map(|(key, slot)| (key, (slot.share, slot.handle)))
-            .unzip();
-        let deadline = std::time::Instant::now() + self.drain_timeout;
-        let finished = loop {
-            let now = std::time::Instant::now();
-            let left = deadline.saturating_duration_since(now);
-            let wait = match self.drain_commit_interval {
-                Some(interval) => interval.min(left),
-                None => left,
-            };
-            let all_done = self.runtime.block_on(async {
-                tokio::time::timeout(wait, async {
-                    for handle in handles.iter_mut().filter(|h| !h.is_finished()) {
-                        // A panicking worker already reported nothing; the runner sees the panic.
-                        let _ = handle.await;
-                    }
-                })
-                .await
-                .is_ok()
-            });
-            if all_done || std::time::Instant::now() >= deadline {
-                break all_done;
-            }
-            if !self.commit_failed {
+        Drain::start(slots, self.drain_timeout)
+    }
+
+    /// Wait a little for `drain`'s workers; true once they all finished or
+    /// its time is up.
+    pub fn step_drain(&self, drain: &mut Drain) -> bool {
+        drain.wait(&self.runtime)
+    }
+
+    /// Wait until `drain`'s workers finished or its time is up, committing
+    /// every `commit_interval` meanwhile where Weir commits on a timer: a drain
+    /// must not keep a transaction open past the broker's transaction timeout.
+    pub fn wait_out(&mut self, drain: &mut Drain, commit_interval: Duration) {
+        let mut last_commit = std::time::Instant::now();
+        while !self.step_drain(drain) {
+            if self.commits_on_timer() && last_commit.elapsed() >= commit_interval {
                 self.commit();
-            }
-        };
-        if finished {
-            return Ok(());
-        }
-        let mut busy = Vec::new();
-        for (((topic, partition), share), handle) in keys.into_iter().zip(shares).zip(handles) {
-            if !handle.is_finished() {
-                busy.push(format!("{topic}/{partition}"));
-                handle.abort();
-                // Once the task is gone, nothing else gives its bytes back.
-                let _ = self.runtime.block_on(handle);
-                share.release_all();
+                last_commit = std::time::Instant::now();
             }
         }
-        Err(DrainTimedOut { partitions: busy })
+    }
+
+    /// Abort the workers of `drain` still busy (its time is up).
+    pub fn end_drain(&self, drain: Drain) -> Result<(), DrainTimedOut> {
+        drain.end(&self.runtime)
+    }
+
+    /// After a revocation's drain: commit what its partitions finished and
+    /// forget them.
+    pub fn release(&mut self, drain: Drain) {
+        let partitions = drain.partitions().to_vec();
+        if let Err(e) = self.end_drain(drain) {
+            tracing::warn!(partitions = ?e.partitions,
+                "revoked partitions did not finish in time; their unfinished records will be processed again by the new owner");
+        }
+        self.commit();
+        self.context.committer.forget(&partitions);
     }
 
     fn spawn_worker(&self, topic: &str, partition: i32) -> Slot {
@@ -305,7 +294,7 @@ impl Router {
 
 /// Try to pass `record` to the slot's worker within the byte budget; give it
 /// back if there is no room.
-fn offer(slot: &Slot, record: InputRecord) -> Option<InputRecord> {
+fn offer(slot: &Slot, record: Record) -> Option<Record> {
     let load = Load::of(&record);
     if !slot.share.try_reserve(load) {
         return Some(record);
@@ -338,110 +327,5 @@ fn set_paused(consumer: &WeirConsumer, (topic, partition): &(String, i32), pause
         Err(e) => {
             tracing::warn!(topic, partition, paused, error = %e, "cannot pause/resume partition")
         }
-    }
-}
-
-/// The rebalance listener: finish and commit revoked partitions before they go.
-/// Holds the router weakly: the router owns (through the workers' shared state)
-/// the consumer whose context holds this listener.
-pub struct RouterRebalance {
-    router: Weak<Mutex<Router>>,
-}
-
-impl RouterRebalance {
-    /// Listen on behalf of `router`.
-    pub fn new(router: Weak<Mutex<Router>>) -> Self {
-        Self { router }
-    }
-}
-
-impl RebalanceListener for RouterRebalance {
-    fn on_revoke(&self, _consumer: &BaseConsumer<WeirContext>, partitions: &[(String, i32)]) {
-        // Gone once the runner finished; its final commit already happened.
-        let Some(router) = self.router.upgrade() else {
-            return;
-        };
-        let mut router = lock(&router);
-        if let Err(e) = router.stop_partitions(partitions) {
-            tracing::warn!(partitions = ?e.partitions,
-                "revoked partitions did not finish in time; their unfinished records will be processed again by the new owner");
-        }
-        router.commit();
-        router.context.committer.forget(partitions);
-    }
-}
-
-/// Lock the router; a panic elsewhere cannot leave it half-updated in a way
-/// that matters more than stopping would.
-pub fn lock(router: &Mutex<Router>) -> MutexGuard<'_, Router> {
-    router.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Poll Kafka and route records until `shutdown` is cancelled, a worker fails
-/// or a commit fails; commit every `commit_interval` where Weir (not librdkafka)
-/// commits. Returns why it stopped early, if it did.
-pub fn consume_loop(
-    consumer: &WeirConsumer,
-    router: &Mutex<Router>,
-    results: &sync_mpsc::Receiver<WorkerResult>,
-    shutdown: &CancellationToken,
-    commit_interval: Duration,
-) -> Option<StopCause> {
-    let mut last_commit = std::time::Instant::now();
-    let mut last_sample = std::time::Instant::now();
-    // Worker results and timers are looked at every CHECK_EVERY records, and
-    // whenever the consumer is idle: reading the clock per record costs more
-    // than routing it.
-    let mut until_check = 0;
-    let mut paused = false;
-    while !shutdown.is_cancelled() {
-        if until_check == 0 {
-            until_check = CHECK_EVERY;
-            while let Ok((label, result)) = results.try_recv() {
-                if let Err(e) = result {
-                    tracing::error!(partition = %label, error = %e, "partition stopped");
-                    return Some(StopCause::Partition(e));
-                }
-            }
-            let mut router = lock(router);
-            if router.context.committer.commits_on_timer()
-                && last_commit.elapsed() >= commit_interval
-            {
-                router.commit();
-                last_commit = std::time::Instant::now();
-            }
-            if let Some(e) = router.commit_failure.take() {
-                return Some(StopCause::Commit(e));
-            }
-            if last_sample.elapsed() >= SAMPLE_INTERVAL {
-                router.sample_gauges();
-                last_sample = std::time::Instant::now();
-            }
-        }
-        until_check -= 1;
-        let timeout = if paused { PARKED_POLL } else { IDLE_POLL };
-        // The router must not be locked here: poll runs the rebalance callback.
-        let polled = consumer.poll(timeout);
-        let mut router = lock(router);
-        match polled {
-            Some(Ok(message)) => router.route(consumer, kafka::input_record(&message)),
-            Some(Err(e)) => log_consumer_error(&e),
-            None => until_check = 0,
-        }
-        if router.has_paused() {
-            router.flush_parked(consumer);
-        }
-        paused = router.has_paused();
-    }
-    None
-}
-
-fn log_consumer_error(error: &KafkaError) {
-    match error {
-        KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF) => {}
-        KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown) => {
-            tracing::warn!(%error, "all brokers are down; retrying")
-        }
-        _ => tracing::warn!(%error, "consumer error; retrying"),
     }
 }

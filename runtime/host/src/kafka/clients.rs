@@ -2,7 +2,7 @@
 
 use super::context::WeirContext;
 use super::KafkaSetupError;
-use crate::config::{RunConfig, DEFAULT_TRANSACTION_TIMEOUT};
+use crate::config::{PipelineSettings, DEFAULT_TRANSACTION_TIMEOUT};
 use rdkafka::admin::AdminClient;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
@@ -15,7 +15,7 @@ pub type WeirProducer = FutureProducer<WeirContext>;
 /// Weir's admin client type.
 pub type WeirAdmin = AdminClient<WeirContext>;
 
-fn base_config(config: &RunConfig, client_id: &str) -> ClientConfig {
+fn base_config(config: &PipelineSettings, client_id: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
         .set("client.id", client_id);
@@ -84,7 +84,7 @@ fn applies_to(key: &str, role: Role) -> bool {
     }
 }
 
-fn apply_passthrough(c: &mut ClientConfig, config: &RunConfig, role: Role) {
+fn apply_passthrough(c: &mut ClientConfig, config: &PipelineSettings, role: Role) {
     for (key, value) in &config.librdkafka {
         if applies_to(key, role) {
             c.set(key, value);
@@ -96,10 +96,10 @@ fn apply_passthrough(c: &mut ClientConfig, config: &RunConfig, role: Role) {
 /// (`enable.auto.offset.store=false`) and commits the stored offsets every
 /// `commit_interval`, before a revocation completes, and at shutdown. Polled on
 /// Weir's consumer thread (a `BaseConsumer`, so rebalance callbacks run there).
-pub fn create_consumer(config: &RunConfig) -> Result<WeirConsumer, KafkaSetupError> {
+pub fn create_consumer(config: &PipelineSettings) -> Result<WeirConsumer, KafkaSetupError> {
     let mut c = base_config(config, "weir");
     c.set("group.id", &config.group)
-        .set("enable.auto.commit", (!config.exactly_once).to_string())
+        .set("enable.auto.commit", (!config.exactly_once()).to_string())
         .set("enable.auto.offset.store", "false")
         .set(
             "auto.commit.interval.ms",
@@ -109,7 +109,7 @@ pub fn create_consumer(config: &RunConfig) -> Result<WeirConsumer, KafkaSetupErr
             "auto.offset.reset",
             config.auto_offset_reset.as_librdkafka(),
         );
-    if config.exactly_once {
+    if config.exactly_once() {
         // Offsets commit inside the producer's transactions; read only committed inputs.
         c.set("isolation.level", "read_committed");
     }
@@ -133,13 +133,13 @@ pub fn create_consumer(config: &RunConfig) -> Result<WeirConsumer, KafkaSetupErr
 /// An idempotent producer (`acks=all`): retries never duplicate or reorder
 /// records within a partition. In exactly-once mode it is transactional and
 /// initialised here, so a broker without transactions fails at start-up.
-pub fn create_producer(config: &RunConfig) -> Result<WeirProducer, KafkaSetupError> {
+pub fn create_producer(config: &PipelineSettings) -> Result<WeirProducer, KafkaSetupError> {
     let mut c = base_config(config, "weir-producer");
     c.set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5");
-    if config.exactly_once {
-        c.set("transactional.id", config.transactional_id()).set(
+    if let Some(id) = &config.transactional_id {
+        c.set("transactional.id", id).set(
             "transaction.timeout.ms",
             DEFAULT_TRANSACTION_TIMEOUT.as_millis().to_string(),
         );
@@ -148,7 +148,7 @@ pub fn create_producer(config: &RunConfig) -> Result<WeirProducer, KafkaSetupErr
     let producer: WeirProducer = c
         .create_with_context(WeirContext::new())
         .map_err(KafkaSetupError::Client)?;
-    if config.exactly_once {
+    if config.exactly_once() {
         producer
             .init_transactions(TRANSACTION_INIT_TIMEOUT)
             .map_err(|source| KafkaSetupError::Transactions {
@@ -160,7 +160,7 @@ pub fn create_producer(config: &RunConfig) -> Result<WeirProducer, KafkaSetupErr
 }
 
 /// An admin client (creating dead-letter topics), with the shared properties.
-pub fn create_admin(config: &RunConfig) -> Result<WeirAdmin, KafkaSetupError> {
+pub fn create_admin(config: &PipelineSettings) -> Result<WeirAdmin, KafkaSetupError> {
     let mut c = base_config(config, "weir-admin");
     apply_passthrough(&mut c, config, Role::Admin);
     c.create_with_context(WeirContext::new())

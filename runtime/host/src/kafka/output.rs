@@ -2,8 +2,8 @@
 
 use super::clients::WeirProducer;
 use super::convert::output_headers;
+use crate::record::Output;
 use crate::telemetry::PipelineMetrics;
-use crate::wasm::OutputRecord;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
@@ -36,19 +36,33 @@ pub struct ProduceError {
 
 impl ProduceError {
     /// Whether handing the same record over again can never succeed: it is
-    /// larger than the producer allows, or names a partition or topic that does
-    /// not exist. Other errors (timeouts, a broker away) are worth retrying.
+    /// larger than the producer or broker allows, names a partition or topic
+    /// that does not exist or is not a valid name, may not be written to, or
+    /// has a timestamp the broker refuses. Other errors (timeouts, a broker
+    /// away) are worth retrying.
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self.source,
-            KafkaError::MessageProduction(
-                RDKafkaErrorCode::MessageSizeTooLarge
-                    | RDKafkaErrorCode::UnknownPartition
-                    | RDKafkaErrorCode::UnknownTopic
-                    | RDKafkaErrorCode::InvalidRecord
-            )
-        )
+        match &self.source {
+            KafkaError::MessageProduction(code) => is_permanent_code(*code),
+            _ => false,
+        }
     }
+}
+
+/// Producer error codes that the same record will get again on every try.
+fn is_permanent_code(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::UnknownPartition
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::InvalidTopic
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::InvalidTimestamp
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::InvalidMessage
+    )
 }
 
 /// Waits for one output's acknowledgement.
@@ -112,7 +126,7 @@ impl OutputSink {
     /// order are written in order within each target partition.
     pub async fn send(
         &self,
-        output: &OutputRecord,
+        output: &Output,
         timestamp: Option<i64>,
     ) -> Result<PendingDelivery, ProduceError> {
         let topic = output.topic.as_deref().unwrap_or(&self.default_topic);
@@ -146,6 +160,41 @@ impl OutputSink {
                     })
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: RDKafkaErrorCode) -> ProduceError {
+        ProduceError {
+            topic: "t".into(),
+            source: KafkaError::MessageProduction(code),
+        }
+    }
+
+    #[test]
+    fn refusals_that_repeat_on_every_try_are_permanent_and_the_rest_are_retried() {
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::MessageBatchTooLarge,
+            RDKafkaErrorCode::UnknownTopic,
+            RDKafkaErrorCode::InvalidTopic,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::InvalidTimestamp,
+            RDKafkaErrorCode::InvalidRecord,
+        ] {
+            assert!(refused(code).is_permanent(), "{code:?}");
+        }
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::NotEnoughReplicas,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::OutOfOrderSequenceNumber,
+        ] {
+            assert!(!refused(code).is_permanent(), "{code:?}");
         }
     }
 }

@@ -8,8 +8,8 @@ use crate::commit::BatchScope;
 use crate::kafka::KafkaSetupError;
 use crate::kafka::{self, OutputSink, PendingDelivery, ProduceError, WeirAdmin, WeirConsumer};
 use crate::process::{Backoff, RecordFailure};
+use crate::record::{Header, Output, Record};
 use crate::telemetry::PipelineMetrics;
-use crate::wasm::{Header, InputRecord, OutputRecord};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -102,7 +102,7 @@ impl DeadLetters {
     }
 
     /// The letter for `record`, to its input topic's dead-letter topic.
-    pub fn letter_for(&self, record: &InputRecord, failure: &RecordFailure) -> OutputRecord {
+    pub fn letter_for(&self, record: &Record, failure: &RecordFailure) -> Output {
         let dlq = self
             .topics
             .get(&record.topic)
@@ -120,8 +120,8 @@ impl DeadLetters {
     pub async fn hand_over(
         &self,
         scope: &mut BatchScope<'_>,
-        letter: &OutputRecord,
-        record: &InputRecord,
+        letter: &Output,
+        record: &Record,
         partly_sent: bool,
         stop: &CancellationToken,
     ) -> Result<LetterHandOver, ProduceError> {
@@ -164,7 +164,7 @@ impl DeadLetters {
     pub async fn acknowledged(
         &self,
         mut pending: Option<PendingDelivery>,
-        letter: &OutputRecord,
+        letter: &Output,
         timestamp: Option<i64>,
         retry: Option<&RetryInPlace>,
     ) -> Result<bool, ProduceError> {
@@ -216,7 +216,7 @@ async fn wait_to_retry(failures: u32, error: &ProduceError, stop: &CancellationT
 
 /// The record to write to `dlq_topic` for `record`: same key, value, timestamp
 /// (kept by the producer) and headers, plus the failure headers.
-pub fn letter(record: &InputRecord, failure: &RecordFailure, dlq_topic: &str) -> OutputRecord {
+pub fn letter(record: &Record, failure: &RecordFailure, dlq_topic: &str) -> Output {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
@@ -237,7 +237,7 @@ pub fn letter(record: &InputRecord, failure: &RecordFailure, dlq_topic: &str) ->
     add(headers::TOPIC, record.topic.clone());
     add(headers::PARTITION, record.partition.to_string());
     add(headers::OFFSET, record.offset.to_string());
-    OutputRecord {
+    Output {
         topic: Some(dlq_topic.to_string()),
         partition: None,
         key: record.key.clone(),
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn the_dead_letter_keeps_the_record_and_says_why() {
-        let record = InputRecord {
+        let record = Record {
             topic: "in".into(),
             partition: 3,
             offset: 42,

@@ -19,7 +19,7 @@ pub use worker::PartitionWorker;
 
 use crate::budget::InFlightBudget;
 use crate::commit::Committer;
-use crate::config::{BatchConfig, FailurePolicy};
+use crate::config::{BatchConfig, FailurePolicy, TopicPatterns};
 use crate::kafka::{OutputSink, ProduceError};
 use crate::offsets::OffsetError;
 use crate::process::{RecordFailure, ResolveSettings};
@@ -86,6 +86,8 @@ pub struct PipelineContext {
     pub version_header: bool,
     /// Where outputs go.
     pub output: Arc<OutputSink>,
+    /// Topics the plugins' outputs may go to.
+    pub output_topics: TopicPatterns,
     /// How finished offsets get committed.
     pub committer: Committer,
     /// Batch settings.

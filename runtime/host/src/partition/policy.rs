@@ -1,16 +1,17 @@
 //! The failure policy for a record the plugins (or the broker) gave up on:
 //! dead-letter it, skip it, or stop at it. Each failure is logged and counted
-//! by one call.
+//! by one call. Also which outputs are refused before they reach the producer.
 
 use super::dead_letter::RetryInPlace;
 use super::segment::AckError;
 use super::PipelineContext;
-use crate::config::FailurePolicy;
-use crate::process::RecordFailure;
-use crate::wasm::InputRecord;
+use crate::config::{FailurePolicy, TopicPatterns};
+use crate::process::{FailureKind, RecordFailure};
+use crate::record::{Output, Record};
+use crate::wasm::{PluginPool, TrapKind};
 
 /// Log and count that `record` failed, saying what the failure policy does with it.
-pub fn note_failure(context: &PipelineContext, record: &InputRecord, failure: &RecordFailure) {
+pub fn note_failure(context: &PipelineContext, record: &Record, failure: &RecordFailure) {
     let metrics = &context.metrics;
     metrics.failed(&failure.plugin.name, failure.kind.as_str());
     let action = match context.policy {
@@ -32,7 +33,7 @@ pub fn note_failure(context: &PipelineContext, record: &InputRecord, failure: &R
 /// it, or stop at it. Returns false if a stop gave up the dead-letter write.
 pub async fn apply_to_refused(
     context: &PipelineContext,
-    record: &InputRecord,
+    record: &Record,
     failure: RecordFailure,
     retry: Option<&RetryInPlace>,
 ) -> Result<bool, AckError> {
@@ -51,4 +52,25 @@ pub async fn apply_to_refused(
             failure: Box::new(failure),
         }),
     }
+}
+
+/// A failure of kind `contract` if one of `outputs` names a topic outside
+/// `allowed` (checked before any output of the record is handed over).
+pub(super) fn forbidden_topic(
+    allowed: &TopicPatterns,
+    outputs: &[Output],
+    pool: &PluginPool,
+) -> Option<RecordFailure> {
+    let topic = outputs
+        .iter()
+        .filter_map(|o| o.topic.as_deref())
+        .find(|topic| !allowed.matches(topic))?;
+    Some(RecordFailure {
+        kind: FailureKind::Trap(TrapKind::Contract),
+        message: format!(
+            "sent an output to topic `{topic}`, which this pipeline does not allow; add it to allowed_output_topics (--allowed-output-topic) if it should"
+        ),
+        attempts: 1,
+        plugin: pool.identity(),
+    })
 }

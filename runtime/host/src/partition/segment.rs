@@ -11,9 +11,10 @@ use super::PipelineContext;
 use crate::budget::Load;
 use crate::kafka::{PendingDelivery, ProduceError};
 use crate::process::{FailureKind, RecordFailure};
+use crate::record::{Output, Record};
 use crate::telemetry::PipelineMetrics;
 use crate::trace::RecordSpan;
-use crate::wasm::{InputRecord, OutputRecord, PluginPool};
+use crate::wasm::PluginPool;
 use std::sync::Arc;
 
 /// Work whose outputs are all acknowledged: the offsets now complete and the
@@ -35,7 +36,7 @@ pub struct Segment {
     pub finished: Finished,
     /// The records with outputs, kept until those are acknowledged so that one
     /// whose output the broker refuses for good can still be dead-lettered.
-    pub sources: Vec<InputRecord>,
+    pub sources: Vec<Record>,
     /// The exported spans of its records; they end when dropped, once the
     /// segment's deliveries are acknowledged.
     pub spans: Vec<RecordSpan>,
@@ -57,7 +58,7 @@ pub enum Delivery {
         /// Its acknowledgement, once handed over.
         pending: Option<PendingDelivery>,
         /// The letter.
-        letter: OutputRecord,
+        letter: Output,
         /// The failed record's timestamp, which the letter keeps.
         timestamp: Option<i64>,
     },
@@ -165,7 +166,7 @@ impl Segment {
 
 /// Observe, for each of `records` (whose outputs are all acknowledged now), the
 /// time since its timestamp.
-fn observe_end_to_end(metrics: &PipelineMetrics, records: &[InputRecord]) {
+fn observe_end_to_end(metrics: &PipelineMetrics, records: &[Record]) {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);

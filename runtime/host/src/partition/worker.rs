@@ -5,7 +5,7 @@
 //! acknowledged (see `offsets`).
 
 use super::dead_letter::{LetterHandOver, RetryInPlace};
-use super::policy::note_failure;
+use super::policy::{forbidden_topic, note_failure};
 use super::segment::{AckError, Delivery, Finished, Segment};
 use super::{headers, PipelineContext, PipelineError};
 use crate::budget::{Load, PartitionShare};
@@ -14,7 +14,8 @@ use crate::config::{BatchConfig, FailurePolicy};
 use crate::kafka::ProduceError;
 use crate::offsets::{OffsetError, OffsetTracker};
 use crate::process::{resolve_chain, ChainStage, FailureKind, RecordFailure, Resolution};
-use crate::wasm::{Header, InputRecord, OutputRecord, PluginPool};
+use crate::record::{Header, Output, Record};
+use crate::wasm::PluginPool;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -32,7 +33,7 @@ type SegmentAck = BoxFuture<'static, Result<Finished, AckError>>;
 pub struct PartitionWorker {
     topic: String,
     partition: i32,
-    records: mpsc::Receiver<InputRecord>,
+    records: mpsc::Receiver<Record>,
     context: Arc<PipelineContext>,
     /// This partition's part of the in-flight byte budget.
     share: Arc<PartitionShare>,
@@ -40,7 +41,7 @@ pub struct PartitionWorker {
     commits: PartitionCommits,
     acks: FuturesUnordered<SegmentAck>,
     /// Records received but not yet handed to the plugin.
-    pending_batch: Vec<InputRecord>,
+    pending_batch: Vec<Record>,
     /// Set while a dead letter is being retried: no new batches start, so the
     /// partition's buffer fills and the router pauses it.
     dead_letter_blocked: Arc<AtomicBool>,
@@ -67,7 +68,7 @@ impl PartitionWorker {
     pub fn new(
         topic: String,
         partition: i32,
-        records: mpsc::Receiver<InputRecord>,
+        records: mpsc::Receiver<Record>,
         context: Arc<PipelineContext>,
         share: Arc<PartitionShare>,
     ) -> Self {
@@ -134,7 +135,7 @@ impl PartitionWorker {
     /// records) to the producer.
     async fn process(
         &mut self,
-        records: Vec<InputRecord>,
+        records: Vec<Record>,
         stop: &CancellationToken,
     ) -> Result<(), PipelineError> {
         for record in &records {
@@ -199,7 +200,7 @@ impl PartitionWorker {
         context: &'c PipelineContext,
         pools: &[Arc<PluginPool>],
         batch: &mut BatchInFlight<'c>,
-        record: InputRecord,
+        record: Record,
         resolution: Resolution,
         stop: &CancellationToken,
     ) -> Result<bool, PipelineError> {
@@ -255,7 +256,7 @@ impl PartitionWorker {
         &mut self,
         context: &'c PipelineContext,
         batch: &mut BatchInFlight<'c>,
-        record: &InputRecord,
+        record: &Record,
         failure: RecordFailure,
         pool: &Arc<PluginPool>,
         stop: &CancellationToken,
@@ -329,11 +330,14 @@ impl PartitionWorker {
     /// the pipeline.
     async fn send_all(
         &mut self,
-        outputs: &[OutputRecord],
-        record: &InputRecord,
+        outputs: &[Output],
+        record: &Record,
         pool: &PluginPool,
         segment: &mut Segment,
     ) -> Result<Option<RecordFailure>, PipelineError> {
+        if let Some(failure) = forbidden_topic(&self.context.output_topics, outputs, pool) {
+            return Ok(Some(failure));
+        }
         // The index `record` will have in `segment.sources` once its outputs are handed over.
         let source = segment.sources.len();
         for output in outputs {
@@ -408,7 +412,7 @@ impl PartitionWorker {
 
 /// Say in headers of each output which plugin versions produced it, one header
 /// per plugin of the chain, in order.
-fn tag_versions(outputs: &mut [OutputRecord], pools: &[Arc<PluginPool>]) {
+fn tag_versions(outputs: &mut [Output], pools: &[Arc<PluginPool>]) {
     for output in outputs {
         for pool in pools {
             output.headers.push(Header {
@@ -423,8 +427,8 @@ fn tag_versions(outputs: &mut [OutputRecord], pools: &[Arc<PluginPool>]) {
 /// passed since its first record. Cancel-safe: records received stay in `batch`.
 /// Returns false once the channel is closed and empty.
 async fn fill_batch(
-    records: &mut mpsc::Receiver<InputRecord>,
-    batch: &mut Vec<InputRecord>,
+    records: &mut mpsc::Receiver<Record>,
+    batch: &mut Vec<Record>,
     settings: &BatchConfig,
 ) -> bool {
     let max = settings.max_records;
@@ -448,8 +452,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn record(offset: i64) -> InputRecord {
-        InputRecord {
+    fn record(offset: i64) -> Record {
+        Record {
             topic: "t".into(),
             partition: 0,
             offset,

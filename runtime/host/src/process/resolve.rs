@@ -6,7 +6,8 @@
 //! record's outputs to the per-record output limits.
 
 use crate::process::{Backoff, FailureKind, RecordFailure};
-use crate::wasm::{InputRecord, Outcome, OutputRecord, PluginError, PluginPool, TrapKind};
+use crate::record::{Outcome, Output, Record};
+use crate::wasm::{PluginError, PluginPool, TrapKind};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub enum Resolution {
     /// The plugin's outputs for it (none means it was filtered out).
-    Outputs(Vec<OutputRecord>),
+    Outputs(Vec<Output>),
     /// It was given up on; the failure policy decides what happens next.
     Failed(RecordFailure),
     /// Processing stopped (revocation or shutdown) while it waited for a retry:
@@ -38,7 +39,7 @@ pub struct ResolveSettings {
 
 /// A record on its way to a resolution.
 struct Pending {
-    record: InputRecord,
+    record: Record,
     attempts: u32,
     state: State,
 }
@@ -58,9 +59,9 @@ enum State {
 pub async fn resolve(
     pool: &Arc<PluginPool>,
     settings: &ResolveSettings,
-    records: Vec<InputRecord>,
+    records: Vec<Record>,
     stop: &CancellationToken,
-) -> Result<Vec<(InputRecord, Resolution)>, PluginError> {
+) -> Result<Vec<(Record, Resolution)>, PluginError> {
     let batch = pool.process(records).await;
     let pending: Vec<Pending> = match batch.outcomes {
         Ok(outcomes) => batch
@@ -121,9 +122,9 @@ pub struct ChainStage<'a> {
 /// plugin's outputs, or the first failure (or stop) any of its outputs met.
 pub async fn resolve_chain(
     stages: &[ChainStage<'_>],
-    records: Vec<InputRecord>,
+    records: Vec<Record>,
     stop: &CancellationToken,
-) -> Result<Vec<(InputRecord, Resolution)>, PluginError> {
+) -> Result<Vec<(Record, Resolution)>, PluginError> {
     let (first, rest) = stages
         .split_first()
         .expect("a chain has at least one plugin");
@@ -137,15 +138,15 @@ pub async fn resolve_chain(
 /// Pass the outputs in `resolved` through `stage`.
 async fn feed(
     stage: &ChainStage<'_>,
-    mut resolved: Vec<(InputRecord, Resolution)>,
+    mut resolved: Vec<(Record, Resolution)>,
     stop: &CancellationToken,
-) -> Result<Vec<(InputRecord, Resolution)>, PluginError> {
+) -> Result<Vec<(Record, Resolution)>, PluginError> {
     let mut inputs = Vec::new();
     let mut owners = Vec::new();
     for (owner, (record, resolution)) in resolved.iter_mut().enumerate() {
         if let Resolution::Outputs(outputs) = resolution {
             for output in std::mem::take(outputs) {
-                inputs.push(InputRecord {
+                inputs.push(Record {
                     topic: record.topic.clone(),
                     partition: record.partition,
                     offset: record.offset,
@@ -182,7 +183,7 @@ async fn retry(
     settings: &ResolveSettings,
     mut item: Pending,
     stop: &CancellationToken,
-) -> Result<(InputRecord, Resolution), PluginError> {
+) -> Result<(Record, Resolution), PluginError> {
     loop {
         let message = match item.state {
             State::Resolved(resolution) => return Ok((item.record, resolution)),
@@ -216,7 +217,7 @@ async fn retry(
 async fn call_alone(
     pool: &Arc<PluginPool>,
     settings: &ResolveSettings,
-    record: InputRecord,
+    record: Record,
     attempts: u32,
 ) -> Result<Pending, PluginError> {
     let mut call = pool.process(vec![record]).await;
@@ -235,7 +236,7 @@ async fn call_alone(
 fn judge(
     pool: &PluginPool,
     settings: &ResolveSettings,
-    record: InputRecord,
+    record: Record,
     outcome: Outcome,
     attempts: u32,
 ) -> Pending {
@@ -259,7 +260,7 @@ fn judge(
 fn check_output_limits(
     pool: &PluginPool,
     settings: &ResolveSettings,
-    outputs: Vec<OutputRecord>,
+    outputs: Vec<Output>,
     attempts: u32,
 ) -> Resolution {
     let bytes: usize = outputs.iter().map(output_bytes).sum();
@@ -280,7 +281,7 @@ fn check_output_limits(
 }
 
 /// Bytes of an output that count against the output limit.
-fn output_bytes(output: &OutputRecord) -> usize {
+fn output_bytes(output: &Output) -> usize {
     let len = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);
     len(&output.key)
         + len(&output.value)
@@ -292,7 +293,7 @@ fn output_bytes(output: &OutputRecord) -> usize {
 }
 
 /// A call with `record` alone failed: the record is the cause.
-fn trapped(pool: &PluginPool, record: InputRecord, error: &PluginError, attempts: u32) -> Pending {
+fn trapped(pool: &PluginPool, record: Record, error: &PluginError, attempts: u32) -> Pending {
     let kind = match error {
         PluginError::Trap { kind, .. } => *kind,
         _ => TrapKind::Trap,
@@ -309,6 +310,6 @@ fn trapped(pool: &PluginPool, record: InputRecord, error: &PluginError, attempts
     }
 }
 
-fn offsets(records: &[InputRecord]) -> (i64, i64) {
+fn offsets(records: &[Record]) -> (i64, i64) {
     (records[0].offset, records[records.len() - 1].offset)
 }

@@ -113,20 +113,41 @@ pub fn spawn_reloader(loader: Arc<PluginLoader>, slot: Arc<PluginSlot>) -> Reloa
     ReloadHandle { requests }
 }
 
-/// Reload every plugin on every SIGHUP.
-pub fn reload_on_sighup(handles: Vec<ReloadHandle>) -> std::io::Result<()> {
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            for handle in &handles {
-                handle.notify(Command::Reload {
-                    trigger: Trigger::Signal,
-                    path: None,
-                });
+/// Reloads every plugin on SIGHUP. It listens from before the plugins load,
+/// so that a SIGHUP during start-up does not end the process (the signal's
+/// default action); until the plugins are handed over it is logged and ignored.
+pub struct HangupReloads {
+    handles: Arc<std::sync::OnceLock<Vec<ReloadHandle>>>,
+}
+
+impl HangupReloads {
+    /// Start listening for SIGHUP.
+    pub fn listen() -> std::io::Result<Self> {
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let handles: Arc<std::sync::OnceLock<Vec<ReloadHandle>>> = Arc::default();
+        let listening = Arc::clone(&handles);
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let Some(handles) = listening.get() else {
+                    tracing::warn!("SIGHUP during start-up ignored: the plugins are still loading; send it again once Weir is ready");
+                    continue;
+                };
+                for handle in handles {
+                    handle.notify(Command::Reload {
+                        trigger: Trigger::Signal,
+                        path: None,
+                    });
+                }
             }
-        }
-    });
-    Ok(())
+        });
+        Ok(Self { handles })
+    }
+
+    /// From now on, reload the plugins of `handles` on each SIGHUP (once; later
+    /// calls are ignored).
+    pub fn serve(&self, handles: Vec<ReloadHandle>) {
+        let _ = self.handles.set(handles);
+    }
 }
 
 async fn reload(

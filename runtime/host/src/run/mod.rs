@@ -12,7 +12,7 @@ mod plugins;
 
 use crate::admin;
 use crate::commit::CommitError;
-use crate::config::RunConfig;
+use crate::config::{PipelineSettings, RunSettings};
 use crate::kafka::KafkaSetupError;
 use crate::partition::{PipelineError, Stage};
 use crate::reload;
@@ -68,22 +68,22 @@ pub enum RunError {
 /// for each life of the pipeline (a restart after a Kafka failure).
 #[derive(Clone)]
 struct Pipeline {
-    config: RunConfig,
+    config: PipelineSettings,
     metrics: PipelineMetrics,
     health: Arc<PipelineHealth>,
     tracing: Tracing,
     stages: Vec<Stage>,
 }
 
-/// Run every pipeline of `config` until `shutdown` is cancelled or one fails
+/// Run every pipeline of `settings` until `shutdown` is cancelled or one fails
 /// (which stops the others too).
-pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), RunError> {
-    let export = match &config.otlp_endpoint {
+pub async fn run(settings: RunSettings, shutdown: CancellationToken) -> Result<(), RunError> {
+    let export = match &settings.otlp_endpoint {
         Some(endpoint) => Some(Arc::new(SpanExport::new(endpoint)?)),
         None => None,
     };
     let tracing = export.clone().map(Tracing::exporting).unwrap_or_default();
-    let result = run_pipelines(config, tracing, shutdown).await;
+    let result = run_pipelines(settings, tracing, shutdown).await;
     if let Some(export) = export {
         // Sends the spans still batched; blocking, so off the async threads.
         let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
@@ -93,16 +93,14 @@ pub async fn run(config: RunConfig, shutdown: CancellationToken) -> Result<(), R
 
 /// Run every pipeline, continuing traces with `tracing`.
 async fn run_pipelines(
-    config: RunConfig,
+    settings: RunSettings,
     tracing: Tracing,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let hangups = reload::HangupReloads::listen().map_err(RunError::Signal)?;
     let metrics = Arc::new(Metrics::new());
-    let admin_addr = config
-        .admin_socket()
-        .expect("the configuration was validated");
-    let configs: Vec<(RunConfig, PipelineMetrics, Arc<PipelineHealth>)> = config
-        .pipelines()
+    let configs: Vec<(PipelineSettings, PipelineMetrics, Arc<PipelineHealth>)> = settings
+        .pipelines
         .into_iter()
         .map(|p| {
             let m = metrics.pipeline(&p.group);
@@ -112,10 +110,7 @@ async fn run_pipelines(
         .collect();
     let healths = configs.iter().map(|(_, _, h)| Arc::clone(h)).collect();
     // Served before the plugins load, so that probes see "alive, not ready" meanwhile.
-    let plugins = match admin_addr {
-        Some(addr) => Some(admin::serve(addr, Arc::clone(&metrics), healths).await?),
-        None => None,
-    };
+    let admin = admin::serve(&settings.admin, Arc::clone(&metrics), healths).await?;
     let mut managed = Vec::new();
     let mut prepared = Vec::new();
     for (config, metrics, health) in configs {
@@ -132,10 +127,8 @@ async fn run_pipelines(
         prepared.push((pipeline, loaded.watching));
     }
     let handles = managed.iter().map(|m| m.reloads.clone()).collect();
-    reload::reload_on_sighup(handles).map_err(RunError::Signal)?;
-    if let Some(plugins) = plugins {
-        plugins.manage(managed);
-    }
+    hangups.serve(handles);
+    admin.manage(managed);
     let stop = shutdown.child_token();
     let mut running: FuturesUnordered<_> = prepared
         .into_iter()

@@ -5,15 +5,14 @@
 use super::{Pipeline, RunError};
 use crate::budget::InFlightBudget;
 use crate::commit::{CommitError, Committer};
-use crate::config::{FailurePolicy, OffsetReset, RunConfig};
-use crate::consume::{self, Router, RouterRebalance, StopCause};
+use crate::config::{FailurePolicy, OffsetReset, PipelineSettings};
+use crate::consume::{self, Router, StopCause};
 use crate::kafka::{self, KafkaSetupError, LagBounds, OutputSink, WeirConsumer, WeirProducer};
 use crate::partition::{DeadLetters, PipelineContext, PipelineError};
 use crate::telemetry::PipelineMetrics;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
-use std::collections::BTreeMap;
-use std::sync::{mpsc as sync_mpsc, Arc, Mutex};
+use std::sync::{mpsc as sync_mpsc, Arc};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +100,7 @@ fn consume(
         metrics.clone(),
         Arc::clone(&health),
         LagBounds {
-            read_committed: config.exactly_once,
+            read_committed: config.exactly_once(),
             starts_at_end: config.auto_offset_reset == OffsetReset::Latest,
         },
     );
@@ -114,29 +113,26 @@ fn consume(
         committer: committer(&config, &consumer, producer, &metrics)?,
         output,
         batch: config.batch.clone(),
-        budget: Arc::new(InFlightBudget::new(config.max_in_flight_bytes())),
+        budget: Arc::new(InFlightBudget::new(config.max_in_flight_bytes)),
         stages,
-        version_header: config.plugin.version_header,
-        policy: config.plugin.failure.policy,
+        version_header: config.version_header,
+        output_topics: config.output_topics.clone(),
+        policy: config.failure.policy,
         dead_letters,
         metrics,
         tracing,
     });
     let (results_tx, results) = sync_mpsc::channel();
-    let router = Arc::new(Mutex::new(Router::new(
+    let mut router = Router::new(
         Arc::clone(&context),
         runtime.clone(),
         results_tx,
         config.drain_timeout,
-        config.commit_interval,
-    )));
-    consumer
-        .context()
-        .set_listener(Arc::new(RouterRebalance::new(Arc::downgrade(&router))));
+    );
     subscribe(&config, &consumer, &context)?;
     let stop = consume::consume_loop(
         &consumer,
-        &router,
+        &mut router,
         &results,
         &shutdown,
         config.commit_interval,
@@ -146,11 +142,14 @@ fn consume(
     let mut failure = stop.map(|cause| match cause {
         StopCause::Partition(e) => RunError::Pipeline(e),
         StopCause::Commit(e) => RunError::Commit(e),
+        StopCause::PollThread(reason) => RunError::ConsumerThread(reason),
     });
     if failure.is_none() {
         tracing::info!("shutdown requested; finishing in-flight batches");
     }
-    if let Err(e) = consume::lock(&router).stop_all() {
+    let mut drain = router.drain_all();
+    router.wait_out(&mut drain, config.commit_interval);
+    if let Err(e) = router.end_drain(drain) {
         failure.get_or_insert(RunError::DrainTimeout {
             timeout: config.drain_timeout,
             partitions: e.partitions,
@@ -168,17 +167,13 @@ fn consume(
 /// Where outputs and dead letters go; the dead-letter topics exist once this
 /// returns (under the `dlq` policy).
 fn outputs(
-    config: &RunConfig,
+    config: &PipelineSettings,
     consumer: &WeirConsumer,
     producer: &WeirProducer,
     metrics: &PipelineMetrics,
     runtime: &tokio::runtime::Handle,
 ) -> Result<(Arc<OutputSink>, DeadLetters), RunError> {
-    let dead_letter_topics: BTreeMap<String, String> = config
-        .topics
-        .iter()
-        .map(|topic| (topic.clone(), config.dead_letter_topic(topic)))
-        .collect();
+    let dead_letter_topics = config.dead_letter_topics.clone();
     let output = Arc::new(OutputSink::new(
         producer.clone(),
         config.output_topic.clone(),
@@ -186,7 +181,7 @@ fn outputs(
         metrics.clone(),
     ));
     let dead_letters = DeadLetters::new(dead_letter_topics, Arc::clone(&output), metrics.clone());
-    if config.plugin.failure.policy == FailurePolicy::Dlq {
+    if config.failure.policy == FailurePolicy::Dlq {
         let admin = kafka::create_admin(config)?;
         runtime.block_on(dead_letters.ensure_topics(consumer, &admin))?;
     }
@@ -196,12 +191,12 @@ fn outputs(
 /// How this pipeline commits: in transactions of `producer` in exactly-once
 /// mode, else by storing offsets.
 fn committer(
-    config: &RunConfig,
+    config: &PipelineSettings,
     consumer: &Arc<WeirConsumer>,
     producer: WeirProducer,
     metrics: &PipelineMetrics,
 ) -> Result<Committer, KafkaSetupError> {
-    if !config.exactly_once {
+    if !config.exactly_once() {
         return Ok(Committer::stored_offsets(
             Arc::clone(consumer),
             metrics.clone(),
@@ -217,7 +212,7 @@ fn committer(
 
 /// Subscribe to the input topics.
 fn subscribe(
-    config: &RunConfig,
+    config: &PipelineSettings,
     consumer: &WeirConsumer,
     context: &PipelineContext,
 ) -> Result<(), KafkaSetupError> {
@@ -233,7 +228,7 @@ fn subscribe(
         topics = ?config.topics,
         output = %config.output_topic,
         plugins = ?context.stages.iter().map(|s| s.slot.name()).collect::<Vec<_>>(),
-        exactly_once = config.exactly_once,
+        exactly_once = config.exactly_once(),
         "consuming"
     );
     Ok(())

@@ -3,7 +3,7 @@
 
 use super::RunError;
 use crate::admin::ManagedPlugin;
-use crate::config::RunConfig;
+use crate::config::PipelineSettings;
 use crate::partition::Stage;
 use crate::process::{Backoff, ResolveSettings};
 use crate::reload::{self, PluginWatch};
@@ -24,16 +24,16 @@ pub(super) struct LoadedPlugins {
 /// Compile (or load from cache) every plugin of a pipeline's chain, create its
 /// instances, and start its reloader and file watcher.
 pub(super) async fn load(
-    config: &RunConfig,
+    config: &PipelineSettings,
     metrics: &PipelineMetrics,
 ) -> Result<LoadedPlugins, RunError> {
-    let failure = &config.plugin.failure;
+    let failure = &config.failure;
     let mut loaded = LoadedPlugins {
         stages: Vec::new(),
         watching: Vec::new(),
         managed: Vec::new(),
     };
-    for plugin in config.plugins() {
+    for plugin in &config.plugins {
         let loader = Arc::new(PluginLoader::new(
             plugin,
             metrics.plugin(&plugin.display_name()),
@@ -69,7 +69,13 @@ pub(super) async fn load(
                 max_output_bytes: plugin.max_output_bytes_per_record,
             },
         });
-        loaded.managed.push(ManagedPlugin { slot, reloads });
+        let dir = plugin
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf();
+        loaded.managed.push(ManagedPlugin { slot, reloads, dir });
     }
     Ok(loaded)
 }

@@ -96,6 +96,8 @@ families! {
     plugin_info: Family<Labels, Gauge> = Family::default(), PLUGIN_INFO = "plugin_info" "";
     /// Plugin reloads, by result.
     reloads: Family<Labels, Counter> = Family::default(), PLUGIN_RELOADS = "plugin_reloads" "_total";
+    /// Guest log lines dropped because one call logged or printed more than its budget, by stream (log, stdout, stderr).
+    log_dropped: Family<Labels, Counter> = Family::default(), PLUGIN_LOG_LINES_DROPPED = "plugin_log_lines_dropped" "_total";
 }
 
 fn batch_buckets() -> Histogram {

@@ -253,6 +253,7 @@ impl PipelineMetrics {
             call_duration: self.families.plugin_call.get_or_create_owned(&own),
             reloads_ok: reload("ok"),
             reloads_failed: reload("failed"),
+            log_dropped: self.families.log_dropped.clone(),
             info: self.families.plugin_info.clone(),
             shown: Arc::new(Mutex::new(None)),
             labels: own,
@@ -273,6 +274,7 @@ pub struct PluginMetrics {
     pub reloads_ok: Counter,
     /// Reloads that failed.
     pub reloads_failed: Counter,
+    log_dropped: Family<Labels, Counter>,
     info: Family<Labels, Gauge>,
     /// The `plugin_info` labels currently exported.
     shown: Arc<Mutex<Option<Labels>>>,
@@ -283,6 +285,14 @@ impl PluginMetrics {
     /// Metrics that no registry exports (for `weir test` and unit tests).
     pub fn detached() -> Self {
         PipelineMetrics::detached().plugin("detached")
+    }
+
+    /// Guest log lines dropped from `stream` (`log`, `stdout`, `stderr`)
+    /// because a call went over its budget.
+    pub fn log_lines_dropped(&self, stream: &str) -> Counter {
+        let mut key = self.labels.clone();
+        key.push(("stream", stream.to_string()));
+        self.log_dropped.get_or_create_owned(&key)
     }
 
     /// Export `version` as the one in use (replacing the one shown before).

@@ -9,7 +9,7 @@
 //! else is spent.
 
 use super::otlp::{Parent, RecordSpan, SpanExport};
-use crate::wasm::{Header, InputRecord, OutputRecord};
+use crate::record::{Header, Output, Record};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -55,7 +55,7 @@ fn parse(value: &[u8]) -> Option<TraceParent<'_>> {
 }
 
 /// The span id of Weir's processing of `record`, derived when spans are not exported.
-fn derived_span_id(parent: &TraceParent<'_>, record: &InputRecord) -> String {
+fn derived_span_id(parent: &TraceParent<'_>, record: &Record) -> String {
     let mut hash = Sha256::new();
     hash.update(parent.span_id.as_bytes());
     hash.update(record.topic.as_bytes());
@@ -97,8 +97,8 @@ impl Tracing {
     /// acknowledged.
     pub fn continue_trace(
         &self,
-        record: &InputRecord,
-        outputs: &mut [OutputRecord],
+        record: &Record,
+        outputs: &mut [Output],
         started: SystemTime,
     ) -> Option<RecordSpan> {
         let incoming = header(&record.headers, TRACEPARENT)?;
@@ -132,7 +132,7 @@ impl Tracing {
 
 /// Put `child` in `output`'s `traceparent` unless the plugin set one of its own
 /// (one other than the input's `incoming`), and copy the input's `state`.
-fn set_child(output: &mut OutputRecord, incoming: &[u8], child: &str, state: Option<&Header>) {
+fn set_child(output: &mut Output, incoming: &[u8], child: &str, state: Option<&Header>) {
     match output.headers.iter_mut().find(|h| h.key == TRACEPARENT) {
         Some(own) if own.value != incoming => return,
         Some(copied) => copied.value = child.as_bytes().to_vec(),
@@ -154,8 +154,8 @@ mod tests {
 
     const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-    fn record(headers: Vec<Header>) -> InputRecord {
-        InputRecord {
+    fn record(headers: Vec<Header>) -> Record {
+        Record {
             topic: "in".into(),
             partition: 1,
             offset: 7,
@@ -173,8 +173,8 @@ mod tests {
         }
     }
 
-    fn output(headers: Vec<Header>) -> OutputRecord {
-        OutputRecord {
+    fn output(headers: Vec<Header>) -> Output {
+        Output {
             topic: None,
             partition: None,
             key: None,
@@ -183,7 +183,7 @@ mod tests {
         }
     }
 
-    fn traceparent(o: &OutputRecord) -> String {
+    fn traceparent(o: &Output) -> String {
         String::from_utf8(header(&o.headers, TRACEPARENT).unwrap().value.clone()).unwrap()
     }
 

@@ -5,7 +5,7 @@
 //! carry it as their parent. Spans are batched and sent from the SDK's own
 //! thread, through `ureq`.
 
-use crate::wasm::InputRecord;
+use crate::record::Record;
 use bytes::Bytes;
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer,
@@ -109,7 +109,7 @@ impl SpanExport {
     /// (`None` if `parent` does not parse).
     pub fn start(
         &self,
-        record: &InputRecord,
+        record: &Record,
         parent: &Parent<'_>,
         started: SystemTime,
     ) -> Option<(RecordSpan, String)> {

@@ -1,10 +1,12 @@
 //! A plugin's stdout and stderr: WASI output streams that turn what the guest
 //! prints into host log lines tagged with the plugin name, one per line. Each line
 //! is cut at a bound and each call may log a bounded number of lines (the rest
-//! are counted and reported once), so a misbehaving plugin can flood neither the
-//! log nor the host's memory.
+//! are counted in a metric and reported once), so a misbehaving plugin can flood
+//! neither the log nor the host's memory. The same per-call budget bounds the
+//! host `log` import.
 
 use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -15,6 +17,51 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 pub const MAX_LINE_BYTES: usize = 4096;
 /// Most lines per stream one plugin call may log; the rest are counted.
 pub const MAX_LINES_PER_CALL: usize = 1000;
+
+/// How many lines one plugin call may still log to one stream.
+pub struct CallBudget {
+    plugin: Arc<str>,
+    stream: &'static str,
+    lines: usize,
+    suppressed: usize,
+    dropped: Counter,
+}
+
+impl CallBudget {
+    /// A budget for `stream` of `plugin`; dropped lines count in `dropped`.
+    pub fn new(plugin: Arc<str>, stream: &'static str, dropped: Counter) -> Self {
+        Self {
+            plugin,
+            stream,
+            lines: 0,
+            suppressed: 0,
+            dropped,
+        }
+    }
+
+    /// Whether one more line may be logged in this call; counts it if not.
+    pub fn take(&mut self) -> bool {
+        if self.lines >= MAX_LINES_PER_CALL {
+            self.suppressed += 1;
+            self.dropped.inc();
+            return false;
+        }
+        self.lines += 1;
+        true
+    }
+
+    /// A new plugin call starts: report what the last one had suppressed and
+    /// reset the budget.
+    pub fn start_call(&mut self) {
+        if self.suppressed > 0 {
+            tracing::warn!(target: "weir::plugin", plugin = &*self.plugin,
+                stream = self.stream, suppressed = self.suppressed,
+                "the plugin's last call logged more than {MAX_LINES_PER_CALL} lines; the rest were dropped");
+        }
+        self.lines = 0;
+        self.suppressed = 0;
+    }
+}
 
 /// Which of the guest's output streams this is; decides the log level.
 #[derive(Debug, Clone, Copy)]
@@ -37,23 +84,21 @@ struct LineBuffer {
     pending: Vec<u8>,
     /// Bytes of the current line dropped because it exceeded the bound.
     cut: usize,
-    /// Lines logged in the current call.
-    lines: usize,
-    /// Lines dropped in the current call because it logged too many.
-    suppressed: usize,
+    /// Lines the current call may still log.
+    budget: CallBudget,
 }
 
 impl GuestOutput {
-    /// Capture `stream` of `plugin`.
-    pub fn new(plugin: Arc<str>, stream: GuestStream) -> Self {
+    /// Capture `stream` of `plugin`; lines dropped over the per-call budget
+    /// count in `dropped`.
+    pub fn new(plugin: Arc<str>, stream: GuestStream, dropped: Counter) -> Self {
         Self {
             line: Arc::new(Mutex::new(LineBuffer {
+                budget: CallBudget::new(plugin.clone(), stream.name(), dropped),
                 plugin,
                 stream,
                 pending: Vec::new(),
                 cut: 0,
-                lines: 0,
-                suppressed: 0,
             })),
         }
     }
@@ -61,14 +106,7 @@ impl GuestOutput {
     /// A new plugin call starts: report what the last one had suppressed and
     /// reset the line budget.
     pub fn start_call(&self) {
-        let mut buffer = self.buffer();
-        if buffer.suppressed > 0 {
-            tracing::warn!(target: "weir::plugin", plugin = &*buffer.plugin,
-                stream = buffer.stream.name(), suppressed = buffer.suppressed,
-                "the plugin's last call printed more than {MAX_LINES_PER_CALL} lines; the rest were dropped");
-        }
-        buffer.lines = 0;
-        buffer.suppressed = 0;
+        self.buffer().budget.start_call();
     }
 
     fn write_bytes(&self, bytes: &[u8]) {
@@ -110,13 +148,11 @@ impl LineBuffer {
         if self.pending.is_empty() && self.cut == 0 {
             return;
         }
-        if self.lines >= MAX_LINES_PER_CALL {
-            self.suppressed += 1;
+        if !self.budget.take() {
             self.pending.clear();
             self.cut = 0;
             return;
         }
-        self.lines += 1;
         let text = String::from_utf8_lossy(&self.pending);
         let line = text.trim_end_matches('\r');
         let plugin = &*self.plugin;
@@ -135,7 +171,8 @@ impl LineBuffer {
 }
 
 impl GuestStream {
-    fn name(self) -> &'static str {
+    /// The stream's name in logs and metrics.
+    pub fn name(self) -> &'static str {
         match self {
             GuestStream::Stdout => "stdout",
             GuestStream::Stderr => "stderr",
@@ -208,8 +245,7 @@ mod tests {
             stream: GuestStream::Stdout,
             pending: Vec::new(),
             cut: 0,
-            lines: 0,
-            suppressed: 0,
+            budget: CallBudget::new(Arc::from("p"), "stdout", Counter::default()),
         }
     }
 
@@ -230,7 +266,8 @@ mod tests {
     fn a_call_logs_a_bounded_number_of_lines() {
         let mut line = buffer();
         line.push("x\n".repeat(MAX_LINES_PER_CALL + 5).as_bytes());
-        assert_eq!(line.lines, MAX_LINES_PER_CALL);
-        assert_eq!(line.suppressed, 5);
+        assert_eq!(line.budget.lines, MAX_LINES_PER_CALL);
+        assert_eq!(line.budget.suppressed, 5);
+        assert_eq!(line.budget.dropped.get(), 5);
     }
 }

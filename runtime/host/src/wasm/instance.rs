@@ -4,12 +4,14 @@
 
 use super::bindings::{weir::processor, InputRecord, Outcome, Plugin, PluginPre};
 use super::engine::WasmEngine;
-use super::guest_output::{GuestOutput, GuestStream};
+use super::guest_output::{CallBudget, GuestOutput, GuestStream};
+use super::limits::ResourceCap;
 use super::{PluginError, TrapKind};
+use crate::telemetry::PluginMetrics;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Longest guest log message passed on to the host log; the rest is cut so a
@@ -19,7 +21,7 @@ const MAX_GUEST_LOG_BYTES: usize = 4096;
 /// Resource limits applied to every plugin instance.
 #[derive(Debug, Clone, Copy)]
 pub struct InstanceLimits {
-    /// Linear memory cap in bytes (per memory).
+    /// Linear memory cap in bytes, over all of an instance's memories.
     pub max_memory_bytes: usize,
     /// Wall-clock limit for one call.
     pub call_timeout: Duration,
@@ -31,52 +33,11 @@ pub struct InstanceLimits {
 /// Per-instance host state kept in the wasmtime store.
 pub struct PluginState {
     plugin_name: Arc<str>,
-    limits: MemoryCap,
+    /// Lines the current call may still send through the `log` import.
+    log_budget: CallBudget,
+    limits: ResourceCap,
     wasi: WasiCtx,
     table: ResourceTable,
-}
-
-/// Wasmtime's store limits, remembering whether the memory cap was hit so that a
-/// trap it caused can be reported as out-of-memory.
-struct MemoryCap {
-    limits: StoreLimits,
-    max_bytes: usize,
-    hit: bool,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.hit = true;
-        }
-        self.limits.memory_growing(current, desired, maximum)
-    }
-
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        self.limits.table_growing(current, desired, maximum)
-    }
-
-    fn instances(&self) -> usize {
-        self.limits.instances()
-    }
-
-    fn tables(&self) -> usize {
-        self.limits.tables()
-    }
-
-    fn memories(&self) -> usize {
-        self.limits.memories()
-    }
 }
 
 impl WasiView for PluginState {
@@ -93,6 +54,9 @@ impl processor::types::Host for PluginState {}
 impl processor::host::Host for PluginState {
     fn log(&mut self, level: processor::host::Level, message: String) {
         use processor::host::Level;
+        if !self.log_budget.take() {
+            return;
+        }
         let message = truncate_utf8(&message, MAX_GUEST_LOG_BYTES);
         let plugin = &*self.plugin_name;
         match level {
@@ -123,25 +87,25 @@ impl PluginInstance {
         plugin_name: Arc<str>,
         config: &[(String, String)],
         limits: InstanceLimits,
+        metrics: &PluginMetrics,
     ) -> Result<Self, PluginError> {
-        let outputs = [
-            GuestOutput::new(plugin_name.clone(), GuestStream::Stdout),
-            GuestOutput::new(plugin_name.clone(), GuestStream::Stderr),
-        ];
+        let stream = |stream: GuestStream| {
+            let dropped = metrics.log_lines_dropped(stream.name());
+            GuestOutput::new(plugin_name.clone(), stream, dropped)
+        };
+        let outputs = [stream(GuestStream::Stdout), stream(GuestStream::Stderr)];
         let mut wasi = WasiCtx::builder();
         // Nothing granted: no preopened directories, no network, no env, no args,
         // stdin empty. stdout/stderr go to the host log, tagged with the plugin.
         wasi.stdout(outputs[0].clone()).stderr(outputs[1].clone());
         let state = PluginState {
+            log_budget: CallBudget::new(
+                plugin_name.clone(),
+                "log",
+                metrics.log_lines_dropped("log"),
+            ),
             plugin_name: plugin_name.clone(),
-            limits: MemoryCap {
-                limits: StoreLimitsBuilder::new()
-                    .memory_size(limits.max_memory_bytes)
-                    .trap_on_grow_failure(true)
-                    .build(),
-                max_bytes: limits.max_memory_bytes,
-                hit: false,
-            },
+            limits: ResourceCap::new(limits.max_memory_bytes),
             wasi: wasi.build(),
             table: ResourceTable::new(),
         };
@@ -202,6 +166,7 @@ impl PluginInstance {
         for output in &self.outputs {
             output.start_call();
         }
+        self.store.data_mut().log_budget.start_call();
     }
 }
 

@@ -6,12 +6,12 @@ mod compile;
 mod engine;
 mod guest_output;
 mod instance;
+mod limits;
 mod loader;
 mod pool;
 mod slot;
 
-pub use bindings::{Header, InputRecord, Outcome, OutputRecord};
-pub use compile::{default_cache_dir, load_component, LoadedComponent};
+pub use compile::{default_cache_dir, load_component, LoadedComponent, MAX_PLUGIN_BYTES};
 pub use engine::WasmEngine;
 pub use instance::{InstanceLimits, PluginInstance};
 pub use loader::PluginLoader;

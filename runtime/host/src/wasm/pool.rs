@@ -2,11 +2,12 @@
 //! how many plugin calls run at once; an instance that traps is discarded and a
 //! fresh one is made from the pre-instantiated component on next use.
 
-use super::bindings::{InputRecord, Outcome, PluginPre};
+use super::bindings::{host_outcome, InputRecord, PluginPre};
 use super::compile::LoadedComponent;
 use super::engine::WasmEngine;
 use super::instance::{InstanceLimits, PluginInstance, PluginState};
 use super::PluginError;
+use crate::record::{Outcome, Record};
 use crate::telemetry::PluginMetrics;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,7 +18,7 @@ use wasmtime::component::{HasSelf, Linker};
 /// of them (one outcome per record), or why the call failed.
 pub struct ProcessedBatch {
     /// The input records, in the order given.
-    pub records: Vec<InputRecord>,
+    pub records: Vec<Record>,
     /// One outcome per record, or the call's failure.
     pub outcomes: Result<Vec<Outcome>, PluginError>,
 }
@@ -112,7 +113,7 @@ impl PluginPool {
 
     /// Run one batch through a free instance, waiting for one if all are busy.
     /// The call runs on a blocking thread so it never stalls the async runtime.
-    pub async fn process(self: &Arc<Self>, records: Vec<InputRecord>) -> ProcessedBatch {
+    pub async fn process(self: &Arc<Self>, records: Vec<Record>) -> ProcessedBatch {
         let _permit = self
             .permits
             .acquire()
@@ -143,15 +144,19 @@ impl PluginPool {
                     }
                 }
             };
+            let batch: Vec<InputRecord> = records.into_iter().map(InputRecord::from).collect();
             let started = std::time::Instant::now();
-            let outcomes = instance.process(&records);
+            let outcomes = instance.process(&batch);
             pool.metrics
                 .call_duration
                 .observe(started.elapsed().as_secs_f64());
             if outcomes.is_ok() {
                 pool.idle_instances().push(instance);
             }
-            ProcessedBatch { records, outcomes }
+            ProcessedBatch {
+                records: batch.into_iter().map(Record::from).collect(),
+                outcomes: outcomes.map(|all| all.into_iter().map(host_outcome).collect()),
+            }
         })
         .await;
         joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
@@ -164,6 +169,7 @@ impl PluginPool {
             self.name.clone(),
             &self.config,
             self.limits,
+            &self.metrics,
         )
     }
 

@@ -1,0 +1,120 @@
+//! A configuration that passed validation, split in two: what the process has
+//! once (the admin endpoint, span export) and each pipeline's own settings,
+//! with every derived value (transactional id, dead-letter topics, byte budget)
+//! worked out. Nothing downstream re-checks or unwraps.
+
+use super::{
+    BatchConfig, ConfigError, FailureConfig, OffsetReset, PluginConfig, RunConfig, TopicPatterns,
+};
+use crate::admin::AdminSettings;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Everything `weir run` does, validated.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The admin endpoints.
+    pub admin: AdminSettings,
+    /// Where spans of traced records are exported, if anywhere.
+    pub otlp_endpoint: Option<String>,
+    /// The pipelines, the top-level one first.
+    pub pipelines: Vec<PipelineSettings>,
+}
+
+/// One pipeline's settings: its Kafka clients, topics, plugins and limits.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Consumer group.
+    pub group: String,
+    /// Input topics.
+    pub topics: Vec<String>,
+    /// Default output topic.
+    pub output_topic: String,
+    /// Topics plugin outputs may go to: the output topic and the allowed ones.
+    pub output_topics: TopicPatterns,
+    /// Where a group without commits starts.
+    pub auto_offset_reset: OffsetReset,
+    /// The chain of plugins, in the order records go through them; never empty.
+    pub plugins: Vec<PluginConfig>,
+    /// What happens to records the chain fails on.
+    pub failure: FailureConfig,
+    /// Whether outputs carry the `weir.plugin.version` header.
+    pub version_header: bool,
+    /// Dead-letter topic of each input topic.
+    pub dead_letter_topics: BTreeMap<String, String>,
+    /// Batching into plugin calls.
+    pub batch: BatchConfig,
+    /// How long finishing in-flight work may take.
+    pub drain_timeout: Duration,
+    /// How often finished offsets are committed.
+    pub commit_interval: Duration,
+    /// Most bytes of consumed records in flight.
+    pub max_in_flight_bytes: usize,
+    /// The producer's transactional id in exactly-once mode; `None` for
+    /// at-least-once.
+    pub transactional_id: Option<String>,
+    /// Static group membership id.
+    pub instance_id: Option<String>,
+    /// How often librdkafka reports statistics.
+    pub stats_interval: Duration,
+    /// librdkafka properties passed through to the clients.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for PipelineSettings {
+    /// Every setting at its default, as an unconfigured `weir run` would have it.
+    fn default() -> Self {
+        pipeline_settings(&RunConfig::default())
+    }
+}
+
+impl PipelineSettings {
+    /// Whether outputs and offsets commit in Kafka transactions.
+    pub fn exactly_once(&self) -> bool {
+        self.transactional_id.is_some()
+    }
+}
+
+impl RunConfig {
+    /// Validate, then split into process and pipeline settings.
+    pub fn settings(&self) -> Result<RunSettings, ConfigError> {
+        self.validate()?;
+        Ok(RunSettings {
+            admin: self.admin_settings()?,
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            pipelines: self.pipelines().iter().map(pipeline_settings).collect(),
+        })
+    }
+}
+
+/// The settings of one pipeline, from its configuration as `pipelines()` gives it.
+fn pipeline_settings(config: &RunConfig) -> PipelineSettings {
+    PipelineSettings {
+        brokers: config.brokers.clone(),
+        group: config.group.clone(),
+        topics: config.topics.clone(),
+        output_topic: config.output_topic.clone(),
+        output_topics: TopicPatterns::new(
+            std::iter::once(&config.output_topic).chain(&config.allowed_output_topics),
+        ),
+        auto_offset_reset: config.auto_offset_reset,
+        plugins: config.plugins().cloned().collect(),
+        failure: config.plugin.failure.clone(),
+        version_header: config.plugin.version_header,
+        dead_letter_topics: config
+            .topics
+            .iter()
+            .map(|topic| (topic.clone(), config.dead_letter_topic(topic)))
+            .collect(),
+        batch: config.batch.clone(),
+        drain_timeout: config.drain_timeout,
+        commit_interval: config.commit_interval,
+        max_in_flight_bytes: config.max_in_flight_bytes(),
+        transactional_id: config.exactly_once.then(|| config.transactional_id()),
+        instance_id: config.instance_id.clone(),
+        stats_interval: config.stats_interval,
+        librdkafka: config.librdkafka.clone(),
+    }
+}

@@ -1,0 +1,59 @@
+//! The host's own record types: a record consumed from Kafka, a record a plugin
+//! asks the host to produce, and what a plugin made of one record. Kafka messages
+//! are converted to and from these in `kafka/`, the WIT bindings in `wasm/` only;
+//! every stage in between sees these types and neither library's.
+
+/// A Kafka record header. A header whose value is null on the wire has an empty value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Header {
+    /// Header name.
+    pub key: String,
+    /// Header value.
+    pub value: Vec<u8>,
+}
+
+/// One record consumed from Kafka.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Topic it was consumed from.
+    pub topic: String,
+    /// Partition it was consumed from.
+    pub partition: i32,
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// Timestamp in milliseconds since the Unix epoch, if any.
+    pub timestamp: Option<i64>,
+    /// Key; `None` for a null key.
+    pub key: Option<Vec<u8>>,
+    /// Value; `None` for a null value (a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers, in wire order.
+    pub headers: Vec<Header>,
+}
+
+/// One record to produce.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Target topic; `None` means the pipeline's output topic.
+    pub topic: Option<String>,
+    /// Target partition; `None` lets the producer's partitioner decide.
+    pub partition: Option<i32>,
+    /// Key; `None` for a null key.
+    pub key: Option<Vec<u8>>,
+    /// Value; `None` for a null value (a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<Header>,
+}
+
+/// A plugin's refusal to process one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What went wrong, for the operator.
+    pub message: String,
+    /// Whether trying the same record again may succeed.
+    pub retryable: bool,
+}
+
+/// What a plugin made of one record: its outputs (none filters it out) or a refusal.
+pub type Outcome = Result<Vec<Output>, Refusal>;
