@@ -388,15 +388,79 @@ async fn skip_goes_on_without_a_dead_letter_topic_and_stop_halts_at_the_record()
 }
 
 #[tokio::test]
-async fn refused_outputs_are_dead_lettered_and_an_unwritable_dead_letter_holds_its_partition() {
+async fn refused_outputs_are_dead_lettered_and_a_dead_letter_too_large_is_written_without_its_value(
+) {
     let _serial = serial().await;
     let (input, output, group) = topics("refused").await;
     // Records marked grow3000 produce an output larger than the producer allows
-    // below; record 100 is itself too large for its dead-letter copy to be written.
+    // below; record 100 is itself too large for its dead letter to be written whole.
     let mut records = marked(200, |i| if i % 50 == 7 { "grow3000" } else { "ok" });
     let mut big = b"error#100#".to_vec();
     big.resize(3000, b'x');
     records[100] = TestRecord::new("k100", &big, &[]);
+    let ends = produce(&input, &records).await;
+    let limit = ["-X", "message.max.bytes=2000"];
+
+    // The grown outputs are refused by the producer: their inputs go to the
+    // dead-letter topic. Record 100's letter is refused whole and written again
+    // without the record's value; nothing holds any partition.
+    let weir = Weir::start(&poison_args(&group, &input, &output, INSTANCES, &limit));
+    assert_commits(&group, &input, &all_partitions(&ends));
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert!(log.contains("refuses this dead letter for good"), "{log}");
+    let outputs: std::collections::HashSet<String> = read_all(
+        &output,
+        records.len(),
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    )
+    .iter()
+    .map(value_text)
+    .collect();
+    for r in records.iter().filter(|r| value_text(r).starts_with("ok#")) {
+        assert!(
+            outputs.contains(&value_text(r)),
+            "{} has no output",
+            value_text(r)
+        );
+    }
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        5,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    );
+    assert_eq!(letters.len(), 5, "{letters:?}");
+    for l in &letters {
+        match &l.value {
+            Some(value) => {
+                assert!(value.starts_with(b"grow"), "{l:?}");
+                assert_eq!(header(l, "weir.error.kind"), "produce");
+            }
+            None => {
+                assert_eq!(header(l, "weir.error.kind"), "error");
+                assert!(
+                    header(l, "weir.letter.truncated").contains("too large"),
+                    "{l:?}"
+                );
+                assert!(l.headers.iter().all(|(k, _)| k.starts_with("weir.")));
+            }
+        }
+    }
+    assert_eq!(letters.iter().filter(|l| l.value.is_none()).count(), 1);
+}
+
+#[tokio::test]
+async fn a_dead_letter_that_cannot_be_written_at_all_holds_its_partition() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("unwritable").await;
+    // Record 25 fails; under this limit not even its letter without the value
+    // (the failure headers alone) can be written.
+    let mut records = marked(100, |_| "ok");
+    let mut big = b"error#25#".to_vec();
+    big.resize(3000, b'x');
+    records[25] = TestRecord::new("k25", &big, &[]);
     let ends = produce(&input, &records).await;
     let stuck = read_all(
         &input,
@@ -408,11 +472,10 @@ async fn refused_outputs_are_dead_lettered_and_an_unwritable_dead_letter_holds_i
     .find(|r| r.value.as_deref() == Some(&big[..]))
     .map(|r| (r.partition, r.offset))
     .unwrap();
-    let limit = ["-X", "message.max.bytes=2000"];
+    let limit = ["-X", "message.max.bytes=400"];
 
-    // The grown outputs are refused by the producer: their inputs go to the
-    // dead-letter topic. Record 100's dead letter cannot be written: its partition
-    // waits at it (commit exactly there, no new batches) while the others flow.
+    // The partition waits at the record (commit exactly there, no new batches)
+    // while the others flow.
     let mut weir = Weir::start(&poison_args(&group, &input, &output, INSTANCES, &limit));
     let mut expected = all_partitions(&ends);
     expected.insert(stuck.0, stuck.1);
@@ -436,53 +499,20 @@ async fn refused_outputs_are_dead_lettered_and_an_unwritable_dead_letter_holds_i
         "giving up at the stop leaves the record uncommitted"
     );
 
-    // Without the size limit, a restart writes the held record's dead letter and
-    // reaches the end; every good record has its output.
+    // Without the size limit, a restart writes the held record's whole dead
+    // letter and reaches the end.
     let weir = Weir::start(&poison_args(&group, &input, &output, INSTANCES, &[]));
     assert_commits(&group, &input, &all_partitions(&ends));
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");
-    let outputs: std::collections::HashSet<String> = read_all(
-        &output,
-        records.len(),
-        Duration::from_secs(10),
-        Duration::from_secs(1),
-    )
-    .iter()
-    .map(value_text)
-    .collect();
-    for r in records.iter().filter(|r| value_text(r).starts_with("ok#")) {
-        assert!(
-            outputs.contains(&value_text(r)),
-            "{} has no output",
-            value_text(r)
-        );
-    }
-    // Records after the held one were processed again after the restart, so
-    // count dead letters by source offset.
     let letters = read_all(
         &format!("{input}.dlq"),
-        5,
+        1,
         Duration::from_secs(10),
         Duration::from_secs(1),
     );
-    let mut kinds: BTreeMap<(String, String), String> = BTreeMap::new();
-    for l in &letters {
-        let source = (
-            header(l, "weir.source.partition").to_string(),
-            header(l, "weir.source.offset").to_string(),
-        );
-        let value = value_text(l);
-        let expected = if value.starts_with("grow") {
-            "produce"
-        } else {
-            "error"
-        };
-        assert_eq!(header(l, "weir.error.kind"), expected, "{value}");
-        kinds.insert(source, value);
-    }
-    assert_eq!(kinds.len(), 5, "{kinds:?}");
-    assert!(letters.iter().any(|l| l.value.as_deref() == Some(&big[..])));
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].value.as_deref(), Some(&big[..]));
 }
 
 /// A plugin may write only to the output topic and the topics the operator
@@ -567,5 +597,68 @@ async fn a_call_that_floods_the_log_is_cut_at_its_budget_and_the_rest_counted() 
     assert!(
         !log.contains("poison: log line 1000"),
         "lines past the budget are not"
+    );
+}
+
+/// A chained plugin is called with at most `batch.max_records` records at a
+/// time, however many outputs the plugin before it made; and the outputs a
+/// record ends up with after the whole chain are held to the per-record limits.
+#[tokio::test]
+async fn a_chain_keeps_batches_bounded_and_checks_each_records_combined_outputs() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("chain-limits").await;
+    let dir = workspace_root()
+        .join("target")
+        .join("test-scratch")
+        .join(unique("chain-limits"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let second = dir.join("second.wasm");
+    std::fs::copy(example_plugin("poison"), &second).unwrap();
+    // One key, so one partition and batches of 10: each `fanout5` record makes
+    // 5 outputs in the first plugin, and each of those 5 more in the second.
+    let mut records = marked(10, |_| "fanout5");
+    records.extend(marked(10, |_| "ok"));
+    for r in &mut records {
+        r.key = Some(b"k".to_vec());
+    }
+    produce(&input, &records).await;
+    let second = second.display().to_string();
+    let weir = Weir::start(&poison_args(
+        &group,
+        &input,
+        &output,
+        1,
+        &["--batch-size", "10", "--then", &second],
+    ));
+    let outputs = read_all(&output, 10, Duration::from_secs(60), Duration::from_secs(2));
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        10,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    let calls = |plugin: &str| -> f64 {
+        let name = format!("{}_count", weir_host::telemetry::names::PLUGIN_CALL_SECONDS);
+        scrape(&weir.admin_addr())
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| s.labels.get("plugin").map(String::as_str) == Some(plugin))
+            .map(|s| s.value)
+            .sum()
+    };
+    let (first_calls, second_calls) = (calls("poison"), calls("second"));
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+
+    assert_eq!(outputs.len(), 10, "only the ok records have outputs");
+    assert!(outputs.iter().all(|o| value_text(o).starts_with("ok#")));
+    assert_eq!(letters.len(), 10);
+    for letter in &letters {
+        assert_eq!(header(letter, "weir.error.kind"), "output-limit");
+    }
+    // 60 records reach the second plugin (50 + 10), at most 10 per call.
+    assert!(
+        second_calls >= 6.0,
+        "the second plugin was called {second_calls} times (the first {first_calls})"
     );
 }

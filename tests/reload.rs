@@ -573,3 +573,51 @@ async fn the_control_endpoint_needs_the_admin_token() {
     assert_eq!(status.code(), Some(2), "{log}");
     assert!(log.contains("admin_token"), "{log}");
 }
+
+/// After a reload from another file, the watcher follows that file: changing
+/// it loads it again.
+#[tokio::test]
+async fn after_a_reload_from_another_file_the_watcher_follows_that_file() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("follow").await;
+    let dir = plugin_dir();
+    let v2 = dir.join("v2.wasm");
+    std::fs::copy(example_plugin("poison"), &v2).unwrap();
+    let weir = Weir::start(&reload_args(
+        &group,
+        &input,
+        &output,
+        &dir.join("plugin.wasm"),
+    ));
+    let control = weir.control_addr();
+    let path = format!("/plugins/plugin/reload?path={}", v2.display());
+    let (status, body) = admin_request(&control, "POST", &path);
+    assert_eq!(status, 200, "{body}");
+
+    // A new version written to v2.wasm is loaded from there.
+    let v3 = hash_of(&example_plugin("noop"));
+    replace_by_rename(&v2, &std::fs::read(example_plugin("noop")).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = admin_request(&weir.admin_addr(), "GET", "/plugins/plugin");
+        let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if state["current"]["version"] == v3.as_str() {
+            assert!(
+                state["current"]["path"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("v2.wasm"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the change to v2.wasm was not loaded: {body}\n{}",
+            weir.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+}

@@ -92,6 +92,8 @@ pub async fn run_file(
         },
         max_outputs: plugin.max_outputs_per_record,
         max_output_bytes: plugin.max_output_bytes_per_record,
+        // One plugin, called with the whole file at once: nothing is chained.
+        max_batch: usize::MAX,
     };
     let stop = CancellationToken::new();
     let mut summary = TestSummary {

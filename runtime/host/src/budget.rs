@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 /// Fixed per-record overhead counted on top of the payload (struct, topic, offsets).
 const RECORD_OVERHEAD: usize = 64;
+/// Fixed per-header overhead (its name's and value's allocations): a record of
+/// many empty headers costs memory too.
+const HEADER_OVERHEAD: usize = 48;
 
 /// Records, and the bytes they hold in memory, as counted against the budget.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,7 +27,7 @@ impl Load {
         let headers: usize = record
             .headers
             .iter()
-            .map(|h| h.key.len() + h.value.len())
+            .map(|h| HEADER_OVERHEAD + h.key.len() + h.value.len())
             .sum();
         let bytes = RECORD_OVERHEAD
             + record.topic.len()
@@ -189,6 +192,15 @@ mod tests {
             records: 1,
             bytes: n,
         }
+    }
+
+    #[test]
+    fn every_header_counts_even_an_empty_one() {
+        let record = Record {
+            headers: vec![crate::record::Header::default(); 10_000],
+            ..Record::default()
+        };
+        assert!(Load::of(&record).bytes >= 10_000 * HEADER_OVERHEAD);
     }
 
     #[test]

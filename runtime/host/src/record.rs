@@ -57,3 +57,31 @@ pub struct Refusal {
 
 /// What a plugin made of one record: its outputs (none filters it out) or a refusal.
 pub type Outcome = Result<Vec<Output>, Refusal>;
+
+/// Longest refusal message kept from a plugin; the rest is cut, so a plugin
+/// cannot make every log line and dead letter about one of its records huge.
+pub const MAX_REFUSAL_BYTES: usize = 4096;
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+pub fn cut_at_char(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_at_char;
+
+    #[test]
+    fn cutting_keeps_whole_characters() {
+        assert_eq!(cut_at_char("héllo", 2), "h");
+        assert_eq!(cut_at_char("héllo", 3), "hé");
+        assert_eq!(cut_at_char("hi", 10), "hi");
+    }
+}

@@ -57,13 +57,14 @@ pub fn consume_loop(
             return Some(StopCause::PollThread(e.to_string()));
         }
         let mut looping = Looping {
+            feed: &feed,
             router,
             events: &events,
             commit_interval,
             last_commit: Instant::now(),
             last_sample: Instant::now(),
         };
-        let stop = looping.run(consumer, results, shutdown);
+        let stop = looping.run(results, shutdown);
         feed.stop();
         looping.serve_until_stopped();
         stop
@@ -72,6 +73,7 @@ pub fn consume_loop(
 
 /// The loop's working state.
 struct Looping<'a> {
+    feed: &'a Feed,
     router: &'a mut Router,
     events: &'a Receiver<ConsumerEvent>,
     commit_interval: Duration,
@@ -84,7 +86,6 @@ impl Looping<'_> {
     /// `Consuming` state only.
     fn run(
         &mut self,
-        consumer: &WeirConsumer,
         results: &Receiver<WorkerResult>,
         shutdown: &CancellationToken,
     ) -> Option<StopCause> {
@@ -98,7 +99,7 @@ impl Looping<'_> {
                     }
                     match self.next_event() {
                         Ok(ConsumerEvent::Records(records)) => {
-                            self.router.route_all(consumer, records);
+                            self.router.route_all(self.feed, records);
                             ConsumerState::Consuming
                         }
                         Ok(ConsumerEvent::Revoke { partitions, done }) => {
@@ -111,7 +112,7 @@ impl Looping<'_> {
                             ));
                         }
                         Err(RecvTimeoutError::Timeout) => {
-                            self.router.route_all(consumer, Vec::new());
+                            self.router.route_all(self.feed, Vec::new());
                             ConsumerState::Consuming
                         }
                     }

@@ -8,16 +8,18 @@
 
 use crate::kafka::{self, RebalanceListener, WeirConsumer, WeirContext};
 use crate::record::Record;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::TopicPartitionList;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
-/// Poll timeout while nothing is waiting to be sent.
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// Poll timeout while nothing is waiting to be sent; also how long a pause or
+/// resume may wait to be applied when nothing arrives.
+const IDLE_POLL: Duration = Duration::from_millis(5);
 /// Records sent to the consumer loop in one message.
 const BATCH: usize = 64;
 /// Batches the channel holds before the poll thread waits for the loop.
@@ -45,6 +47,10 @@ pub struct Feed {
     /// Records polled but not yet sent. Only the poll thread touches it (the
     /// callback runs inside its `poll`), so the lock is never contended.
     pending: Mutex<Vec<Record>>,
+    /// Pauses and resumes asked for by the consumer loop, applied by the poll
+    /// thread between polls: librdkafka refetches a resumed partition from the
+    /// last record returned, which only the polling thread knows for sure.
+    flow: Mutex<Vec<((String, i32), bool)>>,
     stopping: AtomicBool,
 }
 
@@ -55,9 +61,26 @@ impl Feed {
         let feed = Self {
             events,
             pending: Mutex::new(Vec::with_capacity(BATCH)),
+            flow: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
         };
         (feed, receiver)
+    }
+
+    /// Pause (or resume) a partition at the consumer, from the next poll on.
+    pub fn set_paused(&self, key: &(String, i32), paused: bool) {
+        self.flow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.clone(), paused));
+    }
+
+    /// Apply the pauses and resumes asked for.
+    fn apply_flow(&self, consumer: &WeirConsumer) {
+        let changes = std::mem::take(&mut *self.flow.lock().unwrap_or_else(|p| p.into_inner()));
+        for (key, paused) in &changes {
+            set_paused(consumer, key, *paused);
+        }
     }
 
     /// Ask the poll thread to stop; it sends [`ConsumerEvent::Stopped`] last.
@@ -69,6 +92,7 @@ impl Feed {
     /// or the consumer loop is gone. Runs on its own thread.
     pub fn poll_loop(&self, consumer: &WeirConsumer) {
         while !self.stopping.load(Ordering::Relaxed) {
+            self.apply_flow(consumer);
             let waiting = self.pending().len();
             // With records waiting, look only at what is already fetched: send
             // them as soon as nothing more is at hand.
@@ -127,6 +151,22 @@ impl RebalanceListener for Feed {
         // is nothing left to finish.
         if self.flush() && self.events.send(request).is_ok() {
             let _ = answered.recv();
+        }
+    }
+}
+
+fn set_paused(consumer: &WeirConsumer, (topic, partition): &(String, i32), paused: bool) {
+    let mut tpl = TopicPartitionList::with_capacity(1);
+    tpl.add_partition(topic, *partition);
+    let result = if paused {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    match result {
+        Ok(()) => tracing::debug!(topic, partition, paused, "partition flow changed"),
+        Err(e) => {
+            tracing::warn!(topic, partition, paused, error = %e, "cannot pause/resume partition")
         }
     }
 }

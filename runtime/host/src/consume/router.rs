@@ -3,15 +3,13 @@
 //! of partitions a rebalance takes away. Owned by the consumer loop's thread.
 
 use super::drain::Drain;
+use super::feed::Feed;
 use crate::budget::{Load, PartitionShare};
 use crate::commit::CommitError;
-use crate::kafka::WeirConsumer;
 use crate::partition::{PartitionWorker, PipelineContext, PipelineError};
 use crate::record::Record;
 use prometheus_client::metrics::counter::Counter;
-use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
-use rdkafka::TopicPartitionList;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc as sync_mpsc;
 use std::sync::Arc;
@@ -31,6 +29,8 @@ pub(super) struct Slot {
     parked: VecDeque<Record>,
     /// Whether the partition is paused at the consumer.
     paused: bool,
+    /// One past the last offset routed: a record below it was polled twice.
+    next_offset: i64,
     /// The records and bytes of this partition in flight.
     pub(super) share: Arc<PartitionShare>,
     /// Records consumed from this partition's topic.
@@ -127,24 +127,33 @@ impl Router {
     }
 
     /// Route each of `records`, in order, then move parked records on.
-    pub fn route_all(&mut self, consumer: &WeirConsumer, records: Vec<Record>) {
+    pub fn route_all(&mut self, feed: &Feed, records: Vec<Record>) {
         for record in records {
-            self.route(consumer, record);
+            self.route(feed, record);
         }
         if self.has_paused() {
-            self.flush_parked(consumer);
+            self.flush_parked(feed);
         }
     }
 
     /// Hand `record` to its partition's worker, or park it and pause the
     /// partition if the worker's buffer or the byte budget is full.
-    fn route(&mut self, consumer: &WeirConsumer, record: Record) {
+    fn route(&mut self, feed: &Feed, record: Record) {
         let key = (record.topic.clone(), record.partition);
         if !self.slots.contains_key(&key) {
             let slot = self.spawn_worker(&key.0, key.1);
             self.slots.insert(key.clone(), slot);
         }
         let slot = self.slots.get_mut(&key).expect("inserted above");
+        if record.offset < slot.next_offset {
+            // Already routed: pausing or resuming a partition while the poll
+            // thread is returning its records can make librdkafka fetch again
+            // from a position a little behind what was returned.
+            tracing::debug!(topic = %key.0, partition = key.1, offset = record.offset,
+                "dropping a record polled twice");
+            return;
+        }
+        slot.next_offset = record.offset + 1;
         slot.consumed.inc();
         if !slot.parked.is_empty() {
             slot.parked.push_back(record);
@@ -153,7 +162,7 @@ impl Router {
         if let Some(record) = offer(slot, record) {
             slot.parked.push_back(record);
             if !slot.paused {
-                set_paused(consumer, &key, true);
+                feed.set_paused(&key, true);
                 slot.paused = true;
                 self.paused += 1;
             }
@@ -164,7 +173,7 @@ impl Router {
     /// partitions once their worker has drained to half its buffer and the byte
     /// budget is half free (resuming at the first free slot would pause again
     /// at once, and each pause makes librdkafka drop and refetch its prefetch).
-    pub fn flush_parked(&mut self, consumer: &WeirConsumer) {
+    pub fn flush_parked(&mut self, feed: &Feed) {
         let budget_has_room = self.context.budget.used() <= self.context.budget.max() / 2;
         for (key, slot) in self.slots.iter_mut().filter(|(_, s)| s.paused) {
             while let Some(record) = slot.parked.pop_front() {
@@ -175,7 +184,7 @@ impl Router {
             }
             let worker_has_room = slot.sender.capacity() * 2 >= slot.sender.max_capacity();
             if slot.parked.is_empty() && worker_has_room && budget_has_room {
-                set_paused(consumer, key, false);
+                feed.set_paused(key, false);
                 slot.paused = false;
                 self.paused -= 1;
             }
@@ -283,6 +292,7 @@ impl Router {
         Slot {
             sender,
             parked: VecDeque::new(),
+            next_offset: i64::MIN,
             paused: false,
             share,
             consumed: self.context.metrics.consumed(topic),
@@ -310,22 +320,6 @@ fn offer(slot: &Slot, record: Record) -> Option<Record> {
             // this record is not processed and its offset not stored.
             slot.share.release(load);
             None
-        }
-    }
-}
-
-fn set_paused(consumer: &WeirConsumer, (topic, partition): &(String, i32), paused: bool) {
-    let mut tpl = TopicPartitionList::with_capacity(1);
-    tpl.add_partition(topic, *partition);
-    let result = if paused {
-        consumer.pause(&tpl)
-    } else {
-        consumer.resume(&tpl)
-    };
-    match result {
-        Ok(()) => tracing::debug!(topic, partition, paused, "partition flow changed"),
-        Err(e) => {
-            tracing::warn!(topic, partition, paused, error = %e, "cannot pause/resume partition")
         }
     }
 }

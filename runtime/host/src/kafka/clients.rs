@@ -120,6 +120,14 @@ pub fn create_consumer(config: &PipelineSettings) -> Result<WeirConsumer, KafkaS
     // which a broker may hold up to this long when it has nothing new
     // (librdkafka's default is 500 ms).
     c.set("fetch.wait.max.ms", "100");
+    // Weir's own buffers (per-partition channels, the byte budget) absorb
+    // bursts, and the poll thread drains librdkafka's queue quickly, so when
+    // that queue is over its threshold it empties within milliseconds: the
+    // default pause before fetching again (1 s for a full queue, 500 ms after
+    // an error) left the pipeline idle for most of that second (measured in
+    // BENCHMARKS.md). Passthrough properties still override these.
+    c.set("fetch.queue.backoff.ms", "10");
+    c.set("fetch.error.backoff.ms", "10");
     // Statistics feed the lag metrics and broker readiness (see `WeirContext::stats`).
     c.set(
         "statistics.interval.ms",

@@ -1,14 +1,16 @@
 //! Dead letters, in one place: which topic a failed record goes to, the letter
 //! itself (the original record, unchanged, plus `weir.*` headers saying why),
 //! making sure the topics exist, handing letters to the producer, and retrying
-//! a letter the broker refuses. A dead letter is never skipped: while one cannot
-//! be written, its partition waits (the others go on).
+//! a letter the broker refuses. A letter refused for good (too large, a
+//! timestamp the broker will not take) is written again without the record's
+//! value and headers; a dead letter is never skipped: while one cannot be
+//! written, its partition waits (the others go on).
 
 use crate::commit::BatchScope;
 use crate::kafka::KafkaSetupError;
 use crate::kafka::{self, OutputSink, PendingDelivery, ProduceError, WeirAdmin, WeirConsumer};
 use crate::process::{Backoff, RecordFailure};
-use crate::record::{Header, Output, Record};
+use crate::record::{cut_at_char, Header, Output, Record};
 use crate::telemetry::PipelineMetrics;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +39,15 @@ pub mod headers {
     pub const PARTITION: &str = "weir.source.partition";
     /// Its offset.
     pub const OFFSET: &str = "weir.source.offset";
+    /// Present when the broker refused the whole letter: why the record's value,
+    /// key or headers were left out.
+    pub const TRUNCATED: &str = "weir.letter.truncated";
 }
+
+/// Longest error message a dead letter carries; the rest is cut.
+const MAX_MESSAGE_BYTES: usize = 4096;
+/// Longest key a letter without the record's value keeps.
+const MAX_SLIM_KEY_BYTES: usize = 1024;
 
 /// First wait before writing a dead letter again after the broker refused it.
 const RETRY: Backoff = Backoff {
@@ -113,8 +123,9 @@ impl DeadLetters {
     /// Hand `letter`, the dead letter of `record`, to the producer. Refused
     /// outside a transaction, it is handed over again while its acknowledgement
     /// is awaited ([`LetterHandOver::Later`]). In a transaction, a permanent
-    /// refusal for a record with nothing in it yet (`partly_sent` false) closes
-    /// `scope` before the record and retries the letter in later transactions;
+    /// refusal for a record with nothing in it yet (`partly_sent` false) hands
+    /// over the letter without the record's value at once; refused too, it
+    /// closes `scope` before the record and retries that in later transactions;
     /// any other refusal is returned, failing the batch (whose unfinished
     /// transaction is then aborted).
     pub async fn hand_over(
@@ -136,6 +147,13 @@ impl DeadLetters {
         if !error.is_permanent() || partly_sent {
             return Err(error);
         }
+        // Refused for good: a letter without the record's value may be taken.
+        let slim = slim(letter, &error);
+        match self.sink.send(&slim, None).await {
+            Ok(pending) => return Ok(LetterHandOver::Taken(pending)),
+            Err(e) if e.is_permanent() => error = e,
+            Err(e) => return Err(e),
+        }
         // Between attempts this partition waits (it is never skipped) while the
         // other partitions' transactions commit.
         scope.close(&record.topic, record.partition, record.offset);
@@ -146,7 +164,7 @@ impl DeadLetters {
                 return Ok(LetterHandOver::GaveUp);
             }
             scope.reopen().await;
-            match self.sink.send(letter, record.timestamp).await {
+            match self.sink.send(&slim, None).await {
                 Ok(pending) => return Ok(LetterHandOver::Taken(pending)),
                 Err(e) => {
                     scope.abandon();
@@ -168,17 +186,26 @@ impl DeadLetters {
         timestamp: Option<i64>,
         retry: Option<&RetryInPlace>,
     ) -> Result<bool, ProduceError> {
+        let mut slimmed: Option<Output> = None;
         let mut failures = 0;
         loop {
             let result = match pending.take() {
                 Some(p) => p.acknowledged().await,
-                None => match self.sink.send(letter, timestamp).await {
-                    Ok(p) => {
-                        pending = Some(p);
-                        continue;
+                None => {
+                    // A slimmed letter takes the broker's time: the record's own
+                    // timestamp may be what the broker refused.
+                    let (current, at) = match &slimmed {
+                        Some(slim) => (slim, None),
+                        None => (letter, timestamp),
+                    };
+                    match self.sink.send(current, at).await {
+                        Ok(p) => {
+                            pending = Some(p);
+                            continue;
+                        }
+                        Err(e) => Err(e),
                     }
-                    Err(e) => Err(e),
-                },
+                }
             };
             let (error, retry) = match (result, retry) {
                 (Ok(()), retry) => {
@@ -192,6 +219,12 @@ impl DeadLetters {
                 (Err(e), None) => return Err(e),
                 (Err(e), Some(retry)) => (e, retry),
             };
+            if error.is_permanent() && slimmed.is_none() {
+                tracing::warn!(%error,
+                    "the broker refuses this dead letter for good; writing it without the record's value and headers");
+                slimmed = Some(slim(letter, &error));
+                continue;
+            }
             retry.blocked.store(true, Ordering::Release);
             failures += 1;
             if !wait_to_retry(failures, &error, &retry.stop).await {
@@ -228,7 +261,10 @@ pub fn letter(record: &Record, failure: &RecordFailure, dlq_topic: &str) -> Outp
             value: value.into_bytes(),
         })
     };
-    add(headers::MESSAGE, failure.message.clone());
+    add(
+        headers::MESSAGE,
+        cut_at_char(&failure.message, MAX_MESSAGE_BYTES).to_string(),
+    );
     add(headers::KIND, failure.kind.as_str().to_string());
     add(headers::ATTEMPTS, failure.attempts.to_string());
     add(headers::TIMESTAMP, now_ms.to_string());
@@ -243,6 +279,30 @@ pub fn letter(record: &Record, failure: &RecordFailure, dlq_topic: &str) -> Outp
         key: record.key.clone(),
         value: record.value.clone(),
         headers: all_headers,
+    }
+}
+
+/// `letter` without the record's value and headers (and without its key if
+/// that is large): only the `weir.*` headers, plus one saying what was left
+/// out and why.
+fn slim(letter: &Output, refused: &ProduceError) -> Output {
+    let mut headers: Vec<Header> = letter
+        .headers
+        .iter()
+        .filter(|h| h.key.starts_with("weir."))
+        .cloned()
+        .collect();
+    headers.push(Header {
+        key: headers::TRUNCATED.to_string(),
+        value: format!("the record's value and headers are left out: the broker refused the whole letter ({refused})")
+            .into_bytes(),
+    });
+    Output {
+        topic: letter.topic.clone(),
+        partition: None,
+        key: letter.key.clone().filter(|k| k.len() <= MAX_SLIM_KEY_BYTES),
+        value: None,
+        headers,
     }
 }
 
@@ -288,5 +348,47 @@ mod tests {
         assert_eq!(header(headers::OFFSET), "42");
         assert_eq!(header(headers::PARTITION), "3");
         assert_eq!(header(headers::VERSION), "abc");
+    }
+
+    #[test]
+    fn a_long_message_is_cut_and_a_slim_letter_keeps_only_the_failure() {
+        let record = Record {
+            topic: "in".into(),
+            key: Some(vec![b'k'; 5000]),
+            value: Some(vec![0; 10_000]),
+            headers: vec![Header {
+                key: "big".into(),
+                value: vec![0; 10_000],
+            }],
+            ..Record::default()
+        };
+        let failure = RecordFailure {
+            kind: FailureKind::Error,
+            message: "é".repeat(5000),
+            attempts: 1,
+            plugin: PluginIdentity {
+                name: "p".into(),
+                version: "abc".into(),
+            },
+        };
+        let full = letter(&record, &failure, "in.dlq");
+        let message = full
+            .headers
+            .iter()
+            .find(|h| h.key == headers::MESSAGE)
+            .unwrap();
+        assert!(message.value.len() <= MAX_MESSAGE_BYTES);
+        assert!(std::str::from_utf8(&message.value).is_ok());
+        let refused = ProduceError {
+            topic: "in.dlq".into(),
+            source: rdkafka::error::KafkaError::MessageProduction(
+                rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge,
+            ),
+        };
+        let slim = slim(&full, &refused);
+        assert_eq!((slim.value, slim.key), (None, None));
+        assert!(slim.headers.iter().all(|h| h.key.starts_with("weir.")));
+        assert!(slim.headers.iter().any(|h| h.key == headers::TRUNCATED));
+        assert!(slim.headers.iter().any(|h| h.key == headers::OFFSET));
     }
 }

@@ -35,6 +35,9 @@ pub struct ResolveSettings {
     pub max_outputs: usize,
     /// Most output bytes (keys, values, headers) per input record.
     pub max_output_bytes: usize,
+    /// Most records per plugin call (`batch.max_records`), also when a chained
+    /// plugin gets the previous plugin's outputs.
+    pub max_batch: usize,
 }
 
 /// A record on its way to a resolution.
@@ -162,7 +165,16 @@ async fn feed(
     if inputs.is_empty() {
         return Ok(resolved);
     }
-    let next = resolve(stage.pool, stage.settings, inputs, stop).await?;
+    // In calls of at most `max_batch` records, like the first plugin's.
+    let mut next = Vec::with_capacity(inputs.len());
+    let mut inputs = inputs.into_iter().peekable();
+    while inputs.peek().is_some() {
+        let call: Vec<Record> = inputs
+            .by_ref()
+            .take(stage.settings.max_batch.max(1))
+            .collect();
+        next.extend(resolve(stage.pool, stage.settings, call, stop).await?);
+    }
     for ((_, outcome), owner) in next.into_iter().zip(owners) {
         let resolution = &mut resolved[owner].1;
         match (&mut *resolution, outcome) {
@@ -172,6 +184,13 @@ async fn feed(
             // The first failure (or stop) of any of its outputs decides the record.
             (Resolution::Outputs(_), other) => *resolution = other,
             _ => {}
+        }
+    }
+    // Each output was checked alone; together they are one record's outputs.
+    for (_, resolution) in &mut resolved {
+        if let Resolution::Outputs(outputs) = resolution {
+            let combined = std::mem::take(outputs);
+            *resolution = check_output_limits(stage.pool, stage.settings, combined, 1);
         }
     }
     Ok(resolved)

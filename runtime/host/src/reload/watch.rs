@@ -1,14 +1,19 @@
-//! Reloading a plugin when its `.wasm` file changes on disk. The file's directory
-//! is watched (not the file itself), so both an atomic replacement (write a new
-//! file, rename it over the old one) and an in-place copy are seen; events are
-//! debounced so that a copy still being written is loaded once, after it settles.
-//! Only a change of the file's identity, size or modification time counts: reading
+//! Reloading a plugin when the `.wasm` file in use changes on disk. The
+//! directories a plugin may be loaded from are watched (not the file itself),
+//! so both an atomic replacement (write a new file, rename it over the old one)
+//! and an in-place copy are seen; events are debounced so that a copy still
+//! being written is loaded once, after it settles. The file watched is the one
+//! the running version came from: after a reload from another file (the control
+//! endpoint's `?path=`), that file's changes count, not the first one's. Only a
+//! change of the file's identity, size or modification time counts: reading
 //! the file (as a reload does) also raises events.
 
 use crate::reload::{Command, ReloadHandle, Trigger};
+use crate::wasm::PluginSlot;
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long the file must stay quiet before it is reloaded.
@@ -21,7 +26,7 @@ pub struct PluginWatch {
 
 /// The plugin file could not be watched.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot watch plugin file {path} for changes: {reason}; set plugin.watch = false (--no-watch) to reload only on SIGHUP or through the admin endpoint")]
+#[error("cannot watch plugin file {path} for changes: {reason}; set plugin.watch = false (--no-watch) to reload only on SIGHUP or through the control endpoint")]
 pub struct WatchError {
     /// The file.
     pub path: PathBuf,
@@ -29,30 +34,48 @@ pub struct WatchError {
     pub reason: String,
 }
 
-/// Ask `reloads` for a reload whenever `path` is written, replaced or re-created.
-pub fn watch_plugin(path: &Path, reloads: ReloadHandle) -> Result<PluginWatch, WatchError> {
+/// Ask `reloads` for a reload whenever the file of `slot`'s running version
+/// is written, replaced or re-created. That file is first `path`; the
+/// directory of `path` and `other_dirs` (where reloads may load from) are
+/// watched.
+pub fn watch_plugin(
+    path: &Path,
+    other_dirs: &[PathBuf],
+    slot: Arc<PluginSlot>,
+    reloads: ReloadHandle,
+) -> Result<PluginWatch, WatchError> {
     let fail = |reason: String| WatchError {
         path: path.to_owned(),
         reason,
     };
     let absolute = std::path::absolute(path).map_err(|e| fail(e.to_string()))?;
-    let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else {
-        return Err(fail("it has no directory and file name".into()));
+    let Some(dir) = absolute.parent() else {
+        return Err(fail("it has no directory".into()));
     };
-    let name = name.to_owned();
-    let watched = path.to_owned();
-    let mut last_seen = FileStamp::of(&absolute);
+    let mut watched = WatchedFile {
+        path: same_file(&absolute),
+        stamp: FileStamp::of(&absolute),
+    };
     let mut debouncer = new_debouncer(SETTLE, move |events: DebounceEventResult| match events {
         Ok(events) => {
-            if !events.iter().any(|e| e.path.file_name() == Some(&name)) {
+            let current = same_file(&slot.current_version().path);
+            if current != watched.path {
+                // The running version now comes from another file (a reload
+                // with a path): follow it from its state now.
+                watched = WatchedFile {
+                    stamp: FileStamp::of(&current),
+                    path: current,
+                };
+            }
+            if !events.iter().any(|e| same_file(&e.path) == watched.path) {
                 return;
             }
-            let now = FileStamp::of(&watched);
-            if now.is_some() && now != last_seen {
-                last_seen = now;
+            let now = FileStamp::of(&watched.path);
+            if now.is_some() && now != watched.stamp {
+                watched.stamp = now;
                 reloads.notify(Command::Reload {
                     trigger: Trigger::FileChanged,
-                    path: Some(watched.clone()),
+                    path: Some(watched.path.clone()),
                 });
             }
         }
@@ -63,10 +86,30 @@ pub fn watch_plugin(path: &Path, reloads: ReloadHandle) -> Result<PluginWatch, W
         .watcher()
         .watch(dir, RecursiveMode::NonRecursive)
         .map_err(|e| fail(e.to_string()))?;
+    for other in other_dirs {
+        debouncer
+            .watcher()
+            .watch(other, RecursiveMode::Recursive)
+            .map_err(|e| fail(format!("{}: {e}", other.display())))?;
+    }
     tracing::info!(path = %absolute.display(), "watching the plugin file; changes are loaded as a new version");
     Ok(PluginWatch {
         _debouncer: debouncer,
     })
+}
+
+/// The file being watched and how it looked when last loaded.
+struct WatchedFile {
+    path: PathBuf,
+    stamp: Option<FileStamp>,
+}
+
+/// `path` in one canonical spelling (symbolic links and `..` resolved where
+/// the file exists), so that the same file compares equal however it is named.
+fn same_file(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_owned())
 }
 
 /// What tells one version of the file from the next without reading it.

@@ -114,7 +114,7 @@ async fn run_pipelines(
     let mut managed = Vec::new();
     let mut prepared = Vec::new();
     for (config, metrics, health) in configs {
-        let loaded = plugins::load(&config, &metrics).await?;
+        let loaded = plugins::load(&config, &metrics, &settings.admin.plugin_dirs).await?;
         health.set_plugins_loaded();
         managed.extend(loaded.managed);
         let pipeline = Pipeline {

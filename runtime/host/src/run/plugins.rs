@@ -22,10 +22,12 @@ pub(super) struct LoadedPlugins {
 }
 
 /// Compile (or load from cache) every plugin of a pipeline's chain, create its
-/// instances, and start its reloader and file watcher.
+/// instances, and start its reloader and file watcher (which also watches
+/// `plugin_dirs`, where reloads may load from).
 pub(super) async fn load(
     config: &PipelineSettings,
     metrics: &PipelineMetrics,
+    plugin_dirs: &[std::path::PathBuf],
 ) -> Result<LoadedPlugins, RunError> {
     let failure = &config.failure;
     let mut loaded = LoadedPlugins {
@@ -53,9 +55,12 @@ pub(super) async fn load(
         ));
         let reloads = reload::spawn_reloader(loader, Arc::clone(&slot));
         if plugin.watch {
-            loaded
-                .watching
-                .push(reload::watch_plugin(&plugin.path, reloads.clone())?);
+            loaded.watching.push(reload::watch_plugin(
+                &plugin.path,
+                plugin_dirs,
+                Arc::clone(&slot),
+                reloads.clone(),
+            )?);
         }
         loaded.stages.push(Stage {
             slot: Arc::clone(&slot),
@@ -67,6 +72,7 @@ pub(super) async fn load(
                 },
                 max_outputs: plugin.max_outputs_per_record,
                 max_output_bytes: plugin.max_output_bytes_per_record,
+                max_batch: config.batch.max_records,
             },
         });
         let dir = plugin

@@ -79,9 +79,13 @@ impl From<OutputRecord> for record::Output {
 pub fn host_outcome(outcome: Outcome) -> record::Outcome {
     match outcome {
         Ok(outputs) => Ok(outputs.into_iter().map(record::Output::from).collect()),
-        Err(e) => Err(record::Refusal {
-            message: e.message,
-            retryable: e.retryable,
-        }),
+        Err(mut e) => {
+            let kept = record::cut_at_char(&e.message, record::MAX_REFUSAL_BYTES).len();
+            e.message.truncate(kept);
+            Err(record::Refusal {
+                message: e.message,
+                retryable: e.retryable,
+            })
+        }
     }
 }

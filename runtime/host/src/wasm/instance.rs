@@ -7,6 +7,7 @@ use super::engine::WasmEngine;
 use super::guest_output::{CallBudget, GuestOutput, GuestStream};
 use super::limits::ResourceCap;
 use super::{PluginError, TrapKind};
+use crate::record::cut_at_char;
 use crate::telemetry::PluginMetrics;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +58,7 @@ impl processor::host::Host for PluginState {
         if !self.log_budget.take() {
             return;
         }
-        let message = truncate_utf8(&message, MAX_GUEST_LOG_BYTES);
+        let message = cut_at_char(&message, MAX_GUEST_LOG_BYTES);
         let plugin = &*self.plugin_name;
         match level {
             Level::Trace => tracing::trace!(target: "weir::plugin", plugin, "{message}"),
@@ -221,28 +222,5 @@ fn failure(
         plugin: data.plugin_name.to_string(),
         kind,
         reason,
-    }
-}
-
-fn truncate_utf8(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate_utf8;
-
-    #[test]
-    fn truncation_keeps_whole_characters() {
-        assert_eq!(truncate_utf8("héllo", 2), "h");
-        assert_eq!(truncate_utf8("héllo", 3), "hé");
-        assert_eq!(truncate_utf8("hi", 10), "hi");
     }
 }
