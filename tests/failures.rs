@@ -455,11 +455,10 @@ async fn refused_outputs_are_dead_lettered_and_a_dead_letter_too_large_is_writte
 async fn a_dead_letter_that_cannot_be_written_at_all_holds_its_partition() {
     let _serial = serial().await;
     let (input, output, group) = topics("unwritable").await;
-    // Record 25 fails; under this limit not even its letter without the value
-    // (the failure headers alone) can be written.
+    // Record 25 fails with a 3,000-byte error message: under this limit not
+    // even its letter without the value (the failure headers alone) can be written.
     let mut records = marked(100, |_| "ok");
-    let mut big = b"error#25#".to_vec();
-    big.resize(3000, b'x');
+    let big = b"error3000#25".to_vec();
     records[25] = TestRecord::new("k25", &big, &[]);
     let ends = produce(&input, &records).await;
     let stuck = read_all(
@@ -472,7 +471,7 @@ async fn a_dead_letter_that_cannot_be_written_at_all_holds_its_partition() {
     .find(|r| r.value.as_deref() == Some(&big[..]))
     .map(|r| (r.partition, r.offset))
     .unwrap();
-    let limit = ["-X", "message.max.bytes=400"];
+    let limit = ["-X", "message.max.bytes=2000"];
 
     // The partition waits at the record (commit exactly there, no new batches)
     // while the others flow.

@@ -595,8 +595,8 @@ async fn after_a_reload_from_another_file_the_watcher_follows_that_file() {
     assert_eq!(status, 200, "{body}");
 
     // A new version written to v2.wasm is loaded from there.
-    let v3 = hash_of(&example_plugin("noop"));
-    replace_by_rename(&v2, &std::fs::read(example_plugin("noop")).unwrap());
+    let v3 = hash_of(&example_plugin("slow"));
+    replace_by_rename(&v2, &std::fs::read(example_plugin("slow")).unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, body) = admin_request(&weir.admin_addr(), "GET", "/plugins/plugin");

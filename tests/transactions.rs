@@ -195,10 +195,9 @@ async fn an_unwritable_dead_letter_holds_only_its_partition() {
     let mut records: Vec<TestRecord> = (0..count)
         .map(|i| TestRecord::new(&format!("k{i}"), format!("v{i}-ok").as_bytes(), &[]))
         .collect();
-    // Refused by the plugin, and too large for the producer below to write its
-    // dead letter.
-    let mut big = b"error#300#".to_vec();
-    big.resize(3000, b'x');
+    // Refused by the plugin with a 3,000-byte message: too large for the
+    // producer below to write its dead letter, even without the record's value.
+    let big = b"error3000#300".to_vec();
     records[300] = TestRecord::new("k300", &big, &[]);
     let ends = produce(&input, &records).await;
     let stuck = read_all(&input, count, Duration::from_secs(30), Duration::ZERO)

@@ -8,6 +8,7 @@
 //! | `loop`     | loops forever (hits the call deadline)                           |
 //! | `alloc`    | allocates without end (hits the memory cap)                      |
 //! | `error`    | returns a non-retryable error                                    |
+//! | `errorN`   | returns a non-retryable error whose message is N bytes long      |
 //! | `retryN`   | returns a retryable error the first N times it sees the record   |
 //! | `fanoutN`  | returns N copies of the record                                   |
 //! | `growN`    | returns the record with its value padded to N bytes              |
@@ -44,6 +45,12 @@ impl Processor for Poison {
             ))),
             "probe" => Ok(vec![Output::new(probe_sandbox())]),
             _ => {
+                if let Some(len) = count(&mark, "error") {
+                    let mut message = format!("poison: refusing offset {} ", record.offset);
+                    message.extend(std::iter::repeat_n('x', len as usize));
+                    message.truncate(len as usize);
+                    return Err(ProcessError::fatal(message));
+                }
                 if let Some(times) = count(&mark, "retry") {
                     let seen = self
                         .seen
@@ -147,6 +154,8 @@ mod tests {
         let mut plugin = Poison::init(&Config::default()).unwrap();
         assert_eq!(plugin.process(record("ok#1")).unwrap().len(), 1);
         assert_eq!(plugin.process(record("fanout3#1")).unwrap().len(), 3);
+        let long = plugin.process(record("error300#1")).unwrap_err();
+        assert_eq!(long.message.len(), 300);
         let routed = plugin.process(record("to:elsewhere#1")).unwrap();
         assert_eq!(routed[0].topic.as_deref(), Some("elsewhere"));
         let grown = plugin.process(record("grow100#1")).unwrap();

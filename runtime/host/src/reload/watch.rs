@@ -61,9 +61,11 @@ pub fn watch_plugin(
             let current = same_file(&slot.current_version().path);
             if current != watched.path {
                 // The running version now comes from another file (a reload
-                // with a path): follow it from its state now.
+                // with a path): follow it. Its state when it was loaded is not
+                // known, so its next event reloads it; a reload of the same
+                // content is recognised and changes nothing.
                 watched = WatchedFile {
-                    stamp: FileStamp::of(&current),
+                    stamp: None,
                     path: current,
                 };
             }
