@@ -119,6 +119,7 @@ impl Looping<'_> {
                 }
                 ConsumerState::Draining { mut drain, done } => {
                     if self.router.step_drain(&mut drain) {
+                        self.feed.forget(drain.partitions());
                         self.router.release(drain);
                         // The poll thread may have given up waiting; nothing to do then.
                         let _ = done.send(());
@@ -183,6 +184,7 @@ impl Looping<'_> {
                 ConsumerEvent::Revoke { partitions, done } => {
                     let mut drain = self.router.drain(&partitions);
                     self.router.wait_out(&mut drain, self.commit_interval);
+                    self.feed.forget(&partitions);
                     self.router.release(drain);
                     let _ = done.send(());
                 }

@@ -75,6 +75,16 @@ impl Feed {
             .push((key.clone(), paused));
     }
 
+    /// Drop the pauses and resumes not yet applied to `partitions`, which a
+    /// rebalance is taking away: applied after it, a stale pause would stop a
+    /// partition that comes back with nothing left to resume it.
+    pub fn forget(&self, partitions: &[(String, i32)]) {
+        self.flow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(key, _)| !partitions.contains(key));
+    }
+
     /// Apply the pauses and resumes asked for.
     fn apply_flow(&self, consumer: &WeirConsumer) {
         let changes = std::mem::take(&mut *self.flow.lock().unwrap_or_else(|p| p.into_inner()));

@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long the final producer flush may take after workers drained.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long closing the Kafka clients (leaving the group) may take at the end.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Run `pipeline` until `shutdown` is cancelled or it fails for good;
 /// restart it after Kafka failures.
@@ -161,7 +163,27 @@ fn consume(
             .find_map(|(_, result)| result.err())
             .map(RunError::Pipeline);
     }
-    wind_down(&context, &runtime, failure)
+    let result = wind_down(&context, &runtime, failure);
+    close_within((router, context, consumer), CLOSE_TIMEOUT);
+    result
+}
+
+/// Drop `clients` (closing the consumer, which leaves the group, and the
+/// producer) on a thread of their own, waiting up to `timeout`: the run's
+/// outcome is settled by now, and a close that hangs on the broker must not
+/// keep the process from exiting.
+fn close_within(clients: impl Send + 'static, timeout: Duration) {
+    let (closed_tx, closed) = sync_mpsc::channel();
+    let closing = std::thread::Builder::new()
+        .name("weir-close".into())
+        .spawn(move || {
+            drop(clients);
+            let _ = closed_tx.send(());
+        });
+    if closing.is_ok() && closed.recv_timeout(timeout).is_err() {
+        tracing::warn!(?timeout,
+            "closing the Kafka clients did not finish in time; going on without waiting (the group notices this member is gone after its session timeout)");
+    }
 }
 
 /// Where outputs and dead letters go; the dead-letter topics exist once this
