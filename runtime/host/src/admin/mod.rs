@@ -25,8 +25,8 @@
 mod control;
 mod guard;
 
-pub use control::{allowed_reload_path, AdminToken, PathRefused};
-pub use guard::{GuardedListener, MAX_CONNECTIONS};
+use control::{allowed_reload_path, AdminToken};
+use guard::GuardedListener;
 
 use crate::reload::{Command, ReloadError, ReloadHandle, Trigger};
 use crate::telemetry::PipelineHealth;
@@ -145,13 +145,9 @@ pub async fn serve(
         control_addr: None,
     };
     if let Some(addr) = settings.addr {
-        let app = read_only_routes()
-            .layer(axum::middleware::from_fn(|request, next| {
-                guard::deadline(READ_ONLY_DEADLINE, request, next)
-            }))
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .with_state(Arc::clone(&state));
-        let bound = listen(addr, READ_ONLY_LIFETIME, app, "admin").await?;
+        let app = read_only_routes().with_state(Arc::clone(&state));
+        let limits = (READ_ONLY_LIFETIME, READ_ONLY_DEADLINE);
+        let bound = listen(addr, limits, app, "admin").await?;
         server.addr = Some(bound);
     }
     if let Some(addr) = settings.control_addr {
@@ -166,12 +162,9 @@ pub async fn serve(
                 token,
                 control::require_token,
             ))
-            .layer(axum::middleware::from_fn(|request, next| {
-                guard::deadline(CONTROL_DEADLINE, request, next)
-            }))
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(Arc::clone(&state));
-        let bound = listen(addr, CONTROL_LIFETIME, app, "control").await?;
+        let limits = (CONTROL_LIFETIME, CONTROL_DEADLINE);
+        let bound = listen(addr, limits, app, "control").await?;
         server.control_addr = Some(bound);
     }
     Ok(server)
@@ -188,13 +181,19 @@ fn read_only_routes() -> Router<Shared> {
 }
 
 /// Bind `addr` and serve `app` there in the background, each connection
-/// living at most `lifetime`; `what` names the endpoint in logs.
+/// living at most `lifetime` and each request answered within `deadline`,
+/// reading no body over [`MAX_BODY_BYTES`]; `what` names the endpoint in logs.
 async fn listen(
     addr: SocketAddr,
-    lifetime: Duration,
+    (lifetime, deadline): (Duration, Duration),
     app: Router,
     what: &'static str,
 ) -> Result<SocketAddr, AdminError> {
+    let app = app
+        .layer(axum::middleware::from_fn(move |request, next| {
+            guard::deadline(deadline, request, next)
+        }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let fail = |source| AdminError::Listen { what, addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(fail)?;
     let bound = listener.local_addr().map_err(fail)?;

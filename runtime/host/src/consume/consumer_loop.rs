@@ -112,7 +112,9 @@ impl Looping<'_> {
                             ));
                         }
                         Err(RecvTimeoutError::Timeout) => {
-                            self.router.route_all(self.feed, Vec::new());
+                            if self.router.has_paused() {
+                                self.router.flush_parked(self.feed);
+                            }
                             ConsumerState::Consuming
                         }
                     }
