@@ -55,8 +55,9 @@ pub struct RunConfig {
     /// `[plugin]`): each record's outputs from one plugin are the next one's
     /// inputs (keeping the original topic, partition, offset and timestamp), and
     /// the last plugin's outputs are produced. Each plugin has its own instances,
-    /// limits and reloads; the chain shares `[plugin.failure]`.
-    #[serde(default)]
+    /// limits and reloads; the chain shares `[plugin.failure]` (a
+    /// `[then.failure]` table is refused).
+    #[serde(default, deserialize_with = "chained_plugins")]
     pub then: Vec<PluginConfig>,
     /// How records are grouped into plugin calls.
     #[serde(default)]
@@ -149,9 +150,32 @@ pub struct PipelineConfig {
     pub allowed_output_topics: Vec<String>,
     /// Its (first) plugin.
     pub plugin: PluginConfig,
-    /// Further plugins of its chain.
-    #[serde(default)]
+    /// Further plugins of its chain (no `[then.failure]`, as above).
+    #[serde(default, deserialize_with = "chained_plugins")]
     pub then: Vec<PluginConfig>,
+}
+
+/// `[[then]]` tables: plugin settings like `[plugin]`'s, except that a chain
+/// has one failure policy, so a `failure` table there is refused rather than
+/// silently ignored.
+fn chained_plugins<'de, D>(deserializer: D) -> Result<Vec<PluginConfig>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    let tables = Vec::<toml::Table>::deserialize(deserializer)?;
+    tables
+        .into_iter()
+        .map(|table| {
+            if table.contains_key("failure") {
+                return Err(D::Error::custom(
+                    "a [[then]] plugin has no `failure` table of its own: the chain shares \
+                     [plugin.failure] (retries, policy, dead-letter topic); set them there",
+                ));
+            }
+            table.try_into().map_err(D::Error::custom)
+        })
+        .collect()
 }
 
 /// Which end of a partition a group without committed offsets starts from.

@@ -146,6 +146,22 @@ fn a_chain_needs_distinct_names_and_valid_stages() {
 }
 
 #[test]
+fn a_chained_plugin_refuses_a_failure_table_of_its_own_and_unknown_keys() {
+    let base = "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"t\"]\noutput_topic = \"o\"\n[plugin]\npath = \"a/p.wasm\"\n";
+    let refused = |extra: &str| {
+        toml::from_str::<RunConfig>(&format!("{base}{extra}"))
+            .unwrap_err()
+            .to_string()
+    };
+    let err = refused("[[then]]\npath = \"b/q.wasm\"\n[then.failure]\nmax_attempts = 5\n");
+    assert!(err.contains("[plugin.failure]"), "{err}");
+    let err = refused("[[pipeline]]\ntopics = [\"u\"]\noutput_topic = \"v\"\n[pipeline.plugin]\npath = \"c/r.wasm\"\n[[pipeline.then]]\npath = \"d/s.wasm\"\n[pipeline.then.failure]\npolicy = \"skip\"\n");
+    assert!(err.contains("[plugin.failure]"), "{err}");
+    let err = refused("[[then]]\npath = \"b/q.wasm\"\ntimeuot = \"1s\"\n");
+    assert!(err.contains("timeuot"), "{err}");
+}
+
+#[test]
 fn more_pipelines_share_the_settings_and_need_their_own_group_and_names() {
     let c: RunConfig = toml::from_str(
         r#"
