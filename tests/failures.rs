@@ -567,6 +567,136 @@ async fn outputs_to_topics_not_allowed_fail_their_record_as_a_contract_breach() 
     }
 }
 
+/// A plugin that points many outputs at one buffer of its memory (as C can)
+/// claims gigabytes of outputs while using 32 MiB: the host checks the limits
+/// while lifting, so those records fail as `output-limit` and nothing of them
+/// is copied into the host.
+#[tokio::test]
+async fn outputs_aliasing_one_buffer_fail_their_record_without_being_copied() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("alias").await;
+    let records: Vec<TestRecord> = (0..8)
+        .map(|i| TestRecord::new(&format!("k{i}"), format!("r#{i}").as_bytes(), &[]))
+        .collect();
+    let ends = produce(&input, &records).await;
+    let cap = MEMORY_CAP_MIB.to_string();
+    let args = pipeline_args(
+        &group,
+        &input,
+        &output,
+        &c_plugin("alias_outputs"),
+        &["--instances", "1", "--plugin-memory-mib", &cap],
+    );
+    let weir = Weir::start(&args);
+    assert_commits(&group, &input, &all_partitions(&ends));
+    // Read the dead-letter topic once Weir has created it (at start-up).
+    let dlq = format!("{input}.dlq");
+    let letters = read_all(
+        &dlq,
+        records.len(),
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    let peak_mib = weir.peak_rss_kib().unwrap() / 1024;
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert_eq!(letters.len(), records.len(), "dead letters; log:\n{log}");
+    for letter in &letters {
+        assert_eq!(header(letter, "weir.error.kind"), "output-limit", "{log}");
+        assert!(header(letter, "weir.error.message").contains("plugin.max_output_bytes_per_record"));
+    }
+    // Each record claims 64 outputs of 32 MiB: 2 GiB. The host holds one
+    // instance's capped memory and its own margin, nothing of that.
+    let bound = MEMORY_CAP_MIB + HOST_MARGIN_MIB;
+    assert!(
+        peak_mib < bound,
+        "peak RSS {peak_mib} MiB, bound {bound} MiB"
+    );
+}
+
+/// A guest that sleeps in a WASI call is not running wasm, so epoch
+/// interruption cannot stop it; the call deadline stops it all the same.
+#[tokio::test]
+async fn a_plugin_asleep_in_the_host_is_stopped_at_its_deadline() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("asleep").await;
+    let records = [
+        TestRecord::new("k", b"sleep#0", &[]),
+        TestRecord::new("k", b"ok#1", &[]),
+    ];
+    let ends = produce(&input, &records).await;
+    let weir = Weir::start(&poison_args(&group, &input, &output, 1, &[]));
+    let outputs = read_all(&output, 1, Duration::from_secs(30), Duration::from_secs(1));
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        1,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    wait_for_committed(&group, &input, ends.values().sum(), &weir);
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert_eq!(outputs.iter().map(value_text).collect::<Vec<_>>(), ["ok#1"]);
+    assert_eq!(letters.len(), 1, "{log}");
+    assert_eq!(header(&letters[0], "weir.error.kind"), "timeout");
+    assert!(header(&letters[0], "weir.error.message").contains("waiting in the host"));
+}
+
+/// A host panic while handling one record (here deliberate: the test build's
+/// fault injection) fails that record through the policy, or, on the poll
+/// thread, passes it on without the headers being read; Weir keeps running.
+#[tokio::test]
+async fn a_host_panic_fails_its_record_instead_of_ending_weir() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("panics").await;
+    let records = [
+        TestRecord::new("k", b"weir-fault:panic-in-call#0", &[]),
+        TestRecord::new("k", b"weir-fault:panic-in-hand-over#1", &[]),
+        TestRecord::new("k", b"weir-fault:panic-in-poll#2", &[("h", "v")]),
+        TestRecord::new("k", b"ok#3", &[("h", "v")]),
+    ];
+    let ends = produce(&input, &records).await;
+    let mut weir = Weir::start(&poison_args(&group, &input, &output, 1, &[]));
+    let outputs = read_all(&output, 2, Duration::from_secs(30), Duration::from_secs(1));
+    wait_for_committed(&group, &input, ends.values().sum(), &weir);
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        2,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    assert!(weir.is_running(), "weir exited; log:\n{}", weir.log_text());
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    let produced: Vec<(String, usize)> = outputs
+        .iter()
+        .map(|r| (value_text(r), r.headers.len()))
+        .collect();
+    assert_eq!(
+        produced,
+        [
+            ("weir-fault:panic-in-poll#2".to_string(), 0),
+            ("ok#3".to_string(), 1)
+        ],
+        "{log}"
+    );
+    let mut lettered: Vec<String> = letters.iter().map(value_text).collect();
+    lettered.sort();
+    assert_eq!(
+        lettered,
+        [
+            "weir-fault:panic-in-call#0",
+            "weir-fault:panic-in-hand-over#1"
+        ],
+        "{log}"
+    );
+    for letter in &letters {
+        assert_eq!(header(letter, "weir.error.kind"), "panic");
+        assert!(header(letter, "weir.error.message").contains("deliberate fault"));
+    }
+    assert!(log.contains("passing it on without headers"), "{log}");
+}
+
 /// A plugin call may log a bounded number of lines through the `log` import
 /// and through stdout; the rest are dropped and counted, not written.
 #[tokio::test]

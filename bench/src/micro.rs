@@ -12,7 +12,7 @@ use weir_host::config::PluginConfig;
 use weir_host::record::Record;
 use weir_host::telemetry::PluginMetrics;
 use weir_host::wasm::PluginLoader;
-use weir_host::wasm::{PluginPool, PluginSlot};
+use weir_host::wasm::{OutputLimits, PluginPool, PluginSlot};
 use weir_sdk::{Config, Processor};
 
 /// Batch sizes measured.
@@ -136,10 +136,15 @@ async fn wasm_ns_per_record(
     seconds: f64,
 ) -> f64 {
     let mut batch = records(size, shape);
+    let defaults = PluginConfig::default();
+    let limits = OutputLimits {
+        max_outputs: defaults.max_outputs_per_record,
+        max_bytes: defaults.max_output_bytes_per_record,
+    };
     let started = Instant::now();
     let mut done = 0;
     while started.elapsed().as_secs_f64() < seconds {
-        let processed = pool.process(batch).await;
+        let processed = pool.process(batch, limits).await;
         assert!(
             processed.outcomes.is_ok(),
             "the plugin failed a benchmark batch"

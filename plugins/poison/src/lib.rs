@@ -6,6 +6,7 @@
 //! |------------|------------------------------------------------------------------|
 //! | `panic`    | panics (a trap)                                                  |
 //! | `loop`     | loops forever (hits the call deadline)                           |
+//! | `sleep`    | sleeps forever in a WASI call (hits the deadline while blocked)  |
 //! | `alloc`    | allocates without end (hits the memory cap)                      |
 //! | `error`    | returns a non-retryable error                                    |
 //! | `errorN`   | returns a non-retryable error whose message is N bytes long      |
@@ -38,6 +39,7 @@ impl Processor for Poison {
         match mark.as_str() {
             "panic" => panic!("poison: panic on offset {}", record.offset),
             "loop" => spin_forever(),
+            "sleep" => sleep_forever(),
             "alloc" => hoard_forever(),
             "error" => Err(ProcessError::fatal(format!(
                 "poison: refusing offset {}",
@@ -82,6 +84,14 @@ impl Processor for Poison {
                 Ok(vec![output; copies as usize])
             }
         }
+    }
+}
+
+/// Wait in the host (a WASI poll on a clock) for ever: epoch interruption
+/// cannot stop a guest that is not running wasm.
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }
 

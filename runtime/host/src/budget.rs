@@ -2,15 +2,12 @@
 //! workers whose work is not finished yet. When it is spent, the router pauses
 //! the partition it could not feed instead of buffering more.
 
-use crate::record::Record;
+use crate::record::{Record, HEADER_OVERHEAD};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Fixed per-record overhead counted on top of the payload (struct, topic, offsets).
 const RECORD_OVERHEAD: usize = 64;
-/// Fixed per-header overhead (its name's and value's allocations): a record of
-/// many empty headers costs memory too.
-const HEADER_OVERHEAD: usize = 48;
 
 /// Records, and the bytes they hold in memory, as counted against the budget.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

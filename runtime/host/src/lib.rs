@@ -13,7 +13,8 @@
 //! Around the path: `run` (start-up, restart, shutdown), `config`, `budget`
 //! (bytes in flight), `offsets` (what is committable), `reload` (hot swap),
 //! `telemetry` (metrics, health), `trace` (trace context, OTLP), `admin` (the
-//! HTTP endpoints) and `shutdown` (signals).
+//! HTTP endpoints), `shutdown` (signals) and `panics` (host panics caught per
+//! record).
 
 pub mod admin;
 pub mod budget;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod consume;
 pub mod kafka;
 pub mod offsets;
+pub mod panics;
 pub mod partition;
 pub mod process;
 pub mod record;

@@ -55,8 +55,41 @@ pub struct Refusal {
     pub retryable: bool,
 }
 
-/// What a plugin made of one record: its outputs (none filters it out) or a refusal.
-pub type Outcome = Result<Vec<Output>, Refusal>;
+impl Output {
+    /// Bytes this output counts against `max_output_bytes_per_record`: its
+    /// topic name, key, value, header names and values, and
+    /// [`HEADER_OVERHEAD`] per header.
+    pub fn counted_bytes(&self) -> usize {
+        let len = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);
+        self.topic.as_ref().map_or(0, String::len)
+            + len(&self.key)
+            + len(&self.value)
+            + self
+                .headers
+                .iter()
+                .map(|h| HEADER_OVERHEAD + h.key.len() + h.value.len())
+                .sum::<usize>()
+    }
+}
+
+/// Fixed per-header overhead (its name's and value's allocations), counted on
+/// top of a header's bytes: a record of many empty headers costs memory too.
+pub const HEADER_OVERHEAD: usize = 48;
+
+/// What a plugin made of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its outputs; none filters it out.
+    Outputs(Vec<Output>),
+    /// The plugin refused it.
+    Refused(Refusal),
+    /// The plugin returned more outputs, or output bytes, than the per-record
+    /// limits allow; none of them was copied into the host.
+    OverLimit {
+        /// How many outputs it returned.
+        outputs: usize,
+    },
+}
 
 /// Longest refusal message kept from a plugin; the rest is cut, so a plugin
 /// cannot make every log line and dead letter about one of its records huge.

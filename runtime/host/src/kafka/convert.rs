@@ -1,11 +1,23 @@
 //! Converting between Kafka messages and the host's record types.
 
+use crate::panics::{self, Stage};
 use crate::record::{Header, Record};
 use rdkafka::message::{BorrowedMessage, OwnedHeaders};
 use rdkafka::Message;
+use std::panic::AssertUnwindSafe;
 
-/// Copy a consumed message into the host's record type.
+/// Copy a consumed message into the host's record type. Should reading its
+/// headers panic (a library bug met by a hostile producer), the record goes on
+/// without them, logged with its position, rather than the poll thread
+/// ending: a restart would read the same record and panic again.
 pub fn input_record(message: &BorrowedMessage<'_>) -> Record {
+    let headers =
+        std::panic::catch_unwind(AssertUnwindSafe(|| headers(message))).unwrap_or_else(|payload| {
+            tracing::error!(topic = message.topic(), partition = message.partition(),
+                offset = message.offset(), panic = %panics::message(&*payload),
+                "reading the record's headers panicked; passing it on without headers");
+            Vec::new()
+        });
     Record {
         topic: message.topic().to_string(),
         partition: message.partition(),
@@ -13,7 +25,7 @@ pub fn input_record(message: &BorrowedMessage<'_>) -> Record {
         timestamp: message.timestamp().to_millis(),
         key: message.key().map(<[u8]>::to_vec),
         value: message.payload().map(<[u8]>::to_vec),
-        headers: headers(message),
+        headers,
     }
 }
 
@@ -22,6 +34,7 @@ pub fn input_record(message: &BorrowedMessage<'_>) -> Record {
 /// reader panics on such a key, and any producer can write one.
 #[allow(unsafe_code)]
 fn headers(message: &BorrowedMessage<'_>) -> Vec<Header> {
+    panics::inject(Stage::Poll, message.payload());
     use rdkafka::bindings::{
         rd_kafka_header_cnt, rd_kafka_header_get_all, rd_kafka_headers_t, rd_kafka_message_headers,
         rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,

@@ -13,12 +13,14 @@ use crate::commit::{BatchScope, PartitionCommits};
 use crate::config::{BatchConfig, FailurePolicy};
 use crate::kafka::ProduceError;
 use crate::offsets::{OffsetError, OffsetTracker};
+use crate::panics::{self, Stage};
 use crate::process::{resolve_chain, ChainStage, FailureKind, RecordFailure, Resolution};
 use crate::record::{Header, Output, Record};
-use crate::wasm::PluginPool;
+use crate::wasm::{PluginPool, TrapKind};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -218,8 +220,11 @@ impl PartitionWorker {
                 {
                     batch.segment.spans.push(span);
                 }
-                self.send_all(&outputs, &record, pool, &mut batch.segment)
-                    .await?
+                let handed =
+                    AssertUnwindSafe(self.send_all(&outputs, &record, pool, &mut batch.segment))
+                        .catch_unwind()
+                        .await;
+                handed.unwrap_or_else(|payload| Ok(Some(host_panicked(&*payload, pool))))?
             }
             Resolution::Failed(failure) => Some(failure),
             Resolution::Unfinished => {
@@ -335,6 +340,7 @@ impl PartitionWorker {
         pool: &PluginPool,
         segment: &mut Segment,
     ) -> Result<Option<RecordFailure>, PipelineError> {
+        panics::inject(Stage::HandOver, record.value.as_deref());
         if let Some(failure) = forbidden_topic(&self.context.output_topics, outputs, pool) {
             return Ok(Some(failure));
         }
@@ -445,6 +451,20 @@ async fn fill_batch(
         }
     }
     true
+}
+
+/// The failure of a record whose hand-over panicked (a bug, caught here so
+/// that the failure policy applies to that record instead of Weir exiting).
+fn host_panicked(payload: &(dyn std::any::Any + Send), pool: &PluginPool) -> RecordFailure {
+    RecordFailure {
+        kind: FailureKind::Trap(TrapKind::HostPanic),
+        message: format!(
+            "the host panicked handing the record's outputs over: {}",
+            panics::message(payload)
+        ),
+        attempts: 1,
+        plugin: pool.identity(),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use crate::process::{Backoff, FailureKind, RecordFailure};
 use crate::record::{Outcome, Output, Record};
-use crate::wasm::{PluginError, PluginPool, TrapKind};
+use crate::wasm::{OutputLimits, PluginError, PluginPool, TrapKind};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +40,16 @@ pub struct ResolveSettings {
     pub max_batch: usize,
 }
 
+impl ResolveSettings {
+    /// The per-record output limits a call's results are lifted under.
+    pub fn output_limits(&self) -> OutputLimits {
+        OutputLimits {
+            max_outputs: self.max_outputs,
+            max_bytes: self.max_output_bytes,
+        }
+    }
+}
+
 /// A record on its way to a resolution.
 struct Pending {
     record: Record,
@@ -65,7 +75,7 @@ pub async fn resolve(
     records: Vec<Record>,
     stop: &CancellationToken,
 ) -> Result<Vec<(Record, Resolution)>, PluginError> {
-    let batch = pool.process(records).await;
+    let batch = pool.process(records, settings.output_limits()).await;
     let pending: Vec<Pending> = match batch.outcomes {
         Ok(outcomes) => batch
             .records
@@ -239,7 +249,7 @@ async fn call_alone(
     record: Record,
     attempts: u32,
 ) -> Result<Pending, PluginError> {
-    let mut call = pool.process(vec![record]).await;
+    let mut call = pool.process(vec![record], settings.output_limits()).await;
     let record = call.records.pop().expect("the pool hands records back");
     match call.outcomes {
         Ok(mut outcomes) => {
@@ -260,9 +270,19 @@ fn judge(
     attempts: u32,
 ) -> Pending {
     let state = match outcome {
-        Ok(outputs) => State::Resolved(check_output_limits(pool, settings, outputs, attempts)),
-        Err(e) if e.retryable => State::Retry { message: e.message },
-        Err(e) => State::Resolved(Resolution::Failed(RecordFailure {
+        Outcome::Outputs(outputs) => {
+            State::Resolved(check_output_limits(pool, settings, outputs, attempts))
+        }
+        Outcome::OverLimit { outputs } => {
+            let produced = if outputs > settings.max_outputs {
+                format!("produced {outputs} outputs")
+            } else {
+                format!("produced {outputs} outputs of more than the byte limit together")
+            };
+            State::Resolved(over_limit(pool, settings, produced, attempts))
+        }
+        Outcome::Refused(e) if e.retryable => State::Retry { message: e.message },
+        Outcome::Refused(e) => State::Resolved(Resolution::Failed(RecordFailure {
             kind: FailureKind::Error,
             message: e.message,
             attempts,
@@ -276,39 +296,38 @@ fn judge(
     }
 }
 
+/// `outputs` if they are within the per-record output limits, else a failure.
 fn check_output_limits(
     pool: &PluginPool,
     settings: &ResolveSettings,
     outputs: Vec<Output>,
     attempts: u32,
 ) -> Resolution {
-    let bytes: usize = outputs.iter().map(output_bytes).sum();
+    let bytes: usize = outputs.iter().map(Output::counted_bytes).sum();
     if outputs.len() <= settings.max_outputs && bytes <= settings.max_output_bytes {
         return Resolution::Outputs(outputs);
     }
+    let produced = format!("produced {} outputs of {bytes} bytes", outputs.len());
+    over_limit(pool, settings, produced, attempts)
+}
+
+/// The failure of a record whose outputs (`produced`) go past the limits.
+fn over_limit(
+    pool: &PluginPool,
+    settings: &ResolveSettings,
+    produced: String,
+    attempts: u32,
+) -> Resolution {
     Resolution::Failed(RecordFailure {
         kind: FailureKind::OutputLimit,
         message: format!(
-            "produced {} outputs of {bytes} bytes; the limits per record are {} outputs and {} bytes (plugin.max_outputs_per_record, plugin.max_output_bytes_per_record)",
-            outputs.len(),
+            "{produced}; the limits per record are {} outputs and {} bytes (plugin.max_outputs_per_record, plugin.max_output_bytes_per_record)",
             settings.max_outputs,
             settings.max_output_bytes
         ),
         attempts,
         plugin: pool.identity(),
     })
-}
-
-/// Bytes of an output that count against the output limit.
-fn output_bytes(output: &Output) -> usize {
-    let len = |b: &Option<Vec<u8>>| b.as_ref().map_or(0, Vec::len);
-    len(&output.key)
-        + len(&output.value)
-        + output
-            .headers
-            .iter()
-            .map(|h| h.key.len() + h.value.len())
-            .sum::<usize>()
 }
 
 /// A call with `record` alone failed: the record is the cause.

@@ -5,14 +5,13 @@
 wasmtime::component::bindgen!({
     path: "../../wit",
     world: "plugin",
+    // Async, so that a call can be stopped while the guest waits in the host.
+    exports: { default: async },
 });
 
-pub use self::weir::processor::types::{Header, InputRecord, OutputRecord, ProcessError};
+pub use self::weir::processor::types::{Header, InputRecord};
 
 use crate::record;
-
-/// What the plugin returned for one input record.
-pub type Outcome = Result<Vec<OutputRecord>, ProcessError>;
 
 // The host's record types and the WIT's have the same fields: converting moves
 // them, copying no bytes.
@@ -59,33 +58,6 @@ impl From<InputRecord> for record::Record {
             key: r.key,
             value: r.value,
             headers: r.headers.into_iter().map(record::Header::from).collect(),
-        }
-    }
-}
-
-impl From<OutputRecord> for record::Output {
-    fn from(o: OutputRecord) -> Self {
-        record::Output {
-            topic: o.topic,
-            partition: o.partition,
-            key: o.key,
-            value: o.value,
-            headers: o.headers.into_iter().map(record::Header::from).collect(),
-        }
-    }
-}
-
-/// The host's form of one outcome.
-pub fn host_outcome(outcome: Outcome) -> record::Outcome {
-    match outcome {
-        Ok(outputs) => Ok(outputs.into_iter().map(record::Output::from).collect()),
-        Err(mut e) => {
-            let kept = record::cut_at_char(&e.message, record::MAX_REFUSAL_BYTES).len();
-            e.message.truncate(kept);
-            Err(record::Refusal {
-                message: e.message,
-                retryable: e.retryable,
-            })
         }
     }
 }

@@ -1,17 +1,23 @@
 //! One sandboxed plugin instance: its store (memory cap, deadline, optional fuel,
 //! WASI with nothing granted and stdio captured into the log), the host functions
 //! it may call, and typed calls into it that say which limit a failed call hit.
+//!
+//! Calls are async so that the deadline holds while the guest waits in the host
+//! (a WASI sleep or poll): epoch interruption stops a guest that computes, the
+//! timer around the call's future stops one that waits.
 
-use super::bindings::{weir::processor, InputRecord, Outcome, Plugin, PluginPre};
-use super::engine::WasmEngine;
+use super::bindings::{weir::processor, InputRecord, Plugin, PluginPre};
+use super::engine::{WasmEngine, EPOCH_TICK};
 use super::guest_output::{CallBudget, GuestOutput, GuestStream};
+use super::lift::{LimitedCall, Outcomes, OutputLimits, WrongOutcomeCount};
 use super::limits::ResourceCap;
 use super::{PluginError, TrapKind};
-use crate::record::cut_at_char;
+use crate::record::{cut_at_char, Outcome};
 use crate::telemetry::PluginMetrics;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ComponentExportIndex, Instance, ResourceTable};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -70,10 +76,19 @@ impl processor::host::Host for PluginState {
     }
 }
 
+/// The interface a plugin exports, and its batch function.
+const PROCESSOR_INTERFACE: &str = "weir:processor/processor@0.1.0";
+const PROCESS_FUNCTION: &str = "process";
+
+/// Smallest amount of data a call may copy out of the guest, whatever the
+/// output limits (wasmtime's own default).
+const MIN_HOSTCALL_FUEL: usize = 128 << 20;
+
 /// A live plugin instance, initialised and ready for `process` calls.
 pub struct PluginInstance {
     store: Store<PluginState>,
-    bindings: Plugin,
+    instance: Instance,
+    process: ComponentExportIndex,
     call_ticks: u64,
     limits: InstanceLimits,
     /// The guest's stdout and stderr, whose line budget restarts with each call.
@@ -82,7 +97,7 @@ pub struct PluginInstance {
 
 impl PluginInstance {
     /// Instantiate the plugin and run its `init` with `config`.
-    pub fn new(
+    pub async fn new(
         engine: &wasmtime::Engine,
         pre: &PluginPre<PluginState>,
         plugin_name: Arc<str>,
@@ -115,22 +130,32 @@ impl PluginInstance {
         store.epoch_deadline_trap();
         let call_ticks = WasmEngine::ticks_for(limits.call_timeout);
         arm(&mut store, call_ticks, limits.fuel);
-        let bindings = pre
-            .instantiate(&mut store)
-            .map_err(|e| failure(&store, limits, &e))?;
+        let instance = within_deadline(
+            &plugin_name,
+            limits,
+            pre.instance_pre().instantiate_async(&mut store),
+        )
+        .await
+        .and_then(|r| r.map_err(|e| failure(&store, limits, &e)))?;
+        let process = process_export(&mut store, &instance)
+            .map_err(|reason| PluginError::Runtime(format!("plugin `{plugin_name}`: {reason}")))?;
+        let bindings =
+            Plugin::new(&mut store, &instance).map_err(|e| failure(&store, limits, &e))?;
         let mut instance = Self {
             store,
-            bindings,
+            instance,
+            process,
             call_ticks,
             limits,
             outputs,
         };
         instance.arm_call();
-        instance
-            .bindings
+        let init = bindings
             .weir_processor_processor()
-            .call_init(&mut instance.store, config)
-            .map_err(|e| failure(&instance.store, limits, &e))?
+            .call_init(&mut instance.store, config);
+        within_deadline(&plugin_name, limits, init)
+            .await
+            .and_then(|r| r.map_err(|e| failure(&instance.store, limits, &e)))?
             .map_err(|message| PluginError::InitRefused {
                 plugin: plugin_name.to_string(),
                 message,
@@ -138,26 +163,29 @@ impl PluginInstance {
         Ok(instance)
     }
 
-    /// Process one batch. On `Err` the instance is unusable (it trapped) and must
-    /// be discarded.
-    pub fn process(&mut self, batch: &[InputRecord]) -> Result<Vec<Outcome>, PluginError> {
+    /// Process one batch, lifting the results under `output_limits`. On `Err`
+    /// the instance is unusable (it trapped or was stopped) and must be discarded.
+    pub async fn process(
+        &mut self,
+        batch: &[InputRecord],
+        output_limits: OutputLimits,
+    ) -> Result<Vec<Outcome>, PluginError> {
         self.arm_call();
-        let outcomes = self
-            .bindings
-            .weir_processor_processor()
-            .call_process(&mut self.store, batch)
-            .map_err(|e| failure(&self.store, self.limits, &e))?;
-        if outcomes.len() != batch.len() {
-            return Err(PluginError::Trap {
-                plugin: self.store.data().plugin_name.to_string(),
-                kind: TrapKind::Contract,
-                reason: format!(
-                    "returned {} outcomes for a batch of {} records (the contract is one per record)",
-                    outcomes.len(),
-                    batch.len()
-                ),
-            });
-        }
+        self.store
+            .set_hostcall_fuel(hostcall_fuel(output_limits, batch.len()));
+        let process = self
+            .instance
+            .get_typed_func::<(&[InputRecord],), (Outcomes,)>(&mut self.store, &self.process)
+            .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        let plugin = self.store.data().plugin_name.clone();
+        let _limited = LimitedCall::new(output_limits, batch.len());
+        let (Outcomes(outcomes),) = within_deadline(
+            &plugin,
+            self.limits,
+            process.call_async(&mut self.store, (batch,)),
+        )
+        .await
+        .and_then(|r| r.map_err(|e| failure(&self.store, self.limits, &e)))?;
         Ok(outcomes)
     }
 
@@ -169,6 +197,56 @@ impl PluginInstance {
         }
         self.store.data_mut().log_budget.start_call();
     }
+}
+
+/// Find the plugin's `process` export.
+fn process_export(
+    store: &mut Store<PluginState>,
+    instance: &Instance,
+) -> Result<ComponentExportIndex, String> {
+    let interface = instance
+        .get_export_index(&mut *store, None, PROCESSOR_INTERFACE)
+        .ok_or_else(|| format!("exports no `{PROCESSOR_INTERFACE}`"))?;
+    instance
+        .get_export_index(&mut *store, Some(&interface), PROCESS_FUNCTION)
+        .ok_or_else(|| format!("`{PROCESSOR_INTERFACE}` has no `{PROCESS_FUNCTION}`"))
+}
+
+/// Bytes a call with `records` input records may copy out of the guest: what
+/// the output limits allow (UTF-16 text may grow by half again when transcoded,
+/// each output and error message has a fixed cost), and never less than
+/// wasmtime's default.
+fn hostcall_fuel(limits: OutputLimits, records: usize) -> usize {
+    let per_record = limits
+        .max_bytes
+        .saturating_mul(3)
+        .saturating_add(limits.max_outputs.saturating_mul(256))
+        .saturating_add(2 * crate::record::MAX_REFUSAL_BYTES);
+    records.saturating_mul(per_record).max(MIN_HOSTCALL_FUEL)
+}
+
+/// Run `call` (a call into the guest) under the call deadline, also while the
+/// guest waits in the host, where epoch interruption cannot reach it.
+/// Dropping the call's future on expiry leaves the instance unusable; it is
+/// discarded like a trapped one.
+async fn within_deadline<T>(
+    plugin: &str,
+    limits: InstanceLimits,
+    call: impl Future<Output = T>,
+) -> Result<T, PluginError> {
+    // The epoch deadline fires first for a guest that computes; this timer is
+    // for one that waits, a couple of epoch ticks later.
+    let deadline = limits.call_timeout + 2 * EPOCH_TICK;
+    tokio::time::timeout(deadline, call)
+        .await
+        .map_err(|_| PluginError::Trap {
+            plugin: plugin.to_string(),
+            kind: TrapKind::Timeout,
+            reason: format!(
+                "the call ran past its deadline of {:?} (plugin.timeout) while waiting in the host",
+                limits.call_timeout
+            ),
+        })
 }
 
 /// Set the deadline and fuel for the next call into `store`.
@@ -190,7 +268,9 @@ fn failure(
     error: &wasmtime::Error,
 ) -> PluginError {
     let data = store.data();
-    let (kind, reason) = if data.limits.hit {
+    let (kind, reason) = if let Some(wrong) = error.downcast_ref::<WrongOutcomeCount>() {
+        (TrapKind::Contract, wrong.to_string())
+    } else if data.limits.hit {
         (
             TrapKind::OutOfMemory,
             format!(

@@ -6,6 +6,7 @@ mod compile;
 mod engine;
 mod guest_output;
 mod instance;
+mod lift;
 mod limits;
 mod loader;
 mod pool;
@@ -14,6 +15,7 @@ mod slot;
 pub use compile::{default_cache_dir, load_component, LoadedComponent, MAX_PLUGIN_BYTES};
 pub use engine::WasmEngine;
 pub use instance::{InstanceLimits, PluginInstance};
+pub use lift::OutputLimits;
 pub use loader::PluginLoader;
 pub use pool::{PluginPool, ProcessedBatch};
 pub use slot::{PluginSlot, PluginVersion, SlotStatus, VersionInfo};
@@ -100,6 +102,8 @@ pub enum TrapKind {
     OutOfFuel,
     /// The guest broke the contract (e.g. not one outcome per record).
     Contract,
+    /// The host panicked during the call (a bug, caught; see `panics`).
+    HostPanic,
 }
 
 impl TrapKind {
@@ -111,6 +115,7 @@ impl TrapKind {
             TrapKind::OutOfMemory => "oom",
             TrapKind::OutOfFuel => "fuel",
             TrapKind::Contract => "contract",
+            TrapKind::HostPanic => "panic",
         }
     }
 }

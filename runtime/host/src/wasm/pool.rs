@@ -2,13 +2,16 @@
 //! how many plugin calls run at once; an instance that traps is discarded and a
 //! fresh one is made from the pre-instantiated component on next use.
 
-use super::bindings::{host_outcome, InputRecord, PluginPre};
+use super::bindings::{InputRecord, PluginPre};
 use super::compile::LoadedComponent;
 use super::engine::WasmEngine;
 use super::instance::{InstanceLimits, PluginInstance, PluginState};
-use super::PluginError;
+use super::lift::OutputLimits;
+use super::{PluginError, TrapKind};
+use crate::panics::{self, Stage};
 use crate::record::{Outcome, Record};
 use crate::telemetry::PluginMetrics;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -34,6 +37,8 @@ pub struct PluginPool {
     idle: Mutex<Vec<PluginInstance>>,
     permits: Semaphore,
     metrics: PluginMetrics,
+    /// The runtime whose timers hold plugin calls to their deadline.
+    runtime: tokio::runtime::Handle,
 }
 
 impl PluginPool {
@@ -41,7 +46,8 @@ impl PluginPool {
     /// then create `size` instances, each `init`-ed with `config`, and call one
     /// with an empty batch. Fails if the component does not fit the plugin world,
     /// refuses its configuration or fails that first call. Calls are timed
-    /// and records counted in `metrics`.
+    /// and records counted in `metrics`. Must run on a blocking thread of a
+    /// tokio runtime (e.g. in `spawn_blocking`), whose timers calls then use.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Arc<WasmEngine>,
@@ -57,8 +63,11 @@ impl PluginPool {
             path: path.to_owned(),
             reason: format!("{e:#}"),
         };
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            PluginError::Runtime("plugins must be loaded within a tokio runtime".into())
+        })?;
         let mut linker = Linker::<PluginState>::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
         super::bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
@@ -76,12 +85,17 @@ impl PluginPool {
             idle: Mutex::new(Vec::with_capacity(size)),
             permits: Semaphore::new(size),
             metrics,
+            runtime,
         };
         for _ in 0..size {
-            let mut instance = pool.new_instance()?;
+            let mut instance = pool.runtime.block_on(pool.new_instance())?;
             if pool.idle_instances().is_empty() {
                 // A first call, with nothing to process, before any record depends on it.
-                instance.process(&[])?;
+                let limits = OutputLimits {
+                    max_outputs: 0,
+                    max_bytes: 0,
+                };
+                pool.runtime.block_on(instance.process(&[], limits))?;
             }
             pool.idle_instances().push(instance);
         }
@@ -111,9 +125,14 @@ impl PluginPool {
         }
     }
 
-    /// Run one batch through a free instance, waiting for one if all are busy.
-    /// The call runs on a blocking thread so it never stalls the async runtime.
-    pub async fn process(self: &Arc<Self>, records: Vec<Record>) -> ProcessedBatch {
+    /// Run one batch through a free instance, waiting for one if all are busy,
+    /// and lift its results under `limits`. The call runs on a blocking thread
+    /// so it never stalls the async runtime.
+    pub async fn process(
+        self: &Arc<Self>,
+        records: Vec<Record>,
+        limits: OutputLimits,
+    ) -> ProcessedBatch {
         let _permit = self
             .permits
             .acquire()
@@ -132,7 +151,11 @@ impl PluginPool {
         let joined = tokio::task::spawn_blocking(move || {
             let _in_call = span.enter();
             let taken = pool.idle_instances().pop();
-            let mut instance = match taken.map_or_else(|| pool.new_instance(), Ok) {
+            let instance = match taken {
+                Some(instance) => Ok(instance),
+                None => pool.runtime.block_on(pool.new_instance()),
+            };
+            let mut instance = match instance {
                 Ok(instance) => instance,
                 Err(e) => {
                     return ProcessedBatch {
@@ -146,7 +169,24 @@ impl PluginPool {
             };
             let batch: Vec<InputRecord> = records.into_iter().map(InputRecord::from).collect();
             let started = std::time::Instant::now();
-            let outcomes = instance.process(&batch);
+            let called = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                for record in &batch {
+                    panics::inject(Stage::PluginCall, record.value.as_deref());
+                }
+                pool.runtime.block_on(instance.process(&batch, limits))
+            }));
+            // The instance is dropped, not reused, after a panic: the call may
+            // have stopped halfway.
+            let outcomes = called.unwrap_or_else(|payload| {
+                Err(PluginError::Trap {
+                    plugin: pool.name.to_string(),
+                    kind: TrapKind::HostPanic,
+                    reason: format!(
+                        "the host panicked during the call: {}",
+                        panics::message(&*payload)
+                    ),
+                })
+            });
             pool.metrics
                 .call_duration
                 .observe(started.elapsed().as_secs_f64());
@@ -155,14 +195,14 @@ impl PluginPool {
             }
             ProcessedBatch {
                 records: batch.into_iter().map(Record::from).collect(),
-                outcomes: outcomes.map(|all| all.into_iter().map(host_outcome).collect()),
+                outcomes,
             }
         })
         .await;
         joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
-    fn new_instance(&self) -> Result<PluginInstance, PluginError> {
+    async fn new_instance(&self) -> Result<PluginInstance, PluginError> {
         PluginInstance::new(
             self.engine.engine(),
             &self.pre,
@@ -171,6 +211,7 @@ impl PluginPool {
             self.limits,
             &self.metrics,
         )
+        .await
     }
 
     fn idle_instances(&self) -> std::sync::MutexGuard<'_, Vec<PluginInstance>> {
