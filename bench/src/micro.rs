@@ -31,6 +31,8 @@ pub fn run(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Plugin instances run their calls on this runtime's timers.
+    let _in_runtime = runtime.enter();
     let cache = std::env::temp_dir().join(format!("weir-bench-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache);
     let mut report = serde_json::Map::new();
