@@ -83,6 +83,47 @@ fn failed_records_are_reported_and_the_exit_status_says_so() {
     );
 }
 
+/// `weir test` runs an HTTP plugin against a local service with the same
+/// allow-list flag as `weir run`; without it every request is denied.
+#[test]
+fn an_http_plugin_runs_locally_with_the_allow_list_flag() {
+    let dir = workspace_root().join("target").join("test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.jsonl", unique("lookups")));
+    std::fs::write(
+        &file,
+        "{\"key\": \"lookup/a\", \"value\": \"x\"}\n{\"key\": \"lookup/b\", \"value\": \"y\"}\n",
+    )
+    .unwrap();
+    let service = LookupService::start();
+    let base = format!("base_url={}", service.origin());
+    let plugin = example_plugin("enrich");
+    let input = file.to_str().unwrap();
+    let origin = service.origin();
+    let (code, lines, log) = weir_test(
+        &plugin,
+        input,
+        &["--plugin-config", &base, "--allowed-outbound-host", &origin],
+    );
+    assert_eq!(code, 0, "{log}");
+    let values: Vec<&str> = lines
+        .iter()
+        .map(|l| l["outputs"][0]["value"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(values, ["x|found-a", "y|found-b"], "{lines:?}");
+    let (code, lines, log) = weir_test(&plugin, input, &["--plugin-config", &base]);
+    assert_eq!(code, 1, "{log}");
+    assert!(lines.iter().all(|l| l["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("denied")));
+    assert_eq!(
+        service.total(),
+        2,
+        "only the granted run reached the service"
+    );
+}
+
 #[test]
 fn a_bad_input_line_is_named() {
     let dir = workspace_root().join("target").join("test-scratch");

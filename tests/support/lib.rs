@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod broker;
+pub mod http_service;
 pub mod plugins;
 pub mod process;
 pub mod records;
@@ -15,6 +16,7 @@ pub use admin::{admin_request, admin_request_with, lags, scrape, wait_for_zero_l
 pub use broker::{
     brokers, create_topic, require_broker, serial, topics, unique, use_brokers, PARTITIONS,
 };
+pub use http_service::LookupService;
 pub use plugins::{c_plugin, example_plugin, js_plugin, python_plugin, workspace_root};
 pub use process::{pipeline_args, run_to_exit, slow_args, weir_base_args, weir_bin, Weir};
 pub use records::{

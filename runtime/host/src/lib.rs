@@ -13,8 +13,8 @@
 //! Around the path: `run` (start-up, restart, shutdown), `config`, `budget`
 //! (bytes in flight), `offsets` (what is committable), `reload` (hot swap),
 //! `telemetry` (metrics, health), `trace` (trace context, OTLP), `admin` (the
-//! HTTP endpoints), `shutdown` (signals) and `panics` (host panics caught per
-//! record).
+//! HTTP endpoints), `shutdown` (signals), `panics` (host panics caught per
+//! record) and `outbound` (plugins' HTTP requests, behind an allow-list).
 
 pub mod admin;
 pub mod budget;
@@ -23,6 +23,7 @@ pub mod config;
 pub mod consume;
 pub mod kafka;
 pub mod offsets;
+pub mod outbound;
 pub mod panics;
 pub mod partition;
 pub mod process;

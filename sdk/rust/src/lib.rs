@@ -30,6 +30,7 @@
 //! ```
 
 mod config;
+pub mod http;
 mod log;
 mod record;
 

@@ -86,6 +86,16 @@ pub struct RunArgs {
     /// Do not reload the plugin when its file changes (SIGHUP and the admin endpoint still do).
     #[arg(long, env = "WEIR_NO_WATCH")]
     pub no_watch: bool,
+    /// A host the (first) plugin may send HTTP requests to, `scheme://host[:port]`
+    /// (`*.` before a domain for its subdomains); repeat for more. None by
+    /// default; `[[then]]` plugins get theirs in the config file.
+    #[arg(
+        long = "allowed-outbound-host",
+        value_name = "URL",
+        env = "WEIR_ALLOWED_OUTBOUND_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_outbound_hosts: Vec<String>,
     /// Add a `weir.plugin.version` header to every output.
     #[arg(long, env = "WEIR_VERSION_HEADER")]
     pub version_header: bool,
@@ -205,6 +215,9 @@ impl RunArgs {
         set(&mut c.max_in_flight_mib, self.max_in_flight_mib);
         c.exactly_once |= self.exactly_once;
         c.plugin.version_header |= self.version_header;
+        c.plugin
+            .allowed_outbound_hosts
+            .extend(self.allowed_outbound_hosts.iter().cloned());
         set(&mut c.admin_addr, self.admin_addr);
         set(&mut c.control_addr, self.control_addr);
         if self.admin_token.is_some() {

@@ -28,6 +28,10 @@ pub struct TestArgs {
     /// Directory for compiled plugin artifacts.
     #[arg(long, env = "WEIR_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// A host the plugin may send HTTP requests to, `scheme://host[:port]`
+    /// (`*.` before a domain for its subdomains); repeat for more. None by default.
+    #[arg(long = "allowed-outbound-host", value_name = "URL")]
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 impl TestArgs {
@@ -50,6 +54,10 @@ impl TestArgs {
             let (k, v) = parse_key_value("--plugin-config", arg)?;
             plugin.config.insert(k, v);
         }
+        plugin
+            .allowed_outbound_hosts
+            .clone_from(&self.allowed_outbound_hosts);
+        plugin.allowed_outbound()?;
         Ok(plugin)
     }
 }

@@ -1,6 +1,6 @@
 //! Default values of every setting (see the field docs in `config`).
 
-use super::{BatchConfig, FailureConfig, FailurePolicy, PluginConfig, RunConfig};
+use super::{BatchConfig, FailureConfig, FailurePolicy, HttpConfig, PluginConfig, RunConfig};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,6 +44,18 @@ pub(super) fn default_max_outputs_per_record() -> usize {
 }
 pub(super) fn default_max_output_bytes_per_record() -> usize {
     16 << 20
+}
+pub(super) fn default_http_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+pub(super) fn default_http_response_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+pub(super) fn default_http_max_concurrent_requests() -> usize {
+    16
+}
+pub(super) fn default_http_max_response_bytes() -> u64 {
+    8 << 20
 }
 pub(super) fn default_max_attempts() -> u32 {
     3
@@ -89,6 +101,20 @@ impl Default for PluginConfig {
             failure: FailureConfig::default(),
             watch: true,
             version_header: false,
+            allowed_outbound_hosts: Vec::new(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: default_http_connect_timeout(),
+            first_byte_timeout: default_http_response_timeout(),
+            between_bytes_timeout: default_http_response_timeout(),
+            max_concurrent_requests: default_http_max_concurrent_requests(),
+            max_response_bytes: default_http_max_response_bytes(),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod defaults;
 mod derived;
 mod error;
+mod secrets;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -209,7 +210,9 @@ pub struct PluginConfig {
     /// Name used in logs; defaults to the file name without extension.
     #[serde(default)]
     pub name: Option<String>,
-    /// Key/value configuration passed to the plugin's `init`.
+    /// Key/value configuration passed to the plugin's `init`. A value
+    /// `${env:NAME}` is taken from the environment, `${file:PATH}` from a file
+    /// (for tokens that should not sit in this file); never logged.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
     /// Number of plugin instances, i.e. how many partitions are processed in
@@ -250,6 +253,39 @@ pub struct PluginConfig {
     /// every output, saying which version produced it.
     #[serde(default)]
     pub version_header: bool,
+    /// Hosts the plugin may send HTTP requests to (`wasi:http`), each
+    /// `scheme://host[:port]`, a host may start with `*.` for its subdomains;
+    /// e.g. `["https://api.example.com", "http://127.0.0.1:8080"]`. Empty (the
+    /// default): no request is allowed.
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Limits on the plugin's outbound HTTP.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// Limits on a plugin's outbound HTTP requests. The plugin call's deadline
+/// covers the time spent waiting on them too.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Longest wait for a connection, e.g. `"5s"` (a plugin may ask for less).
+    #[serde(default = "default_http_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest wait for a response's first byte (a plugin may ask for less).
+    #[serde(default = "default_http_response_timeout", with = "humantime_serde")]
+    pub first_byte_timeout: Duration,
+    /// Longest wait between two bytes of a response (a plugin may ask for less).
+    #[serde(default = "default_http_response_timeout", with = "humantime_serde")]
+    pub between_bytes_timeout: Duration,
+    /// Most requests the plugin (all its instances) has in flight at once;
+    /// more wait for a free slot.
+    #[serde(default = "default_http_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Most bytes of one response body; a longer body fails with
+    /// `HttpResponseBodySize`.
+    #[serde(default = "default_http_max_response_bytes")]
+    pub max_response_bytes: u64,
 }
 
 /// What happens to a record the plugin fails on: retries, then the policy.

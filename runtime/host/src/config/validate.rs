@@ -2,7 +2,8 @@
 //! ranges, and rules across fields (timeouts against each other, topic names
 //! that must differ). Each error names the setting and what to do.
 
-use super::{ConfigError, FailurePolicy, PluginConfig, RunConfig};
+use super::{ConfigError, FailurePolicy, HttpConfig, PluginConfig, RunConfig};
+use crate::outbound::{AllowList, OutboundSettings};
 use std::time::Duration;
 
 impl RunConfig {
@@ -283,9 +284,82 @@ impl PluginConfig {
             self.max_output_bytes_per_record,
             MAX_OUTPUT_BYTES_PER_RECORD,
         )?;
-        Ok(())
+        self.allowed_outbound()?;
+        self.init_config()?;
+        self.http.validate()
+    }
+
+    /// The key/value pairs the plugin's `init` gets, with `${env:...}` and
+    /// `${file:...}` references resolved.
+    pub fn init_config(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        self.config
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), super::secrets::resolve(k, v)?)))
+            .collect()
+    }
+
+    /// The parsed `allowed_outbound_hosts`.
+    pub fn allowed_outbound(&self) -> Result<AllowList, ConfigError> {
+        AllowList::parse(&self.allowed_outbound_hosts).map_err(|e| ConfigError::Invalid {
+            key: "plugin.allowed_outbound_hosts",
+            reason: format!("{e} (plugin `{}`)", self.display_name()),
+        })
     }
 }
+
+impl HttpConfig {
+    /// Check the limits on outbound HTTP.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("plugin.http.connect_timeout", self.connect_timeout),
+            ("plugin.http.first_byte_timeout", self.first_byte_timeout),
+            (
+                "plugin.http.between_bytes_timeout",
+                self.between_bytes_timeout,
+            ),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be above zero".into(),
+                });
+            }
+            at_most_time(key, value, MAX_INTERVAL)?;
+        }
+        if self.max_concurrent_requests == 0 || self.max_response_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "plugin.http.max_concurrent_requests",
+                reason: "limits on outbound HTTP must be at least 1".into(),
+            });
+        }
+        at_most(
+            "plugin.http.max_concurrent_requests",
+            self.max_concurrent_requests,
+            MAX_HTTP_CONCURRENT_REQUESTS,
+        )?;
+        at_most(
+            "plugin.http.max_response_bytes",
+            self.max_response_bytes,
+            MAX_HTTP_RESPONSE_BYTES,
+        )
+    }
+
+    /// These limits as the outbound module takes them.
+    pub fn settings(&self) -> OutboundSettings {
+        OutboundSettings {
+            connect_timeout: self.connect_timeout,
+            first_byte_timeout: self.first_byte_timeout,
+            between_bytes_timeout: self.between_bytes_timeout,
+            max_concurrent_requests: self.max_concurrent_requests,
+            max_response_bytes: self.max_response_bytes,
+        }
+    }
+}
+
+/// Most outbound HTTP requests one plugin may have in flight.
+const MAX_HTTP_CONCURRENT_REQUESTS: usize = 4096;
+/// Largest response body a plugin may be allowed (its memory cap is at most 4 GiB).
+const MAX_HTTP_RESPONSE_BYTES: u64 = 4 << 30;
 
 /// Longest duration any setting accepts (a day): longer ones are mistakes, and
 /// adding them to a clock could overflow.

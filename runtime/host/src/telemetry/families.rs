@@ -98,6 +98,14 @@ families! {
     reloads: Family<Labels, Counter> = Family::default(), PLUGIN_RELOADS = "plugin_reloads" "_total";
     /// Guest log lines dropped because one call logged or printed more than its budget, by stream (log, stdout, stderr).
     log_dropped: Family<Labels, Counter> = Family::default(), PLUGIN_LOG_LINES_DROPPED = "plugin_log_lines_dropped" "_total";
+    /// Outbound HTTP requests plugins sent, by the allow-list entry that let them through and the response status (or `error`).
+    http_requests: Family<Labels, Counter> = Family::default(), PLUGIN_HTTP_REQUESTS = "plugin_http_requests" "_total";
+    /// Outbound HTTP requests refused because the host is not in the plugin's `allowed_outbound_hosts`.
+    http_denied: Family<Labels, Counter> = Family::default(), PLUGIN_HTTP_REQUESTS_DENIED = "plugin_http_requests_denied" "_total";
+    /// From sending an outbound HTTP request to its response's headers.
+    http_duration: Histograms = Family::new_with_constructor(call_buckets), PLUGIN_HTTP_REQUEST_SECONDS = "plugin_http_request_seconds" "";
+    /// Outbound HTTP requests in flight (sent, response not yet read to its end).
+    http_in_flight: Family<Labels, Gauge> = Family::default(), PLUGIN_HTTP_REQUESTS_IN_FLIGHT = "plugin_http_requests_in_flight" "";
 }
 
 fn batch_buckets() -> Histogram {

@@ -254,10 +254,41 @@ impl PipelineMetrics {
             reloads_ok: reload("ok"),
             reloads_failed: reload("failed"),
             log_dropped: self.families.log_dropped.clone(),
+            http: HttpMetrics {
+                denied: self.families.http_denied.get_or_create_owned(&own),
+                duration: self.families.http_duration.get_or_create_owned(&own),
+                in_flight: self.families.http_in_flight.get_or_create_owned(&own),
+                requests: self.families.http_requests.clone(),
+                labels: own.clone(),
+            },
             info: self.families.plugin_info.clone(),
             shown: Arc::new(Mutex::new(None)),
             labels: own,
         }
+    }
+}
+
+/// One plugin's outbound HTTP metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    /// Requests refused by the allow-list.
+    pub denied: Counter,
+    /// Time to a response's headers, in seconds.
+    pub duration: Histogram,
+    /// Requests in flight.
+    pub in_flight: Gauge,
+    requests: Family<Labels, Counter>,
+    labels: Labels,
+}
+
+impl HttpMetrics {
+    /// Requests let through by allow-list entry `allowed` that ended in
+    /// `status` (a status code, or `error`).
+    pub fn requests(&self, allowed: &str, status: &str) -> Counter {
+        let mut key = self.labels.clone();
+        key.push(("allowed", allowed.to_string()));
+        key.push(("status", status.to_string()));
+        self.requests.get_or_create_owned(&key)
     }
 }
 
@@ -275,6 +306,8 @@ pub struct PluginMetrics {
     /// Reloads that failed.
     pub reloads_failed: Counter,
     log_dropped: Family<Labels, Counter>,
+    /// Its outbound HTTP.
+    pub http: HttpMetrics,
     info: Family<Labels, Gauge>,
     /// The `plugin_info` labels currently exported.
     shown: Arc<Mutex<Option<Labels>>>,

@@ -7,4 +7,4 @@ pub mod metrics;
 pub use families::names;
 
 pub use health::{PipelineHealth, Readiness};
-pub use metrics::{Metrics, PartitionOffsets, PipelineMetrics, PluginMetrics};
+pub use metrics::{HttpMetrics, Metrics, PartitionOffsets, PipelineMetrics, PluginMetrics};

@@ -12,6 +12,7 @@ use super::guest_output::{CallBudget, GuestOutput, GuestStream};
 use super::lift::{LimitedCall, Outcomes, OutputLimits, WrongOutcomeCount};
 use super::limits::ResourceCap;
 use super::{PluginError, TrapKind};
+use crate::outbound::{Outbound, OutboundHooks};
 use crate::record::{cut_at_char, Outcome};
 use crate::telemetry::PluginMetrics;
 use std::future::Future;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use wasmtime::component::{ComponentExportIndex, Instance, ResourceTable};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Longest guest log message passed on to the host log; the rest is cut so a
 /// misbehaving plugin cannot flood the log with one call.
@@ -44,6 +46,9 @@ pub struct PluginState {
     log_budget: CallBudget,
     limits: ResourceCap,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    /// Outbound HTTP: the allow-list and limits of the plugin.
+    http_hooks: OutboundHooks,
     table: ResourceTable,
 }
 
@@ -52,6 +57,16 @@ impl WasiView for PluginState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
         }
     }
 }
@@ -104,6 +119,7 @@ impl PluginInstance {
         config: &[(String, String)],
         limits: InstanceLimits,
         metrics: &PluginMetrics,
+        outbound: &Arc<Outbound>,
     ) -> Result<Self, PluginError> {
         let stream = |stream: GuestStream| {
             let dropped = metrics.log_lines_dropped(stream.name());
@@ -111,8 +127,9 @@ impl PluginInstance {
         };
         let outputs = [stream(GuestStream::Stdout), stream(GuestStream::Stderr)];
         let mut wasi = WasiCtx::builder();
-        // Nothing granted: no preopened directories, no network, no env, no args,
-        // stdin empty. stdout/stderr go to the host log, tagged with the plugin.
+        // Nothing granted: no preopened directories, no sockets, no env, no args,
+        // stdin empty; HTTP only to the hosts the operator allows (`outbound`).
+        // stdout/stderr go to the host log, tagged with the plugin.
         wasi.stdout(outputs[0].clone()).stderr(outputs[1].clone());
         let state = PluginState {
             log_budget: CallBudget::new(
@@ -123,6 +140,8 @@ impl PluginInstance {
             plugin_name: plugin_name.clone(),
             limits: ResourceCap::new(limits.max_memory_bytes),
             wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            http_hooks: outbound.hooks(),
             table: ResourceTable::new(),
         };
         let mut store = Store::new(engine, state);

@@ -6,6 +6,7 @@ use super::{
     PluginVersion, WasmEngine,
 };
 use crate::config::PluginConfig;
+use crate::outbound::Outbound;
 use crate::telemetry::PluginMetrics;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,21 +21,31 @@ pub struct PluginLoader {
     instances: usize,
     cache_dir: Option<PathBuf>,
     metrics: PluginMetrics,
+    /// Outbound HTTP policy, shared by every version of the plugin.
+    outbound: Arc<Outbound>,
 }
 
 impl PluginLoader {
     /// A loader for the plugin configured in `plugin`, whose versions count
     /// their calls in `metrics`.
     pub fn new(plugin: &PluginConfig, metrics: PluginMetrics) -> Result<Self, PluginError> {
+        let allowed = plugin
+            .allowed_outbound()
+            .map_err(|e| PluginError::Runtime(e.to_string()))?;
+        let outbound = Outbound::new(
+            Arc::from(plugin.display_name()),
+            allowed,
+            plugin.http.settings(),
+            metrics.http.clone(),
+        );
         Ok(Self {
+            outbound,
             metrics,
             engine: Arc::new(WasmEngine::new(plugin.fuel.is_some())?),
             name: plugin.display_name(),
             config: plugin
-                .config
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+                .init_config()
+                .map_err(|e| PluginError::Runtime(e.to_string()))?,
             limits: InstanceLimits {
                 max_memory_bytes: usize::try_from(plugin.max_memory_mib * 1024 * 1024)
                     .unwrap_or(usize::MAX),
@@ -89,6 +100,7 @@ impl PluginLoader {
             self.limits,
             self.instances,
             self.metrics.clone(),
+            Arc::clone(&self.outbound),
         )?;
         Ok(PluginVersion {
             pool: Arc::new(pool),

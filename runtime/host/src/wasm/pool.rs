@@ -8,6 +8,7 @@ use super::engine::WasmEngine;
 use super::instance::{InstanceLimits, PluginInstance, PluginState};
 use super::lift::OutputLimits;
 use super::{PluginError, TrapKind};
+use crate::outbound::Outbound;
 use crate::panics::{self, Stage};
 use crate::record::{Outcome, Record};
 use crate::telemetry::PluginMetrics;
@@ -37,6 +38,7 @@ pub struct PluginPool {
     idle: Mutex<Vec<PluginInstance>>,
     permits: Semaphore,
     metrics: PluginMetrics,
+    outbound: Arc<Outbound>,
     /// The runtime whose timers hold plugin calls to their deadline.
     runtime: tokio::runtime::Handle,
 }
@@ -58,6 +60,7 @@ impl PluginPool {
         limits: InstanceLimits,
         size: usize,
         metrics: PluginMetrics,
+        outbound: Arc<Outbound>,
     ) -> Result<Self, PluginError> {
         let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld {
             path: path.to_owned(),
@@ -68,6 +71,8 @@ impl PluginPool {
         })?;
         let mut linker = Linker::<PluginState>::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
         super::bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
@@ -85,6 +90,7 @@ impl PluginPool {
             idle: Mutex::new(Vec::with_capacity(size)),
             permits: Semaphore::new(size),
             metrics,
+            outbound,
             runtime,
         };
         for _ in 0..size {
@@ -210,6 +216,7 @@ impl PluginPool {
             &self.config,
             self.limits,
             &self.metrics,
+            &self.outbound,
         )
         .await
     }

@@ -1,0 +1,164 @@
+//! The host side of a plugin's outbound HTTP (`wasi:http/outgoing-handler`):
+//! each request is checked against the plugin's allow-list (a request to a
+//! host not listed fails with `HttpRequestDenied`, is logged and counted), its
+//! timeouts are clamped to the operator's, the requests in flight per plugin
+//! are bounded, and the response body is capped. Redirects are not followed
+//! here: a guest that follows one sends a new request, checked like any other.
+
+use super::{AllowList, OutboundSettings};
+use crate::telemetry::HttpMetrics;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// A plugin's outbound HTTP policy, shared by all its instances.
+pub struct Outbound {
+    plugin: Arc<str>,
+    allow: AllowList,
+    settings: OutboundSettings,
+    permits: Arc<Semaphore>,
+    metrics: HttpMetrics,
+}
+
+impl Outbound {
+    /// The policy of plugin `plugin`: who it may reach and within which limits.
+    pub fn new(
+        plugin: Arc<str>,
+        allow: AllowList,
+        settings: OutboundSettings,
+        metrics: HttpMetrics,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            plugin,
+            allow,
+            permits: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+            settings,
+            metrics,
+        })
+    }
+
+    /// Hooks for one instance's store.
+    pub fn hooks(self: &Arc<Self>) -> OutboundHooks {
+        OutboundHooks(Arc::clone(self))
+    }
+
+    /// The guest's timeouts, each at most the operator's.
+    fn clamp(&self, asked: Option<RequestOptions>) -> RequestOptions {
+        let asked = asked.unwrap_or_default();
+        let at_most =
+            |asked: Option<Duration>, limit: Duration| Some(asked.map_or(limit, |d| d.min(limit)));
+        RequestOptions {
+            connect_timeout: at_most(asked.connect_timeout, self.settings.connect_timeout),
+            first_byte_timeout: at_most(asked.first_byte_timeout, self.settings.first_byte_timeout),
+            between_bytes_timeout: at_most(
+                asked.between_bytes_timeout,
+                self.settings.between_bytes_timeout,
+            ),
+        }
+    }
+}
+
+/// The `wasi:http` hooks of one plugin instance.
+pub struct OutboundHooks(Arc<Outbound>);
+
+/// What `send_request` returns: the response and the future that drives the
+/// connection until the body is read.
+type Sent = Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ),
+    Error,
+>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _guest_body_done: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<dyn Future<Output = Sent> + Send> {
+        let outbound = Arc::clone(&self.0);
+        Box::new(async move {
+            let url = without_query(request.uri());
+            let Some(entry) = outbound
+                .allow
+                .permitting(request.uri())
+                .map(ToString::to_string)
+            else {
+                tracing::warn!(target: "weir::plugin", plugin = &*outbound.plugin, %url,
+                    "outbound HTTP request denied: the host is not in the plugin's allowed_outbound_hosts");
+                outbound.metrics.denied.inc();
+                return Err(Error::HttpRequestDenied);
+            };
+            let permit = Arc::clone(&outbound.permits)
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let options = outbound.clamp(options);
+            let in_flight = outbound.metrics.in_flight.clone();
+            in_flight.inc();
+            let started = Instant::now();
+            let sent = wasmtime_wasi_http::default_send_request(request, Some(options)).await;
+            outbound
+                .metrics
+                .duration
+                .observe(started.elapsed().as_secs_f64());
+            let (response, connection) = match sent {
+                Ok(sent) => sent,
+                Err(error) => {
+                    in_flight.dec();
+                    outbound.metrics.requests(&entry, "error").inc();
+                    tracing::debug!(target: "weir::plugin", plugin = &*outbound.plugin, %url, %error,
+                        "outbound HTTP request failed");
+                    return Err(error);
+                }
+            };
+            outbound
+                .metrics
+                .requests(&entry, response.status().as_str())
+                .inc();
+            let max = outbound.settings.max_response_bytes;
+            let response = response.map(|body| capped(body, max));
+            // The request holds its slot until its connection is done with.
+            let connection = async move {
+                let done = connection.await;
+                in_flight.dec();
+                drop(permit);
+                done
+            };
+            Ok((
+                response,
+                Box::new(connection) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// `body`, failing with `HttpResponseBodySize` past `max` bytes.
+fn capped(
+    body: impl http_body::Body<Data = Bytes, Error = Error> + Send + 'static,
+    max: u64,
+) -> WasiBody {
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    http_body_util::Limited::new(body, limit)
+        .map_err(move |e| match e.downcast::<Error>() {
+            Ok(inner) => *inner,
+            Err(_) => Error::HttpResponseBodySize(Some(max)),
+        })
+        .boxed_unsync()
+}
+
+/// The URL without its query (where tokens often travel), for logs.
+fn without_query(uri: &http::Uri) -> String {
+    format!(
+        "{}://{}{}",
+        uri.scheme_str().unwrap_or("?"),
+        uri.authority().map_or("?", |a| a.as_str()),
+        uri.path()
+    )
+}

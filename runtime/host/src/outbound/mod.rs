@@ -1,0 +1,26 @@
+//! Outbound HTTP for plugins (`wasi:http/outgoing-handler`), closed unless the
+//! operator opens it: the allow-list of hosts (`allow_list`) and the hooks
+//! that enforce it and the limits on every request (`hooks`).
+
+mod allow_list;
+mod hooks;
+
+pub use allow_list::{AllowList, AllowedHost, AllowedHostError};
+pub use hooks::{Outbound, OutboundHooks};
+
+use std::time::Duration;
+
+/// The operator's limits on a plugin's outbound HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundSettings {
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for the first byte of a response.
+    pub first_byte_timeout: Duration,
+    /// Longest wait between two bytes of a response.
+    pub between_bytes_timeout: Duration,
+    /// Most requests of the plugin (all its instances) in flight at once.
+    pub max_concurrent_requests: usize,
+    /// Most bytes of one response body.
+    pub max_response_bytes: u64,
+}

@@ -1,0 +1,110 @@
+//! A real HTTP service on 127.0.0.1 for the outbound-HTTP tests, on a thread
+//! of its own. `GET /lookup/K` answers `found-K`; `/flaky/K` answers 503 twice
+//! for each K, then `found-K`; `/hang/K` never answers; `/redirect/K`
+//! redirects to `/lookup/K` on 127.0.0.2, a host no test allows. It counts the
+//! requests it gets, per path.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// Requests seen, by path.
+type Seen = Arc<Mutex<HashMap<String, usize>>>;
+
+/// The running service.
+pub struct LookupService {
+    addr: SocketAddr,
+    seen: Seen,
+}
+
+impl LookupService {
+    /// Start the service on a free port of 127.0.0.1.
+    pub fn start() -> Self {
+        let seen: Seen = Arc::default();
+        let (ready, addr) = std::sync::mpsc::channel();
+        let state = Arc::clone(&seen);
+        std::thread::Builder::new()
+            .name("lookup-service".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    ready.send(listener.local_addr().unwrap()).unwrap();
+                    let app = Router::new()
+                        .route("/lookup/{key}", get(lookup))
+                        .route("/flaky/{key}", get(flaky))
+                        .route("/hang/{key}", get(hang))
+                        .route("/redirect/{key}", get(redirect))
+                        .with_state(state);
+                    axum::serve(listener, app).await.unwrap();
+                });
+            })
+            .unwrap();
+        Self {
+            addr: addr.recv().unwrap(),
+            seen,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`: the entry that allows this service.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests seen for `path` (e.g. `/flaky/k1`).
+    pub fn requests(&self, path: &str) -> usize {
+        self.seen().get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests seen in all.
+    pub fn total(&self) -> usize {
+        self.seen().values().sum()
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Count a request for `path`; returns how many it has seen, this one included.
+fn count(seen: &Seen, path: String) -> usize {
+    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    let n = seen.entry(path).or_default();
+    *n += 1;
+    *n
+}
+
+async fn lookup(State(seen): State<Seen>, Path(key): Path<String>) -> String {
+    count(&seen, format!("/lookup/{key}"));
+    format!("found-{key}")
+}
+
+async fn flaky(State(seen): State<Seen>, Path(key): Path<String>) -> Response {
+    if count(&seen, format!("/flaky/{key}")) <= 2 {
+        return (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response();
+    }
+    format!("found-{key}").into_response()
+}
+
+async fn hang(State(seen): State<Seen>, Path(key): Path<String>) -> String {
+    count(&seen, format!("/hang/{key}"));
+    std::future::pending::<()>().await;
+    unreachable!("a pending future never completes")
+}
+
+async fn redirect(State(seen): State<Seen>, Path(key): Path<String>) -> Response {
+    count(&seen, format!("/redirect/{key}"));
+    (
+        StatusCode::FOUND,
+        [(header::LOCATION, format!("http://127.0.0.2:9/lookup/{key}"))],
+    )
+        .into_response()
+}
