@@ -132,6 +132,72 @@ async fn granted_lookups_enrich_records_retry_503s_and_refuse_redirects_elsewher
     assert!(denied >= 1.0, "denials counted");
 }
 
+/// The Rust, Python and JavaScript `enrich` plugins, each through its SDK's
+/// HTTP helper (`weir_sdk::http`, `weir_sdk.http`, `fetch` with `fetchOk`),
+/// enrich the same records identically.
+#[tokio::test]
+async fn the_rust_python_and_javascript_enrich_plugins_match_record_for_record() {
+    let _serial = serial().await;
+    let service = LookupService::start();
+    let origin = service.origin();
+    let input = unique("http-langs-in");
+    create_topic(&input, PARTITIONS).await;
+    let records: Vec<TestRecord> = (0..40)
+        .map(|i| TestRecord::new(&format!("lookup/k{i}"), format!("v{i}").as_bytes(), &[]))
+        .collect();
+    let ends = produce(&input, &records).await;
+    let mut results = Vec::new();
+    for plugin in [
+        example_plugin("enrich"),
+        python_plugin("enrich"),
+        js_plugin("enrich"),
+    ] {
+        let (output, group) = (unique("http-langs-out"), unique("http-langs-g"));
+        create_topic(&output, PARTITIONS).await;
+        let base = format!("base_url={origin}");
+        let args = pipeline_args(
+            &group,
+            &input,
+            &output,
+            &plugin,
+            &["--plugin-config", &base, "--allowed-outbound-host", &origin],
+        );
+        let weir = Weir::start(&args);
+        let outputs = read_all(
+            &output,
+            records.len(),
+            Duration::from_secs(90),
+            Duration::from_secs(1),
+        );
+        wait_for_committed(&group, &input, ends.values().sum(), &weir);
+        let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "{}: exit {status}; log:\n{log}",
+            plugin.display()
+        );
+        let got: BTreeMap<String, String> = outputs
+            .iter()
+            .map(|r| (text(&r.key), text(&r.value)))
+            .collect();
+        assert_eq!(got.len(), records.len(), "{}: {got:?}", plugin.display());
+        results.push(got);
+    }
+    for i in 0..40 {
+        assert_eq!(
+            results[0][&format!("lookup/k{i}")],
+            format!("v{i}|found-k{i}")
+        );
+    }
+    assert!(results[1] == results[0], "Python differs from Rust");
+    assert!(results[2] == results[0], "JavaScript differs from Rust");
+    assert_eq!(
+        service.total(),
+        3 * records.len(),
+        "one request per record and plugin"
+    );
+}
+
 /// Not granted: nothing reaches the service, and every record is
 /// dead-lettered with the denial as its error.
 #[tokio::test]

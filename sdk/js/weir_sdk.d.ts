@@ -39,10 +39,12 @@ export declare class ProcessError extends Error {
 /** A plugin: `process` per record, optional `init` with the plugin configuration. */
 export interface Plugin {
   init?(config: Record<string, string>): void;
-  process(record: Record): Output | Output[] | null | undefined;
+  process(record: Record): Output | Output[] | null | undefined | Promise<Output | Output[] | null | undefined>;
 }
 
 /** Weir's `processor` export for a plugin. */
 export declare function definePlugin(plugin: Plugin): unknown;
 export declare function normalizeOutputs(result: unknown): Output[];
+/** `fetch` with failures as ProcessErrors (5xx, 429 and timeouts retryable). */
+export declare function fetchOk(url: string, init?: RequestInit & { timeoutMs?: number }): Promise<Response>;
 export declare function toBytes(value: Bytes | null | undefined): Uint8Array | undefined;

@@ -7,7 +7,8 @@
 //   });
 //
 // `process` returns the outputs for one record: an array, a single output, or
-// null/undefined to drop the record. Throwing `new ProcessError(msg, { retryable })`
+// null/undefined to drop the record (or a promise of them: an `async process`
+// may `await fetch(...)`; see `fetchOk`). Throwing `new ProcessError(msg, { retryable })`
 // fails that record; any other exception does too, with its message, and never
 // crashes the plugin. These types are plain JavaScript: `node --test` runs plugin
 // logic without WebAssembly. `weir build` turns the module into a component.
@@ -109,16 +110,28 @@ function toWit(o) {
   };
 }
 
-/** Weir's `processor` export for a plugin's `process` (and optional `init`). */
+/** A thrown value as a record's error outcome. */
+function failed(e) {
+  const retryable = e instanceof ProcessError && e.retryable;
+  const message = e instanceof ProcessError ? e.message : `${e?.name ?? "Error"}: ${e?.message ?? e}`;
+  return { tag: "err", val: { message, retryable } };
+}
+
+const isThenable = (value) => typeof value?.then === "function";
+
+/** Weir's `processor` export for a plugin's `process` (and optional `init`).
+ * When `process` returns promises, the batch's outcomes are awaited together
+ * (componentize-js runs the event loop until the export's promise settles); a
+ * rejection is that record's error, never the batch's. */
 export function definePlugin({ init, process }) {
   if (typeof process !== "function") throw new TypeError("definePlugin needs a process(record) function");
+  const ok = (result) => ({ tag: "ok", val: normalizeOutputs(result).map(toWit) });
   const outcome = (raw) => {
     try {
-      return { tag: "ok", val: normalizeOutputs(process(fromWit(raw))).map(toWit) };
+      const result = process(fromWit(raw));
+      return isThenable(result) ? result.then(ok).catch(failed) : ok(result);
     } catch (e) {
-      const retryable = e instanceof ProcessError && e.retryable;
-      const message = e instanceof ProcessError ? e.message : `${e?.name ?? "Error"}: ${e?.message ?? e}`;
-      return { tag: "err", val: { message, retryable } };
+      return failed(e);
     }
   };
   return {
@@ -131,7 +144,30 @@ export function definePlugin({ init, process }) {
       }
     },
     process(batch) {
-      return batch.map(outcome);
+      const outcomes = batch.map(outcome);
+      return outcomes.some(isThenable) ? Promise.all(outcomes) : outcomes;
     },
   };
+}
+
+/** `fetch(url, init)` with its failures as `ProcessError`s, for an async
+ * `process`: a 5xx or 429 answer and a timeout (`timeoutMs`) are retryable;
+ * any other answer that is not 2xx, and a network failure (a host the
+ * operator did not allow included), are not. Returns the `Response`. */
+export async function fetchOk(url, { timeoutMs, ...init } = {}) {
+  let response;
+  try {
+    const signal = timeoutMs ? AbortSignal.timeout(timeoutMs) : init.signal;
+    response = await fetch(url, { ...init, signal });
+  } catch (e) {
+    if (e?.name === "TimeoutError" || e?.name === "AbortError") {
+      throw new ProcessError(`HTTP request to ${url} timed out`, { retryable: true });
+    }
+    throw new ProcessError(`HTTP request to ${url} failed (denied by the host, or unreachable): ${e?.message ?? e}`);
+  }
+  if (!response.ok) {
+    const retryable = response.status >= 500 || response.status === 429;
+    throw new ProcessError(`HTTP request to ${url} answered ${response.status}`, { retryable });
+  }
+  return response;
 }

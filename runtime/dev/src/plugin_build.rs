@@ -16,8 +16,43 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The WIT contract, for toolchains that generate bindings from it.
-const PROCESSOR_WIT: &str = include_str!("../../../wit/processor.wit");
+/// The WIT contract, for toolchains that generate bindings from it: the
+/// `plugin` world, the `plugin-http` world and the WASI 0.2.12 WIT it imports.
+const WIT_FILES: &[(&str, &str)] = &[
+    ("processor.wit", include_str!("../../../wit/processor.wit")),
+    (
+        "plugin-http.wit",
+        include_str!("../../../wit/plugin-http.wit"),
+    ),
+    (
+        "deps/cli/cli.wit",
+        include_str!("../../../wit/deps/cli/cli.wit"),
+    ),
+    (
+        "deps/clocks/clocks.wit",
+        include_str!("../../../wit/deps/clocks/clocks.wit"),
+    ),
+    (
+        "deps/filesystem/filesystem.wit",
+        include_str!("../../../wit/deps/filesystem/filesystem.wit"),
+    ),
+    (
+        "deps/http/http.wit",
+        include_str!("../../../wit/deps/http/http.wit"),
+    ),
+    (
+        "deps/io/io.wit",
+        include_str!("../../../wit/deps/io/io.wit"),
+    ),
+    (
+        "deps/random/random.wit",
+        include_str!("../../../wit/deps/random/random.wit"),
+    ),
+    (
+        "deps/sockets/sockets.wit",
+        include_str!("../../../wit/deps/sockets/sockets.wit"),
+    ),
+];
 /// The Python SDK's files, written next to a Python plugin when it is built.
 const PYTHON_SDK: &[(&str, &str)] = &[
     (
@@ -31,6 +66,10 @@ const PYTHON_SDK: &[(&str, &str)] = &[
     (
         "entry.py",
         include_str!("../../../sdk/python/weir_sdk/entry.py"),
+    ),
+    (
+        "http.py",
+        include_str!("../../../sdk/python/weir_sdk/http.py"),
     ),
 ];
 
@@ -216,7 +255,8 @@ fn build_python(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathB
     componentize
         .arg("-d")
         .arg(support.join("wit"))
-        .args(["-w", "plugin", "componentize", "weir_sdk.entry"])
+        // With outbound HTTP, so that `weir_sdk.http` has its bindings.
+        .args(["-w", "plugin-http", "componentize", "weir_sdk.entry"])
         // The SDK that matches this weir first, before any copy in the project.
         .arg("-p")
         .arg(&support)
@@ -261,7 +301,9 @@ fn build_js(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathBuf, 
     componentize
         .arg("--wit")
         .arg(support.join("wit"))
-        .args(["--world-name", "plugin", "-d", "http", "fetch-event", "-o"])
+        // With the `http` feature: `fetch` over wasi:http (the host allows only
+        // the hosts the operator lists); no fetch-event (incoming) handler.
+        .args(["--world-name", "plugin", "-d", "fetch-event", "-o"])
         .arg(&output_abs)
         .arg(support.join(format!("{module}.js")));
     tracing::info!(module, dir = %dir.display(), output = %output.display(),
@@ -403,7 +445,9 @@ fn component_path(dir: &Path, name: &str, output: Option<&Path>) -> PathBuf {
 fn support_dir() -> Result<PathBuf, BuildError> {
     let support = std::env::temp_dir().join(format!("weir-build-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&support);
-    write(support.join("wit").join("processor.wit"), PROCESSOR_WIT)?;
+    for (path, text) in WIT_FILES {
+        write(support.join("wit").join(path), text)?;
+    }
     Ok(support)
 }
 

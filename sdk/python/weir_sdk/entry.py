@@ -10,7 +10,7 @@ import importlib
 
 from componentize_py_types import Err, Ok
 from wit_world import exports
-from wit_world.imports import types
+from wit_world.imports import weir_processor_types as types
 
 import weir_plugin_module
 from weir_sdk import ProcessError, Record, _as_bytes, normalize_outputs
