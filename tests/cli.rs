@@ -124,6 +124,35 @@ fn an_http_plugin_runs_locally_with_the_allow_list_flag() {
     );
 }
 
+/// An internal `https` service, its certificate from the operator's own CA:
+/// reached with `--http-ca-file`, refused (certificate not trusted) without.
+#[test]
+fn an_internal_https_service_needs_the_operator_ca_file() {
+    let dir = workspace_root().join("target").join("test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.jsonl", unique("tls-lookups")));
+    std::fs::write(&file, "{\"key\": \"lookup/a\", \"value\": \"x\"}\n").unwrap();
+    let ca = dir.join(format!("{}.pem", unique("ca")));
+    let service = LookupService::start_tls(&ca);
+    let origin = service.tls_origin();
+    let base = format!("base_url={origin}");
+    let plugin = example_plugin("enrich");
+    let input = file.to_str().unwrap();
+    let ca_file = ca.to_str().unwrap();
+    let granted = ["--plugin-config", &base, "--allowed-outbound-host", &origin];
+    let (code, lines, log) = weir_test(
+        &plugin,
+        input,
+        &[&granted[..], &["--http-ca-file", ca_file]].concat(),
+    );
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(lines[0]["outputs"][0]["value"], "x|found-a", "{lines:?}");
+    let (code, lines, log) = weir_test(&plugin, input, &granted);
+    assert_eq!(code, 1, "{log}");
+    let message = lines[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("TlsCertificateError"), "{message}");
+}
+
 #[test]
 fn a_bad_input_line_is_named() {
     let dir = workspace_root().join("target").join("test-scratch");

@@ -35,6 +35,33 @@ fn enrich_args(
     pipeline_args(group, input, output, &example_plugin("enrich"), &all)
 }
 
+/// The outputs and dead letters of `weir`'s run over `input` (`topics` is the
+/// input and output topic), at least `counts` of each, once it has committed
+/// up to `ends`.
+fn outputs_and_letters(
+    weir: &Weir,
+    group: &str,
+    (input, output): (&str, &str),
+    ends: &BTreeMap<i32, i64>,
+    counts: (usize, usize),
+) -> (Vec<TestRecord>, Vec<TestRecord>) {
+    let outputs = read_all(
+        output,
+        counts.0,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    wait_for_committed(group, input, ends.values().sum(), weir);
+    // Read the dead-letter topic once Weir has created it (at start-up).
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        counts.1,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    (outputs, letters)
+}
+
 fn text(bytes: &Option<Vec<u8>>) -> String {
     String::from_utf8_lossy(bytes.as_deref().unwrap_or_default()).into_owned()
 }
@@ -72,14 +99,7 @@ async fn granted_lookups_enrich_records_retry_503s_and_refuse_redirects_elsewher
         Some(&origin),
         &["--max-attempts", "3"],
     ));
-    let outputs = read_all(&output, 21, Duration::from_secs(60), Duration::from_secs(1));
-    wait_for_committed(&group, &input, ends.values().sum(), &weir);
-    let letters = read_all(
-        &format!("{input}.dlq"),
-        1,
-        Duration::from_secs(30),
-        Duration::from_secs(1),
-    );
+    let (outputs, letters) = outputs_and_letters(&weir, &group, (&input, &output), &ends, (21, 1));
     let metrics = scrape(&weir.admin_addr());
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");
@@ -256,14 +276,7 @@ async fn a_service_that_never_answers_is_cut_off_at_the_plugin_deadline() {
         Some(&origin),
         &["--plugin-timeout", "500ms"],
     ));
-    let outputs = read_all(&output, 1, Duration::from_secs(30), Duration::from_secs(1));
-    wait_for_committed(&group, &input, ends.values().sum(), &weir);
-    let letters = read_all(
-        &format!("{input}.dlq"),
-        1,
-        Duration::from_secs(30),
-        Duration::from_secs(1),
-    );
+    let (outputs, letters) = outputs_and_letters(&weir, &group, (&input, &output), &ends, (1, 1));
     let stopping = Instant::now();
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");

@@ -2,7 +2,8 @@
 //! of its own. `GET /lookup/K` answers `found-K`; `/flaky/K` answers 503 twice
 //! for each K, then `found-K`; `/hang/K` never answers; `/redirect/K`
 //! redirects to `/lookup/K` on 127.0.0.2, a host no test allows. It counts the
-//! requests it gets, per path.
+//! requests it gets, per path. [`LookupService::start_tls`] serves the same over
+//! `https` with a certificate from a CA made for the test.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -25,6 +26,40 @@ pub struct LookupService {
 impl LookupService {
     /// Start the service on a free port of 127.0.0.1.
     pub fn start() -> Self {
+        Self::serve(None)
+    }
+
+    /// Start the service over `https` with a certificate for `localhost`
+    /// signed by a new CA, whose certificate (PEM) is written to `ca_file`.
+    pub fn start_tls(ca_file: &std::path::Path) -> Self {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "weir test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        std::fs::write(ca_file, ca.pem()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        Self::serve(Some(Arc::new(tls)))
+    }
+
+    fn serve(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let seen: Seen = Arc::default();
         let (ready, addr) = std::sync::mpsc::channel();
         let state = Arc::clone(&seen);
@@ -44,7 +79,10 @@ impl LookupService {
                         .route("/hang/{key}", get(hang))
                         .route("/redirect/{key}", get(redirect))
                         .with_state(state);
-                    axum::serve(listener, app).await.unwrap();
+                    match tls {
+                        None => axum::serve(listener, app).await.unwrap(),
+                        Some(tls) => serve_tls(listener, app, tls).await,
+                    }
                 });
             })
             .unwrap();
@@ -52,6 +90,11 @@ impl LookupService {
             addr: addr.recv().unwrap(),
             seen,
         }
+    }
+
+    /// `https://localhost:PORT`: the entry that allows this service over TLS.
+    pub fn tls_origin(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
     }
 
     /// `http://127.0.0.1:PORT`: the entry that allows this service.
@@ -71,6 +114,27 @@ impl LookupService {
 
     fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Accept TLS connections on `listener` and serve `app` on each.
+async fn serve_tls(listener: tokio::net::TcpListener, app: Router, tls: Arc<rustls::ServerConfig>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+        });
     }
 }
 

@@ -96,6 +96,10 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub allowed_outbound_hosts: Vec<String>,
+    /// A PEM file of CA certificates the (first) plugin's `https` requests trust
+    /// besides the Mozilla roots (an internal CA).
+    #[arg(long, env = "WEIR_HTTP_CA_FILE")]
+    pub http_ca_file: Option<PathBuf>,
     /// Add a `weir.plugin.version` header to every output.
     #[arg(long, env = "WEIR_VERSION_HEADER")]
     pub version_header: bool,
@@ -218,6 +222,9 @@ impl RunArgs {
         c.plugin
             .allowed_outbound_hosts
             .extend(self.allowed_outbound_hosts.iter().cloned());
+        if self.http_ca_file.is_some() {
+            c.plugin.http.ca_file.clone_from(&self.http_ca_file);
+        }
         set(&mut c.admin_addr, self.admin_addr);
         set(&mut c.control_addr, self.control_addr);
         if self.admin_token.is_some() {

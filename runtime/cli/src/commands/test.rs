@@ -32,6 +32,10 @@ pub struct TestArgs {
     /// (`*.` before a domain for its subdomains); repeat for more. None by default.
     #[arg(long = "allowed-outbound-host", value_name = "URL")]
     pub allowed_outbound_hosts: Vec<String>,
+    /// A PEM file of CA certificates the plugin's `https` requests trust besides
+    /// the Mozilla roots (an internal CA).
+    #[arg(long)]
+    pub http_ca_file: Option<PathBuf>,
 }
 
 impl TestArgs {
@@ -58,6 +62,7 @@ impl TestArgs {
             .allowed_outbound_hosts
             .clone_from(&self.allowed_outbound_hosts);
         plugin.allowed_outbound()?;
+        plugin.http.ca_file.clone_from(&self.http_ca_file);
         Ok(plugin)
     }
 }

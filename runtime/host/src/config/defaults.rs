@@ -115,6 +115,7 @@ impl Default for HttpConfig {
             between_bytes_timeout: default_http_response_timeout(),
             max_concurrent_requests: default_http_max_concurrent_requests(),
             max_response_bytes: default_http_max_response_bytes(),
+            ca_file: None,
         }
     }
 }

@@ -286,6 +286,10 @@ pub struct HttpConfig {
     /// `HttpResponseBodySize`.
     #[serde(default = "default_http_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// A PEM file of CA certificates trusted for `https` besides the Mozilla
+    /// roots, e.g. an internal CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What happens to a record the plugin fails on: retries, then the policy.

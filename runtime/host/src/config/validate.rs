@@ -352,6 +352,7 @@ impl HttpConfig {
             between_bytes_timeout: self.between_bytes_timeout,
             max_concurrent_requests: self.max_concurrent_requests,
             max_response_bytes: self.max_response_bytes,
+            ca_file: self.ca_file.clone(),
         }
     }
 }

@@ -5,14 +5,19 @@
 //! are bounded, and the response body is capped. Redirects are not followed
 //! here: a guest that follows one sends a new request, checked like any other.
 
+use super::sender::{Sender, SenderError};
 use super::{AllowList, OutboundSettings};
 use crate::telemetry::HttpMetrics;
 use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use prometheus_client::metrics::gauge::Gauge;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// A plugin's outbound HTTP policy, shared by all its instances.
@@ -21,6 +26,7 @@ pub struct Outbound {
     allow: AllowList,
     settings: OutboundSettings,
     permits: Arc<Semaphore>,
+    sender: Arc<Sender>,
     metrics: HttpMetrics,
 }
 
@@ -31,14 +37,20 @@ impl Outbound {
         allow: AllowList,
         settings: OutboundSettings,
         metrics: HttpMetrics,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+    ) -> Result<Arc<Self>, SenderError> {
+        let sender = Sender::new(
+            settings.connect_timeout,
+            settings.max_concurrent_requests,
+            settings.ca_file.as_deref(),
+        )?;
+        Ok(Arc::new(Self {
             plugin,
             allow,
             permits: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+            sender,
             settings,
             metrics,
-        })
+        }))
     }
 
     /// Hooks for one instance's store.
@@ -100,18 +112,21 @@ impl WasiHttpHooks for OutboundHooks {
                 .await
                 .expect("the semaphore is never closed");
             let options = outbound.clamp(options);
-            let in_flight = outbound.metrics.in_flight.clone();
-            in_flight.inc();
+            let slot = Slot::take(permit, outbound.metrics.in_flight.clone());
             let started = Instant::now();
-            let sent = wasmtime_wasi_http::default_send_request(request, Some(options)).await;
+            // The connector applies the operator's connect timeout; the first
+            // byte must come within the request's own, which includes connecting.
+            let first_byte = options.first_byte_timeout.unwrap_or_default()
+                + options.connect_timeout.unwrap_or_default();
+            let between = options.between_bytes_timeout.unwrap_or_default();
+            let sent = outbound.sender.send(request, first_byte, between).await;
             outbound
                 .metrics
                 .duration
                 .observe(started.elapsed().as_secs_f64());
-            let (response, connection) = match sent {
-                Ok(sent) => sent,
+            let response = match sent {
+                Ok(response) => response,
                 Err(error) => {
-                    in_flight.dec();
                     outbound.metrics.requests(&entry, "error").inc();
                     tracing::debug!(target: "weir::plugin", plugin = &*outbound.plugin, %url, %error,
                         "outbound HTTP request failed");
@@ -123,14 +138,16 @@ impl WasiHttpHooks for OutboundHooks {
                 .requests(&entry, response.status().as_str())
                 .inc();
             let max = outbound.settings.max_response_bytes;
-            let response = response.map(|body| capped(body, max));
-            // The request holds its slot until its connection is done with.
-            let connection = async move {
-                let done = connection.await;
-                in_flight.dec();
-                drop(permit);
-                done
-            };
+            // The request holds its slot until its body is read or dropped.
+            let response = response.map(|body| {
+                Holding {
+                    body: capped(body, max),
+                    _slot: slot,
+                }
+                .boxed_unsync()
+            });
+            // The pooled client drives its connections itself.
+            let connection = async { Ok(()) };
             Ok((
                 response,
                 Box::new(connection) as Box<dyn Future<Output = _> + Send>,
@@ -139,11 +156,57 @@ impl WasiHttpHooks for OutboundHooks {
     }
 }
 
+/// One of the plugin's `max_concurrent_requests` slots, counted in flight
+/// while held.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Gauge,
+}
+
+impl Slot {
+    fn take(permit: OwnedSemaphorePermit, in_flight: Gauge) -> Self {
+        in_flight.inc();
+        Self {
+            _permit: permit,
+            in_flight,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.in_flight.dec();
+    }
+}
+
+/// A response body that holds its request's slot until it is dropped.
+struct Holding {
+    body: WasiBody,
+    _slot: Slot,
+}
+
+impl Body for Holding {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// `body`, failing with `HttpResponseBodySize` past `max` bytes.
-fn capped(
-    body: impl http_body::Body<Data = Bytes, Error = Error> + Send + 'static,
-    max: u64,
-) -> WasiBody {
+fn capped(body: impl Body<Data = Bytes, Error = Error> + Send + 'static, max: u64) -> WasiBody {
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     http_body_util::Limited::new(body, limit)
         .map_err(move |e| match e.downcast::<Error>() {

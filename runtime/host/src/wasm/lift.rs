@@ -131,44 +131,72 @@ fn units(len: u32) -> usize {
     (len & !UTF16_TAG) as usize
 }
 
-/// Implements `ComponentType` for a wrapper by deferring to the WIT type it
-/// lifts (`$inner`), so the component's type checks exactly as before.
+/// Implements `ComponentType` and `Lift` for a wrapper of a list or string
+/// type (`$inner`): the component's type checks exactly as `$inner`'s, and
+/// lifting goes through the wrapper's `lift(len, inner)`, which sees the
+/// length field first and calls `inner(len)` to lift `$inner` with that
+/// length field (the one written, or a shorter one).
 macro_rules! lifts_as {
     ($wrapper:ty, $inner:ty) => {
         // SAFETY: the ABI, lowered form and type check are those of `$inner`,
-        // whose `Lift` every `Lift` of `$wrapper` defers to.
+        // a (pointer, length) pair, which `Lift` below lifts with `$inner`'s own.
         unsafe impl ComponentType for $wrapper {
-            type Lower = <$inner as ComponentType>::Lower;
+            type Lower = [ValRaw; 2];
             const ABI: CanonicalAbiInfo = <$inner as ComponentType>::ABI;
             fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
                 <$inner as ComponentType>::typecheck(ty, types)
             }
         }
+
+        // SAFETY: defers to `$inner`'s lifting, of the same pair with at most
+        // a shorter length.
+        unsafe impl Lift for $wrapper {
+            fn linear_lift_from_flat(
+                cx: &mut LiftContext<'_>,
+                ty: InterfaceType,
+                src: &Self::Lower,
+            ) -> wasmtime::Result<Self> {
+                Self::lift(flat_len(src), |len| {
+                    <$inner>::linear_lift_from_flat(cx, ty, &[src[0], ValRaw::u32(len)])
+                })
+            }
+
+            fn linear_lift_from_memory(
+                cx: &mut LiftContext<'_>,
+                ty: InterfaceType,
+                bytes: &[u8],
+            ) -> wasmtime::Result<Self> {
+                Self::lift(memory_len(bytes), |len| {
+                    <$inner>::linear_lift_from_memory(cx, ty, &with_len(bytes, len).0)
+                })
+            }
+        }
     };
+}
+
+/// A (pointer, length) pair as stored in guest memory, aligned as lifting expects.
+#[repr(C, align(8))]
+struct StoredPair([u8; 8]);
+
+/// The pair in `bytes` with its length field set to `len`.
+fn with_len(bytes: &[u8], len: u32) -> StoredPair {
+    let mut pair = StoredPair([0; 8]);
+    pair.0[..4].copy_from_slice(&bytes[..4]);
+    pair.0[4..].copy_from_slice(&len.to_le_bytes());
+    pair
 }
 
 /// Bytes of an output (key, value, header value), charged before they are copied.
 pub(super) struct OutputBytes(Vec<u8>);
 lifts_as!(OutputBytes, Vec<u8>);
 
-// SAFETY: defers to `Vec<u8>`'s lifting after a length check.
-unsafe impl Lift for OutputBytes {
-    fn linear_lift_from_flat(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        src: &Self::Lower,
+impl OutputBytes {
+    fn lift(
+        len: u32,
+        mut inner: impl FnMut(u32) -> wasmtime::Result<Vec<u8>>,
     ) -> wasmtime::Result<Self> {
-        charge(units(flat_len(src)))?;
-        Vec::<u8>::linear_lift_from_flat(cx, ty, src).map(Self)
-    }
-
-    fn linear_lift_from_memory(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        bytes: &[u8],
-    ) -> wasmtime::Result<Self> {
-        charge(units(memory_len(bytes)))?;
-        Vec::<u8>::linear_lift_from_memory(cx, ty, bytes).map(Self)
+        charge(units(len))?;
+        inner(len).map(Self)
     }
 }
 
@@ -178,33 +206,15 @@ pub(super) struct OutputText(String);
 lifts_as!(OutputText, String);
 
 impl OutputText {
-    fn charged(units: usize, lifted: wasmtime::Result<String>) -> wasmtime::Result<Self> {
-        let text = lifted?;
+    fn lift(
+        len: u32,
+        mut inner: impl FnMut(u32) -> wasmtime::Result<String>,
+    ) -> wasmtime::Result<Self> {
+        let units = units(len);
+        charge(units)?;
+        let text = inner(len)?;
         charge(text.len().saturating_sub(units))?;
         Ok(Self(text))
-    }
-}
-
-// SAFETY: defers to `String`'s lifting after a length check.
-unsafe impl Lift for OutputText {
-    fn linear_lift_from_flat(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        src: &Self::Lower,
-    ) -> wasmtime::Result<Self> {
-        let units = units(flat_len(src));
-        charge(units)?;
-        Self::charged(units, String::linear_lift_from_flat(cx, ty, src))
-    }
-
-    fn linear_lift_from_memory(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        bytes: &[u8],
-    ) -> wasmtime::Result<Self> {
-        let units = units(memory_len(bytes));
-        charge(units)?;
-        Self::charged(units, String::linear_lift_from_memory(cx, ty, bytes))
     }
 }
 
@@ -219,28 +229,13 @@ pub(super) struct LiftedHeader {
 pub(super) struct OutputHeaders(Vec<LiftedHeader>);
 lifts_as!(OutputHeaders, Vec<LiftedHeader>);
 
-fn charge_headers(len: u32) -> wasmtime::Result<()> {
-    charge(units(len).saturating_mul(HEADER_OVERHEAD))
-}
-
-// SAFETY: defers to `Vec<LiftedHeader>`'s lifting after a length check.
-unsafe impl Lift for OutputHeaders {
-    fn linear_lift_from_flat(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        src: &Self::Lower,
+impl OutputHeaders {
+    fn lift(
+        len: u32,
+        mut inner: impl FnMut(u32) -> wasmtime::Result<Vec<LiftedHeader>>,
     ) -> wasmtime::Result<Self> {
-        charge_headers(flat_len(src))?;
-        Vec::linear_lift_from_flat(cx, ty, src).map(Self)
-    }
-
-    fn linear_lift_from_memory(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        bytes: &[u8],
-    ) -> wasmtime::Result<Self> {
-        charge_headers(memory_len(bytes))?;
-        Vec::linear_lift_from_memory(cx, ty, bytes).map(Self)
+        charge(units(len).saturating_mul(HEADER_OVERHEAD))?;
+        inner(len).map(Self)
     }
 }
 
@@ -289,38 +284,17 @@ lifts_as!(LiftedOutputs, Vec<LiftedOutput>);
 impl LiftedOutputs {
     fn lift(
         len: u32,
-        lift: impl FnOnce() -> wasmtime::Result<Vec<LiftedOutput>>,
+        mut inner: impl FnMut(u32) -> wasmtime::Result<Vec<LiftedOutput>>,
     ) -> wasmtime::Result<Self> {
         let outputs = units(len);
         if outputs > start_record()?.limits.max_outputs {
             return Ok(Self::OverLimit { outputs });
         }
-        match lift() {
+        match inner(len) {
             Ok(lifted) => Ok(Self::Within(lifted.into_iter().map(Output::from).collect())),
             Err(e) if e.is::<OverBudget>() => Ok(Self::OverLimit { outputs }),
             Err(e) => Err(e),
         }
-    }
-}
-
-// SAFETY: defers to `Vec<LiftedOutput>`'s lifting after a length check.
-unsafe impl Lift for LiftedOutputs {
-    fn linear_lift_from_flat(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        src: &Self::Lower,
-    ) -> wasmtime::Result<Self> {
-        Self::lift(flat_len(src), || Vec::linear_lift_from_flat(cx, ty, src))
-    }
-
-    fn linear_lift_from_memory(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        bytes: &[u8],
-    ) -> wasmtime::Result<Self> {
-        Self::lift(memory_len(bytes), || {
-            Vec::linear_lift_from_memory(cx, ty, bytes)
-        })
     }
 }
 
@@ -341,56 +315,27 @@ fn cut_lengths(len: u32, max: usize) -> Vec<u32> {
         .collect()
 }
 
-/// Lift with each length of [`cut_lengths`] in turn; the first that decodes wins.
-fn lift_cut(
-    len: u32,
-    mut lift_with_len: impl FnMut(u32) -> wasmtime::Result<String>,
-) -> wasmtime::Result<RefusalText> {
-    let mut first_error = None;
-    for len in cut_lengths(len, MAX_REFUSAL_BYTES) {
-        match lift_with_len(len) {
-            Ok(text) => {
-                let kept = record::cut_at_char(&text, MAX_REFUSAL_BYTES).len();
-                let mut text = text;
-                text.truncate(kept);
-                return Ok(RefusalText(text));
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
+impl RefusalText {
+    /// Lift with each length of [`cut_lengths`] in turn; the first that decodes wins.
+    fn lift(
+        len: u32,
+        mut inner: impl FnMut(u32) -> wasmtime::Result<String>,
+    ) -> wasmtime::Result<Self> {
+        let mut first_error = None;
+        for len in cut_lengths(len, MAX_REFUSAL_BYTES) {
+            match inner(len) {
+                Ok(text) => {
+                    let kept = record::cut_at_char(&text, MAX_REFUSAL_BYTES).len();
+                    let mut text = text;
+                    text.truncate(kept);
+                    return Ok(Self(text));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-    }
-    Err(first_error.expect("cut_lengths gives at least one length"))
-}
-
-/// A (pointer, length) pair as stored in guest memory, aligned as lifting expects.
-#[repr(C, align(8))]
-struct StoredPair([u8; 8]);
-
-// SAFETY: defers to `String`'s lifting, with the length field shortened.
-unsafe impl Lift for RefusalText {
-    fn linear_lift_from_flat(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        src: &Self::Lower,
-    ) -> wasmtime::Result<Self> {
-        lift_cut(flat_len(src), |len| {
-            let shortened = [src[0], ValRaw::u32(len)];
-            String::linear_lift_from_flat(cx, ty, &shortened)
-        })
-    }
-
-    fn linear_lift_from_memory(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        bytes: &[u8],
-    ) -> wasmtime::Result<Self> {
-        lift_cut(memory_len(bytes), |len| {
-            let mut shortened = StoredPair([0; 8]);
-            shortened.0[..4].copy_from_slice(&bytes[..4]);
-            shortened.0[4..].copy_from_slice(&len.to_le_bytes());
-            String::linear_lift_from_memory(cx, ty, &shortened.0)
-        })
+        Err(first_error.expect("cut_lengths gives at least one length"))
     }
 }
 
@@ -411,7 +356,7 @@ lifts_as!(Outcomes, Vec<LiftedOutcome>);
 impl Outcomes {
     fn lift(
         len: u32,
-        lift: impl FnOnce() -> wasmtime::Result<Vec<LiftedOutcome>>,
+        mut inner: impl FnMut(u32) -> wasmtime::Result<Vec<LiftedOutcome>>,
     ) -> wasmtime::Result<Self> {
         let expected = allowance()?.records;
         let returned = units(len);
@@ -421,7 +366,7 @@ impl Outcomes {
                 expected,
             }));
         }
-        let outcomes = lift()?.into_iter().map(|outcome| match outcome {
+        let outcomes = inner(len)?.into_iter().map(|outcome| match outcome {
             Ok(LiftedOutputs::Within(outputs)) => record::Outcome::Outputs(outputs),
             Ok(LiftedOutputs::OverLimit { outputs }) => record::Outcome::OverLimit { outputs },
             Err(e) => record::Outcome::Refused(Refusal {
@@ -430,27 +375,6 @@ impl Outcomes {
             }),
         });
         Ok(Self(outcomes.collect()))
-    }
-}
-
-// SAFETY: defers to `Vec<LiftedOutcome>`'s lifting after a length check.
-unsafe impl Lift for Outcomes {
-    fn linear_lift_from_flat(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        src: &Self::Lower,
-    ) -> wasmtime::Result<Self> {
-        Self::lift(flat_len(src), || Vec::linear_lift_from_flat(cx, ty, src))
-    }
-
-    fn linear_lift_from_memory(
-        cx: &mut LiftContext<'_>,
-        ty: InterfaceType,
-        bytes: &[u8],
-    ) -> wasmtime::Result<Self> {
-        Self::lift(memory_len(bytes), || {
-            Vec::linear_lift_from_memory(cx, ty, bytes)
-        })
     }
 }
 

@@ -37,7 +37,8 @@ impl PluginLoader {
             allowed,
             plugin.http.settings(),
             metrics.http.clone(),
-        );
+        )
+        .map_err(|e| PluginError::Runtime(e.to_string()))?;
         Ok(Self {
             outbound,
             metrics,
