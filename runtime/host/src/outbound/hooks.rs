@@ -9,13 +9,12 @@ use super::sender::{Sender, SenderError};
 use super::{AllowList, OutboundSettings};
 use crate::telemetry::HttpMetrics;
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::BodyExt;
 use prometheus_client::metrics::gauge::Gauge;
 use std::future::Future;
-use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -26,6 +25,8 @@ pub struct Outbound {
     allow: AllowList,
     settings: OutboundSettings,
     permits: Arc<Semaphore>,
+    /// Requests denied so far, to bound how many are logged.
+    denials: AtomicU64,
     sender: Arc<Sender>,
     metrics: HttpMetrics,
 }
@@ -47,6 +48,7 @@ impl Outbound {
             plugin,
             allow,
             permits: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+            denials: AtomicU64::new(0),
             sender,
             settings,
             metrics,
@@ -102,9 +104,13 @@ impl WasiHttpHooks for OutboundHooks {
                 .permitting(request.uri())
                 .map(ToString::to_string)
             else {
-                tracing::warn!(target: "weir::plugin", plugin = &*outbound.plugin, %url,
-                    "outbound HTTP request denied: the host is not in the plugin's allowed_outbound_hosts");
                 outbound.metrics.denied.inc();
+                // A plugin can ask without end: log the 1st, 2nd, 4th, 8th... denial.
+                let denials = outbound.denials.fetch_add(1, Ordering::Relaxed) + 1;
+                if denials.is_power_of_two() {
+                    tracing::warn!(target: "weir::plugin", plugin = &*outbound.plugin, %url, denials,
+                        "outbound HTTP request denied: the host is not in the plugin's allowed_outbound_hosts");
+                }
                 return Err(Error::HttpRequestDenied);
             };
             let permit = Arc::clone(&outbound.permits)
@@ -138,13 +144,15 @@ impl WasiHttpHooks for OutboundHooks {
                 .requests(&entry, response.status().as_str())
                 .inc();
             let max = outbound.settings.max_response_bytes;
-            // The request holds its slot until its body is read or dropped.
+            // The request holds its slot until its body is read or dropped:
+            // the closure owns it.
             let response = response.map(|body| {
-                Holding {
-                    body: capped(body, max),
-                    _slot: slot,
-                }
-                .boxed_unsync()
+                capped(body, max)
+                    .map_frame(move |frame| {
+                        let _held = &slot;
+                        frame
+                    })
+                    .boxed_unsync()
             });
             // The pooled client drives its connections itself.
             let connection = async { Ok(()) };
@@ -179,32 +187,6 @@ impl Drop for Slot {
     }
 }
 
-/// A response body that holds its request's slot until it is dropped.
-struct Holding {
-    body: WasiBody,
-    _slot: Slot,
-}
-
-impl Body for Holding {
-    type Data = Bytes;
-    type Error = Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
 /// `body`, failing with `HttpResponseBodySize` past `max` bytes.
 fn capped(body: impl Body<Data = Bytes, Error = Error> + Send + 'static, max: u64) -> WasiBody {
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
@@ -224,4 +206,20 @@ fn without_query(uri: &http::Uri) -> String {
         uri.authority().map_or("?", |a| a.as_str()),
         uri.path()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    /// A hostile service's long body fails at the cap instead of filling memory.
+    #[tokio::test]
+    async fn a_body_past_the_cap_fails_with_its_size() {
+        let body = Full::new(Bytes::from(vec![b'x'; 10])).map_err(|never| match never {});
+        let read = capped(body, 4).collect().await;
+        assert!(matches!(read, Err(Error::HttpResponseBodySize(Some(4)))));
+        let body = Full::new(Bytes::from(vec![b'x'; 4])).map_err(|never| match never {});
+        assert_eq!(capped(body, 4).collect().await.unwrap().to_bytes().len(), 4);
+    }
 }

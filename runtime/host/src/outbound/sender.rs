@@ -190,3 +190,21 @@ impl<B: Body<Data = Bytes, Error = Error> + Unpin> Body for Stalling<B> {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service that sends headers and then nothing holds no request past
+    /// the between-bytes timeout.
+    #[tokio::test]
+    async fn a_body_that_stalls_fails_after_the_between_bytes_timeout() {
+        let silent = http_body_util::StreamBody::new(futures::stream::pending::<
+            Result<Frame<Bytes>, Error>,
+        >());
+        let read = Stalling::new(silent, Duration::from_millis(20))
+            .collect()
+            .await;
+        assert!(matches!(read, Err(Error::ConnectionReadTimeout)));
+    }
+}
