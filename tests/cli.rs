@@ -150,7 +150,56 @@ fn an_internal_https_service_needs_the_operator_ca_file() {
     let (code, lines, log) = weir_test(&plugin, input, &granted);
     assert_eq!(code, 1, "{log}");
     let message = lines[0]["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("TlsCertificateError"), "{message}");
+    assert!(message.contains("certificate is not trusted"), "{message}");
+    assert_eq!(lines[0]["error"]["attempts"], 1, "not retried: {lines:?}");
+}
+
+/// A token kept out of the config (`${file:..}`) reaches the service in the
+/// plugin's `authorization` header and never the log; with the header in the
+/// operator's forbidden list, the request is refused in the plugin, never
+/// sent, and the record fails without retries.
+#[test]
+fn a_secret_token_reaches_the_service_unless_its_header_is_forbidden() {
+    let dir = workspace_root().join("target").join("test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.jsonl", unique("whoami")));
+    std::fs::write(&file, "{\"key\": \"whoami/a\", \"value\": \"x\"}\n").unwrap();
+    let token_file = dir.join(format!("{}.token", unique("token")));
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let service = LookupService::start();
+    let origin = service.origin();
+    let base = format!("base_url={origin}");
+    let token = format!("token=${{file:{}}}", token_file.display());
+    let plugin = example_plugin("enrich");
+    let input = file.to_str().unwrap();
+    let granted = [
+        "--plugin-config",
+        &base,
+        "--plugin-config",
+        &token,
+        "--allowed-outbound-host",
+        &origin,
+    ];
+    let (code, lines, log) = weir_test(&plugin, input, &granted);
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        lines[0]["outputs"][0]["value"], "x|Bearer s3cret-token",
+        "{lines:?}"
+    );
+    assert!(!log.contains("s3cret"), "the token was logged:\n{log}");
+    let forbidden = [&granted[..], &["--http-forbidden-header", "Authorization"]].concat();
+    let (code, lines, log) = weir_test(&plugin, input, &forbidden);
+    assert_eq!(code, 1, "{log}");
+    let message = lines[0]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("forbids the header `authorization`"),
+        "{message}"
+    );
+    assert_eq!(lines[0]["error"]["attempts"], 1, "not retried: {lines:?}");
+    assert_eq!(service.total(), 1, "the refused request was never sent");
+    let (code, _, log) = weir_test(&plugin, input, &["--http-forbidden-header", "bad header"]);
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("not an HTTP header name"), "{log}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! A real HTTP service on 127.0.0.1 for the outbound-HTTP tests, on a thread
 //! of its own. `GET /lookup/K` answers `found-K`; `/flaky/K` answers 503 twice
 //! for each K, then `found-K`; `/hang/K` never answers; `/redirect/K`
-//! redirects to `/lookup/K` on 127.0.0.2, a host no test allows. It counts the
+//! redirects to `/lookup/K` on 127.0.0.2, a host no test allows; `/whoami/K`
+//! answers the request's `authorization` header (or `anonymous`). It counts the
 //! requests it gets, per path. [`LookupService::start_tls`] serves the same over
 //! `https` with a certificate from a CA made for the test.
 
@@ -78,6 +79,7 @@ impl LookupService {
                         .route("/flaky/{key}", get(flaky))
                         .route("/hang/{key}", get(hang))
                         .route("/redirect/{key}", get(redirect))
+                        .route("/whoami/{key}", get(whoami))
                         .with_state(state);
                     match tls {
                         None => axum::serve(listener, app).await.unwrap(),
@@ -149,6 +151,20 @@ fn count(seen: &Seen, path: String) -> usize {
 async fn lookup(State(seen): State<Seen>, Path(key): Path<String>) -> String {
     count(&seen, format!("/lookup/{key}"));
     format!("found-{key}")
+}
+
+/// The `authorization` header the request came with, or `anonymous`.
+async fn whoami(
+    State(seen): State<Seen>,
+    Path(key): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> String {
+    count(&seen, format!("/whoami/{key}"));
+    headers
+        .get(header::AUTHORIZATION)
+        .map_or("anonymous".into(), |v| {
+            String::from_utf8_lossy(v.as_bytes()).into_owned()
+        })
 }
 
 async fn flaky(State(seen): State<Seen>, Path(key): Path<String>) -> Response {

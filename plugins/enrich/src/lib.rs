@@ -3,7 +3,9 @@
 //! the service's host: `allowed_outbound_hosts`) and produces the record with
 //! its value followed by `|` and the response body.
 //!
-//! Config: `base_url` (required), e.g. `http://127.0.0.1:8080/lookup`.
+//! Config: `base_url` (required), e.g. `http://127.0.0.1:8080/lookup`;
+//! `token` (optional), sent as `authorization: Bearer TOKEN` — give it as a
+//! secret, `token = "${env:LOOKUP_TOKEN}"`, so it stays out of the config.
 //! A 5xx answer or a timeout is a retryable error (the host retries the
 //! record), a denied request or another status is not.
 
@@ -12,6 +14,7 @@ use weir_sdk::{http, Config, Output, ProcessError, Processor, Record};
 /// Looks each record's key up over HTTP.
 pub struct Enrich {
     base_url: String,
+    authorization: Option<String>,
 }
 
 impl Processor for Enrich {
@@ -21,12 +24,17 @@ impl Processor for Enrich {
             .ok_or("base_url is required, e.g. base_url=http://127.0.0.1:8080/lookup")?;
         Ok(Enrich {
             base_url: base_url.trim_end_matches('/').to_string(),
+            authorization: config.get("token").map(|token| format!("Bearer {token}")),
         })
     }
 
     fn process(&mut self, record: Record) -> Result<Vec<Output>, ProcessError> {
         let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
-        let response = http::get(&format!("{}/{key}", self.base_url))?;
+        let mut request = http::Request::get(&format!("{}/{key}", self.base_url));
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization.as_str());
+        }
+        let response = http::send(request)?.error_for_status()?;
         Ok(vec![enriched(record, &response.body)])
     }
 }

@@ -65,3 +65,9 @@ def test_outside_webassembly_without_a_transport_it_says_what_to_do():
     with pytest.raises(HttpError) as failed:
         get("http://api.example/x")
     assert "transport=" in str(failed.value)
+
+
+def test_refused_requests_and_timeouts_differ_in_retryability():
+    assert not HttpError("refused", "http://h/", "refused: header").retryable
+    assert HttpError("timeout", "http://h/", "timed out").retryable
+    assert HttpError("failed", "http://h/", "failed: DnsError").retryable

@@ -78,7 +78,9 @@ class Response:
 
 class HttpError(ProcessError):
     """A request that got no usable response. ``kind`` is one of ``denied``,
-    ``timeout``, ``status``, ``redirects``, ``invalid-url`` or ``failed``."""
+    ``timeout``, ``status``, ``redirects``, ``invalid-url``, ``refused`` (a
+    header the host forbids, an untrusted certificate: sending it again cannot
+    help) or ``failed``."""
 
     def __init__(self, kind: str, url: str, reason: str, status: Optional[int] = None) -> None:
         retryable = kind in ("timeout", "failed") or (
@@ -169,7 +171,11 @@ def _send_through_host(request: Request) -> Response:
         "OPTIONS": t.Method_Options,
     }
     method_type = methods.get(request.method.upper())
-    outgoing = t.OutgoingRequest(t.Fields.from_list(list(request.headers)))
+    try:
+        fields = t.Fields.from_list(list(request.headers))
+    except Err as e:
+        raise HttpError("refused", request.url, _refused_header(request.headers, e.value)) from None
+    outgoing = t.OutgoingRequest(fields)
     outgoing.set_method(method_type() if method_type else t.Method_Other(request.method))
     outgoing.set_scheme(t.Scheme_Https() if https else t.Scheme_Http())
     outgoing.set_authority(authority)
@@ -212,8 +218,32 @@ def _send_through_host(request: Request) -> Response:
     return Response(status=status, headers=headers, body=b"".join(chunks), url=request.url)
 
 
+def _refused_header(headers, error) -> str:
+    """Which of ``headers`` the host refused, and why."""
+    name = "a header"
+    for header in headers:
+        try:
+            _t.Fields.from_list([header])
+        except _Err:
+            name = header[0]
+            break
+    if type(error).__name__ == "HeaderError_Forbidden":
+        return (
+            f"refused: the host forbids the header `{name}` "
+            "(a hop-by-hop header, or in the operator's forbidden_headers)"
+        )
+    return f"refused: the header `{name}` is not valid"
+
+
 def _from_code(url: str, code) -> HttpError:
     name = type(code).__name__
+    if name == "ErrorCode_TlsCertificateError":
+        return HttpError(
+            "refused",
+            url,
+            "refused: the service's TLS certificate is not trusted "
+            "(an internal CA goes in the operator's [plugin.http] ca_file)",
+        )
     if name == "ErrorCode_HttpRequestDenied":
         return HttpError(
             "denied", url, "denied: the host is not in the plugin's allowed_outbound_hosts"

@@ -149,7 +149,16 @@ pub enum HttpError {
         /// The URL.
         url: String,
     },
-    /// Anything else: DNS, connection refused, TLS, a broken response.
+    /// The host or the service refused the request as written, so sending it
+    /// again cannot help: a header the operator forbids (`forbidden_headers`,
+    /// or a hop-by-hop header), a certificate that is not trusted.
+    Refused {
+        /// The URL asked for.
+        url: String,
+        /// What was refused.
+        reason: String,
+    },
+    /// Anything else: DNS, connection refused, a broken response.
     Failed {
         /// The URL asked for.
         url: String,
@@ -166,6 +175,7 @@ impl HttpError {
             HttpError::Timeout { .. } | HttpError::Failed { .. } => true,
             HttpError::Status { status, .. } => *status >= 500 || *status == 429,
             HttpError::Denied { .. }
+            | HttpError::Refused { .. }
             | HttpError::TooManyRedirects { .. }
             | HttpError::InvalidUrl { .. } => false,
         }
@@ -182,6 +192,7 @@ impl std::fmt::Display for HttpError {
                 write!(f, "HTTP request to {url} redirected more than {MAX_REDIRECTS} times")
             }
             HttpError::InvalidUrl { url } => write!(f, "`{url}` is not an absolute http:// or https:// URL"),
+            HttpError::Refused { url, reason } => write!(f, "HTTP request to {url} refused: {reason}"),
             HttpError::Failed { url, reason } => write!(f, "HTTP request to {url} failed: {reason}"),
         }
     }
@@ -330,8 +341,8 @@ mod wasi_transport {
     use super::{HttpError, Request, Response, Url};
     use wasip2::http::outgoing_handler;
     use wasip2::http::types::{
-        ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
-        Scheme,
+        ErrorCode, Fields, HeaderError, IncomingBody, Method, OutgoingBody, OutgoingRequest,
+        RequestOptions, Scheme,
     };
     use wasip2::io::streams::StreamError;
 
@@ -347,8 +358,10 @@ mod wasi_transport {
             reason,
         };
         let parts = Url::parse(&request.url)?;
-        let headers = Fields::from_list(&request.headers)
-            .map_err(|e| failed(format!("header refused: {e:?}")))?;
+        let headers = Fields::from_list(&request.headers).map_err(|e| HttpError::Refused {
+            url: url.clone(),
+            reason: refused_header(&request.headers, e),
+        })?;
         let outgoing = OutgoingRequest::new(headers);
         let method = match request.method.as_str() {
             "GET" => Method::Get,
@@ -439,6 +452,20 @@ mod wasi_transport {
         }
     }
 
+    /// Which of `headers` the host refused, and why.
+    fn refused_header(headers: &[(String, Vec<u8>)], error: HeaderError) -> String {
+        let name = headers
+            .iter()
+            .find(|header| Fields::from_list(std::slice::from_ref(*header)).is_err())
+            .map_or("a header", |(name, _)| name.as_str());
+        match error {
+            HeaderError::Forbidden => format!(
+                "the host forbids the header `{name}` (a hop-by-hop header, or in the operator's forbidden_headers)"
+            ),
+            other => format!("the header `{name}` is not valid ({other:?})"),
+        }
+    }
+
     fn from_code(url: &str, code: ErrorCode) -> HttpError {
         let url = url.to_string();
         match code {
@@ -448,6 +475,10 @@ mod wasi_transport {
             | ErrorCode::ConnectionWriteTimeout
             | ErrorCode::HttpResponseTimeout
             | ErrorCode::DnsTimeout => HttpError::Timeout { url },
+            ErrorCode::TlsCertificateError => HttpError::Refused {
+                url,
+                reason: "the service's TLS certificate is not trusted (an internal CA goes in the operator's [plugin.http] ca_file)".into(),
+            },
             other => HttpError::Failed {
                 url,
                 reason: format!("{other:?}"),
@@ -551,6 +582,11 @@ mod tests {
         assert!(!status(404).is_retryable());
         assert!(HttpError::Timeout { url: String::new() }.is_retryable());
         assert!(!HttpError::InvalidUrl { url: String::new() }.is_retryable());
+        let refused = HttpError::Refused {
+            url: String::new(),
+            reason: String::new(),
+        };
+        assert!(!refused.is_retryable(), "sending it again cannot help");
     }
 
     #[test]

@@ -100,6 +100,16 @@ pub struct RunArgs {
     /// besides the Mozilla roots (an internal CA).
     #[arg(long, env = "WEIR_HTTP_CA_FILE")]
     pub http_ca_file: Option<PathBuf>,
+    /// A request header the (first) plugin may not set, e.g. `authorization`
+    /// when a gateway adds credentials; repeat for more. Hop-by-hop headers
+    /// are always refused.
+    #[arg(
+        long = "http-forbidden-header",
+        value_name = "NAME",
+        env = "WEIR_HTTP_FORBIDDEN_HEADERS",
+        value_delimiter = ','
+    )]
+    pub http_forbidden_headers: Vec<String>,
     /// Add a `weir.plugin.version` header to every output.
     #[arg(long, env = "WEIR_VERSION_HEADER")]
     pub version_header: bool,
@@ -225,6 +235,10 @@ impl RunArgs {
         if self.http_ca_file.is_some() {
             c.plugin.http.ca_file.clone_from(&self.http_ca_file);
         }
+        c.plugin
+            .http
+            .forbidden_headers
+            .extend(self.http_forbidden_headers.iter().cloned());
         set(&mut c.admin_addr, self.admin_addr);
         set(&mut c.control_addr, self.control_addr);
         if self.admin_token.is_some() {

@@ -36,6 +36,10 @@ pub struct TestArgs {
     /// the Mozilla roots (an internal CA).
     #[arg(long)]
     pub http_ca_file: Option<PathBuf>,
+    /// A request header the plugin may not set (besides the hop-by-hop ones);
+    /// repeat for more.
+    #[arg(long = "http-forbidden-header", value_name = "NAME")]
+    pub http_forbidden_headers: Vec<String>,
 }
 
 impl TestArgs {
@@ -63,6 +67,11 @@ impl TestArgs {
             .clone_from(&self.allowed_outbound_hosts);
         plugin.allowed_outbound()?;
         plugin.http.ca_file.clone_from(&self.http_ca_file);
+        plugin
+            .http
+            .forbidden_headers
+            .clone_from(&self.http_forbidden_headers);
+        plugin.http.settings()?;
         Ok(plugin)
     }
 }

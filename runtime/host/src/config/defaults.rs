@@ -116,6 +116,7 @@ impl Default for HttpConfig {
             max_concurrent_requests: default_http_max_concurrent_requests(),
             max_response_bytes: default_http_max_response_bytes(),
             ca_file: None,
+            forbidden_headers: Vec::new(),
         }
     }
 }

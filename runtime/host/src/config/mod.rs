@@ -290,6 +290,11 @@ pub struct HttpConfig {
     /// roots, e.g. an internal CA.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Request headers the plugin may not set, besides the hop-by-hop ones
+    /// always refused (`connection`, `host`, `proxy-authorization`, ...), e.g.
+    /// `["authorization", "cookie"]` when a gateway adds credentials.
+    #[serde(default)]
+    pub forbidden_headers: Vec<String>,
 }
 
 /// What happens to a record the plugin fails on: retries, then the policy.

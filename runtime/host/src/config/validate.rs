@@ -341,19 +341,34 @@ impl HttpConfig {
             "plugin.http.max_response_bytes",
             self.max_response_bytes,
             MAX_HTTP_RESPONSE_BYTES,
-        )
+        )?;
+        self.settings().map(drop)
     }
 
-    /// These limits as the outbound module takes them.
-    pub fn settings(&self) -> OutboundSettings {
-        OutboundSettings {
+    /// These limits as the outbound module takes them; fails on a forbidden
+    /// header that is not a header name.
+    pub fn settings(&self) -> Result<OutboundSettings, ConfigError> {
+        let forbidden_headers = self
+            .forbidden_headers
+            .iter()
+            .map(|name| {
+                http::HeaderName::try_from(name.as_str()).map_err(|_| ConfigError::Invalid {
+                    key: "plugin.http.forbidden_headers",
+                    reason: format!(
+                        "`{name}` is not an HTTP header name (letters, digits and `-`, e.g. `authorization`)"
+                    ),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(OutboundSettings {
             connect_timeout: self.connect_timeout,
             first_byte_timeout: self.first_byte_timeout,
             between_bytes_timeout: self.between_bytes_timeout,
             max_concurrent_requests: self.max_concurrent_requests,
             max_response_bytes: self.max_response_bytes,
             ca_file: self.ca_file.clone(),
-        }
+            forbidden_headers,
+        })
     }
 }
 

@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime_wasi_http::{
+    Error, ForbiddenHeaderFilter, RequestOptions, WasiBody, WasiHttpHooks,
+    DEFAULT_FORBIDDEN_HEADERS,
+};
 
 /// A plugin's outbound HTTP policy, shared by all its instances.
 pub struct Outbound {
@@ -29,6 +32,9 @@ pub struct Outbound {
     denials: AtomicU64,
     sender: Arc<Sender>,
     metrics: HttpMetrics,
+    /// Headers the plugin may not set: wasmtime's hop-by-hop list and the
+    /// operator's.
+    forbidden: ForbiddenHeaderFilter,
 }
 
 impl Outbound {
@@ -44,7 +50,12 @@ impl Outbound {
             settings.max_concurrent_requests,
             settings.ca_file.as_deref(),
         )?;
+        let operators = settings.forbidden_headers.clone();
+        let forbidden: ForbiddenHeaderFilter = Arc::new(move |name| {
+            DEFAULT_FORBIDDEN_HEADERS.contains(name) || operators.contains(name)
+        });
         Ok(Arc::new(Self {
+            forbidden,
             plugin,
             allow,
             permits: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
@@ -90,6 +101,10 @@ type Sent = Result<
 >;
 
 impl WasiHttpHooks for OutboundHooks {
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        Arc::clone(&self.0.forbidden)
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

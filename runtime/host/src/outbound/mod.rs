@@ -30,4 +30,6 @@ pub struct OutboundSettings {
     /// CA certificates (PEM) trusted besides the Mozilla roots, for internal
     /// services.
     pub ca_file: Option<PathBuf>,
+    /// Request headers refused besides wasmtime's hop-by-hop list.
+    pub forbidden_headers: Vec<http::HeaderName>,
 }

@@ -35,7 +35,10 @@ impl PluginLoader {
         let outbound = Outbound::new(
             Arc::from(plugin.display_name()),
             allowed,
-            plugin.http.settings(),
+            plugin
+                .http
+                .settings()
+                .map_err(|e| PluginError::Runtime(e.to_string()))?,
             metrics.http.clone(),
         )
         .map_err(|e| PluginError::Runtime(e.to_string()))?;
