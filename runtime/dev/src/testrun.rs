@@ -20,11 +20,15 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use weir_host::config::PluginConfig;
+use weir_host::config::{ConfigError, PluginConfig, SchemaRegistryConfig};
 use weir_host::process::Backoff;
+use weir_host::process::ChainStage;
 use weir_host::process::{resolve, Resolution, ResolveSettings};
 use weir_host::record::{Header, Output, Record};
+use weir_host::schema::{Registry, SchemaStage};
+use weir_host::telemetry::PipelineMetrics;
 use weir_host::telemetry::PluginMetrics;
 use weir_host::wasm::PluginError;
 use weir_host::wasm::PluginLoader;
@@ -57,9 +61,18 @@ pub enum TestRunError {
     /// The plugin could not be loaded or run.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The schema registry settings are not usable.
+    #[error("schema registry: {0}")]
+    Schema(String),
     /// Writing the results failed.
     #[error("cannot write results: {0}")]
     Write(std::io::Error),
+}
+
+impl From<ConfigError> for TestRunError {
+    fn from(e: ConfigError) -> Self {
+        TestRunError::Schema(e.to_string())
+    }
 }
 
 /// How a test run went.
@@ -73,12 +86,29 @@ pub struct TestSummary {
 
 /// Run `plugin` over the records in `input`, writing one result line per record
 /// to `out`.
+/// With `schema` (a schema registry and the default output topic), records
+/// are decoded before the plugin and outputs encoded after it, as `weir run`
+/// does.
 pub async fn run_file(
     plugin: &PluginConfig,
     input: &Path,
+    schema: Option<(&SchemaRegistryConfig, &str)>,
     out: &mut impl Write,
 ) -> Result<TestSummary, TestRunError> {
     let records = read_records(input)?;
+    let schema = schema
+        .map(|(config, topic)| {
+            let metrics = PipelineMetrics::detached().schema();
+            let registry = Registry::new(
+                config.registry_settings()?,
+                config.ca_file(),
+                metrics.clone(),
+            )
+            .map_err(|e| TestRunError::Schema(e.to_string()))?;
+            let stage = SchemaStage::new(Arc::new(registry), config.stage_settings()?, metrics);
+            Ok::<_, TestRunError>((stage, topic))
+        })
+        .transpose()?;
     let loader = PluginLoader::new(plugin, PluginMetrics::detached())?;
     let path = plugin.path.clone();
     let version = tokio::task::spawn_blocking(move || loader.load(&path))
@@ -105,7 +135,14 @@ pub async fn run_file(
     while !pending.is_empty() {
         let rest = pending.split_off(pending.len().min(BATCH));
         let batch = std::mem::replace(&mut pending, rest);
-        let resolved = resolve(&version.pool, &settings, batch, &stop).await?;
+        let chain = [ChainStage {
+            pool: &version.pool,
+            settings: &settings,
+        }];
+        let resolved = match &schema {
+            Some((stage, topic)) => stage.resolve(&chain, batch, topic, &stop).await?,
+            None => resolve(&version.pool, &settings, batch, &stop).await?,
+        };
         for (record, resolution) in resolved {
             let line = lines.next().expect("one line per record");
             let mut result = json!({ "line": line, "offset": record.offset });

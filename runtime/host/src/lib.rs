@@ -30,6 +30,7 @@ pub mod process;
 pub mod record;
 pub mod reload;
 pub mod run;
+pub mod schema;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;

@@ -3,6 +3,7 @@
 mod build;
 mod new;
 mod run;
+mod schema_flags;
 mod status;
 mod test;
 

@@ -15,6 +15,9 @@ pub struct RunArgs {
     /// TOML config file (see README); flags and env override its values.
     #[arg(long, env = "WEIR_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Schema registry around the plugins.
+    #[command(flatten)]
+    pub schema: super::schema_flags::SchemaFlags,
     /// Kafka bootstrap servers, `host:port[,host:port...]`.
     #[arg(long, env = "WEIR_BROKERS")]
     pub brokers: Option<String>,
@@ -173,6 +176,7 @@ impl RunArgs {
                 *slot = v;
             }
         }
+        c.schema_registry = self.schema.apply(c.schema_registry.take())?;
         set(&mut c.brokers, self.brokers);
         set(&mut c.group, self.group);
         if !self.topics.is_empty() {

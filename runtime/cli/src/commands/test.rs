@@ -40,6 +40,13 @@ pub struct TestArgs {
     /// repeat for more.
     #[arg(long = "http-forbidden-header", value_name = "NAME")]
     pub http_forbidden_headers: Vec<String>,
+    /// Schema registry around the plugin (`--schema-registry URL`).
+    #[command(flatten)]
+    pub schema: super::schema_flags::SchemaFlags,
+    /// The topic outputs without one of their own go to (names the subject
+    /// outputs are encoded with).
+    #[arg(long, default_value = "test-out")]
+    pub output_topic: String,
 }
 
 impl TestArgs {
@@ -90,9 +97,17 @@ pub fn execute(args: &TestArgs) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let mut stdout = std::io::stdout().lock();
+    let schema = match args.schema.apply(None) {
+        Ok(schema) => schema,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(super::EXIT_CONFIG);
+        }
+    };
     let result = runtime.block_on(weir_dev::testrun::run_file(
         &plugin,
         &args.input,
+        schema.as_ref().map(|s| (s, args.output_topic.as_str())),
         &mut stdout,
     ));
     match result {

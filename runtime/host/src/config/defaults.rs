@@ -45,6 +45,18 @@ pub(super) fn default_max_outputs_per_record() -> usize {
 pub(super) fn default_max_output_bytes_per_record() -> usize {
     16 << 20
 }
+pub(super) fn default_registry_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+pub(super) fn default_latest_ttl() -> Duration {
+    Duration::from_secs(60)
+}
+pub(super) fn default_schema_decode() -> super::SchemaParts {
+    super::SchemaParts::Value
+}
+pub(super) fn default_max_decoded_bytes() -> usize {
+    16 << 20
+}
 pub(super) fn default_http_connect_timeout() -> Duration {
     Duration::from_secs(5)
 }

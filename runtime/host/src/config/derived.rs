@@ -38,6 +38,10 @@ impl RunConfig {
                 allowed_output_topics: extra.allowed_output_topics.clone(),
                 plugin: extra.plugin.clone(),
                 then: extra.then.clone(),
+                schema_registry: extra
+                    .schema_registry
+                    .clone()
+                    .or_else(|| self.schema_registry.clone()),
                 // Each pipeline's transactional producer needs an id of its own.
                 transactional_id: self
                     .transactional_id

@@ -4,6 +4,7 @@
 mod defaults;
 mod derived;
 mod error;
+mod schema_registry;
 mod secrets;
 mod settings;
 #[cfg(test)]
@@ -128,6 +129,10 @@ pub struct RunConfig {
     /// (e.g. `"security.protocol" = "SASL_SSL"`). They override Weir's own settings.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+    /// A Confluent Schema Registry that decodes records for the plugins and
+    /// encodes their outputs (`[schema_registry]`); none by default.
+    #[serde(default)]
+    pub schema_registry: Option<SchemaRegistryConfig>,
     /// More pipelines in this process (`[[pipeline]]` tables): each has its own
     /// input topics, output topic, plugins and consumer group, and shares every
     /// other setting with the top-level pipeline.
@@ -154,6 +159,10 @@ pub struct PipelineConfig {
     /// Further plugins of its chain (no `[then.failure]`, as above).
     #[serde(default, deserialize_with = "chained_plugins")]
     pub then: Vec<PluginConfig>,
+    /// Its schema registry settings; the top-level `[schema_registry]` if
+    /// unset.
+    #[serde(default)]
+    pub schema_registry: Option<SchemaRegistryConfig>,
 }
 
 /// `[[then]]` tables: plugin settings like `[plugin]`'s, except that a chain
@@ -295,6 +304,98 @@ pub struct HttpConfig {
     /// `["authorization", "cookie"]` when a gateway adds credentials.
     #[serde(default)]
     pub forbidden_headers: Vec<String>,
+}
+
+/// A Confluent Schema Registry around the plugins: records in its wire format
+/// are decoded to JSON before the first plugin, and the last plugin's JSON
+/// outputs are encoded with their subject's schema (Avro or JSON Schema).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    /// The registry's URL, e.g. `"http://registry:8081"`.
+    pub url: String,
+    /// `"user:password"` for HTTP basic auth (Confluent's
+    /// `basic.auth.user.info`); `${env:NAME}` / `${file:PATH}` keep it out of
+    /// the file.
+    #[serde(default)]
+    pub basic_auth: Option<String>,
+    /// A bearer token instead (also `${env:...}` / `${file:...}`).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// A PEM file of CA certificates trusted besides the Mozilla roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Longest wait for one answer of the registry.
+    #[serde(default = "default_registry_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long a subject's latest schema is used before asking again.
+    #[serde(default = "default_latest_ttl", with = "humantime_serde")]
+    pub latest_ttl: Duration,
+    /// What is decoded to JSON before the plugins: `value` (default), `key`,
+    /// `both` or `none`.
+    #[serde(default = "default_schema_decode")]
+    pub decode: SchemaParts,
+    /// What of the outputs is encoded from JSON: `none` (default), `value`,
+    /// `key` or `both`.
+    #[serde(default)]
+    pub encode: SchemaParts,
+    /// How outputs' subjects are named: `topic` (`<topic>-value`, default),
+    /// `record` (the record's full name) or `topic_record`.
+    #[serde(default)]
+    pub subject_name_strategy: SubjectNameStrategy,
+    /// The record's full name for the `record` strategies, e.g.
+    /// `"com.example.Order"` (else taken from `value_schema_file`).
+    #[serde(default)]
+    pub record_name: Option<String>,
+    /// The subject version outputs are encoded with; the latest if unset.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Register `value_schema_file` / `key_schema_file` under the outputs'
+    /// subjects and encode with them (off: Weir registers nothing).
+    #[serde(default)]
+    pub auto_register: bool,
+    /// The outputs' value schema (`.avsc` for Avro, `.json` for JSON Schema),
+    /// for `auto_register`.
+    #[serde(default)]
+    pub value_schema_file: Option<PathBuf>,
+    /// The outputs' key schema, likewise.
+    #[serde(default)]
+    pub key_schema_file: Option<PathBuf>,
+    /// Validate JSON Schema outputs against their schema before encoding.
+    #[serde(default)]
+    pub validate: bool,
+    /// Most bytes of JSON one decoded key or value may take; a record that
+    /// decodes to more fails (kind `schema`).
+    #[serde(default = "default_max_decoded_bytes")]
+    pub max_decoded_bytes: usize,
+}
+
+/// Which parts of a record the schema registry applies to.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaParts {
+    /// Neither.
+    #[default]
+    None,
+    /// The value.
+    Value,
+    /// The key.
+    Key,
+    /// Key and value.
+    Both,
+}
+
+/// How the subject of an output is named (Confluent's subject name strategies).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectNameStrategy {
+    /// `<topic>-key` / `<topic>-value` (TopicNameStrategy).
+    #[default]
+    Topic,
+    /// The record's full name (RecordNameStrategy).
+    Record,
+    /// `<topic>-<record full name>` (TopicRecordNameStrategy).
+    TopicRecord,
 }
 
 /// What happens to a record the plugin fails on: retries, then the policy.

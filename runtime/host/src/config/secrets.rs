@@ -8,8 +8,8 @@
 use super::ConfigError;
 
 /// `value` with a `${env:...}` or `${file:...}` reference resolved; any other
-/// value as it is. `key` names the setting in errors.
-pub fn resolve(key: &str, value: &str) -> Result<String, ConfigError> {
+/// value as it is. `setting` and `key` name it in errors.
+pub fn resolve(setting: &'static str, key: &str, value: &str) -> Result<String, ConfigError> {
     let reference = value
         .strip_prefix("${")
         .and_then(|rest| rest.strip_suffix('}'));
@@ -17,7 +17,7 @@ pub fn resolve(key: &str, value: &str) -> Result<String, ConfigError> {
         return Ok(value.to_string());
     };
     let invalid = |reason: String| ConfigError::Invalid {
-        key: "plugin.config",
+        key: setting,
         reason: format!("`{key}`: {reason}"),
     };
     if let Some(name) = reference.strip_prefix("env:") {
@@ -49,29 +49,35 @@ mod tests {
 
     #[test]
     fn references_are_resolved_and_other_values_kept() {
-        assert_eq!(resolve("k", "plain").unwrap(), "plain");
-        assert_eq!(resolve("k", "${partial").unwrap(), "${partial");
+        assert_eq!(resolve("plugin.config", "k", "plain").unwrap(), "plain");
+        assert_eq!(
+            resolve("plugin.config", "k", "${partial").unwrap(),
+            "${partial"
+        );
         std::env::set_var("WEIR_SECRETS_TEST_TOKEN", "s3cret");
         assert_eq!(
-            resolve("k", "${env:WEIR_SECRETS_TEST_TOKEN}").unwrap(),
+            resolve("plugin.config", "k", "${env:WEIR_SECRETS_TEST_TOKEN}").unwrap(),
             "s3cret"
         );
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), "from-file\n").unwrap();
         let reference = format!("${{file:{}}}", file.path().display());
-        assert_eq!(resolve("k", &reference).unwrap(), "from-file");
+        assert_eq!(
+            resolve("plugin.config", "k", &reference).unwrap(),
+            "from-file"
+        );
     }
 
     #[test]
     fn a_missing_source_names_the_key_not_a_value() {
-        let err = resolve("token", "${env:WEIR_SECRETS_TEST_UNSET}")
+        let err = resolve("plugin.config", "token", "${env:WEIR_SECRETS_TEST_UNSET}")
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("`token`") && err.contains("WEIR_SECRETS_TEST_UNSET"),
             "{err}"
         );
-        assert!(resolve("token", "${file:/nonexistent/weir}").is_err());
-        assert!(resolve("token", "${vault:x}").is_err());
+        assert!(resolve("plugin.config", "token", "${file:/nonexistent/weir}").is_err());
+        assert!(resolve("plugin.config", "token", "${vault:x}").is_err());
     }
 }

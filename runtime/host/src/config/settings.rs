@@ -40,6 +40,8 @@ pub struct PipelineSettings {
     pub plugins: Vec<PluginConfig>,
     /// What happens to records the chain fails on.
     pub failure: FailureConfig,
+    /// The schema registry around the plugins, if any (validated).
+    pub schema_registry: Option<super::SchemaRegistryConfig>,
     /// Whether outputs carry the `weir.plugin.version` header.
     pub version_header: bool,
     /// Dead-letter topic of each input topic.
@@ -103,6 +105,7 @@ fn pipeline_settings(config: &RunConfig) -> PipelineSettings {
         plugins: config.plugins().cloned().collect(),
         failure: config.plugin.failure.clone(),
         version_header: config.plugin.version_header,
+        schema_registry: config.schema_registry.clone(),
         dead_letter_topics: config
             .topics
             .iter()

@@ -14,6 +14,9 @@ impl RunConfig {
         let mut names = std::collections::BTreeSet::new();
         for pipeline in &pipelines {
             pipeline.validate_pipeline()?;
+            if let Some(registry) = &pipeline.schema_registry {
+                registry.stage_settings()?;
+            }
             if !groups.insert(pipeline.group.clone()) {
                 return Err(ConfigError::Invalid {
                     key: "pipeline.group",
@@ -294,7 +297,7 @@ impl PluginConfig {
     pub fn init_config(&self) -> Result<Vec<(String, String)>, ConfigError> {
         self.config
             .iter()
-            .map(|(k, v)| Ok((k.clone(), super::secrets::resolve(k, v)?)))
+            .map(|(k, v)| Ok((k.clone(), super::secrets::resolve("plugin.config", k, v)?)))
             .collect()
     }
 

@@ -9,7 +9,7 @@ mod sender;
 
 pub use allow_list::{AllowList, AllowedHost, AllowedHostError};
 pub use hooks::{Outbound, OutboundHooks};
-pub use sender::SenderError;
+pub use sender::{https_connector, SenderError};
 
 use std::path::PathBuf;
 use std::time::Duration;

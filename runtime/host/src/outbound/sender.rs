@@ -28,7 +28,7 @@ const IDLE_CONNECTION: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum SenderError {
     /// The CA file cannot be read or holds no usable certificate.
-    #[error("plugin.http.ca_file {path}: {reason}; give a PEM file of CA certificates")]
+    #[error("CA file {path}: {reason}; give a PEM file of CA certificates")]
     CaFile {
         /// The file.
         path: PathBuf,
@@ -51,41 +51,7 @@ impl Sender {
         max_idle: usize,
         ca_file: Option<&Path>,
     ) -> Result<Arc<Self>, SenderError> {
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        if let Some(path) = ca_file {
-            let refused = |reason: String| SenderError::CaFile {
-                path: path.to_owned(),
-                reason,
-            };
-            let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| refused(e.to_string()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| refused(e.to_string()))?;
-            if certificates.is_empty() {
-                return Err(refused("it holds no certificate".into()));
-            }
-            for certificate in certificates {
-                roots.add(certificate).map_err(|e| refused(e.to_string()))?;
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
+        let connector = https_connector(connect_timeout, ca_file)?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(IDLE_CONNECTION)
             .pool_max_idle_per_host(max_idle)
@@ -108,6 +74,50 @@ impl Sender {
         Ok(response
             .map(|body| Stalling::new(body.map_err(Error::Hyper), between_bytes).boxed_unsync()))
     }
+}
+
+/// A connector for `http` and `https` (HTTP/1.1) that connects within
+/// `connect_timeout` and trusts the Mozilla roots plus the certificates in
+/// `ca_file`.
+pub fn https_connector(
+    connect_timeout: Duration,
+    ca_file: Option<&Path>,
+) -> Result<HttpsConnector<HttpConnector>, SenderError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_file {
+        let refused = |reason: String| SenderError::CaFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| refused(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| refused(e.to_string()))?;
+        if certificates.is_empty() {
+            return Err(refused("it holds no certificate".into()));
+        }
+        for certificate in certificates {
+            roots.add(certificate).map_err(|e| refused(e.to_string()))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp))
 }
 
 /// The `wasi:http` error code for a failed request.

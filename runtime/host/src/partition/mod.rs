@@ -23,6 +23,7 @@ use crate::config::{BatchConfig, FailurePolicy, TopicPatterns};
 use crate::kafka::{OutputSink, ProduceError};
 use crate::offsets::OffsetError;
 use crate::process::{RecordFailure, ResolveSettings};
+use crate::schema::SchemaStage;
 use crate::telemetry::PipelineMetrics;
 use crate::trace::Tracing;
 use crate::wasm::{PluginError, PluginSlot};
@@ -102,6 +103,11 @@ pub struct PipelineContext {
     pub metrics: PipelineMetrics,
     /// How traces continue through the pipeline.
     pub tracing: Tracing,
+    /// Decoding before the plugins and encoding after them, with a schema
+    /// registry; `None` passes bytes through.
+    pub schema: Option<Arc<SchemaStage>>,
+    /// The topic outputs without one of their own go to.
+    pub output_topic: String,
 }
 
 /// One plugin of the chain.

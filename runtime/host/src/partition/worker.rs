@@ -161,13 +161,19 @@ impl PartitionWorker {
                 settings: &stage.resolve,
             })
             .collect();
-        let resolved = resolve_chain(&chain, records, stop)
-            .await
-            .map_err(|source| PipelineError::Plugin {
-                topic: self.topic.clone(),
-                partition: self.partition,
-                source,
-            })?;
+        let resolved = match &context.schema {
+            Some(schema) => {
+                schema
+                    .resolve(&chain, records, &context.output_topic, stop)
+                    .await
+            }
+            None => resolve_chain(&chain, records, stop).await,
+        }
+        .map_err(|source| PipelineError::Plugin {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            source,
+        })?;
         let mut batch = BatchInFlight {
             scope: context.committer.begin_batch().await,
             segment: Segment::default(),

@@ -17,6 +17,9 @@ pub enum FailureKind {
     /// The producer refused one of its outputs for good (e.g. larger than
     /// `message.max.bytes`, or a partition that does not exist).
     Produce,
+    /// It could not be decoded with its schema from the registry, or an
+    /// output did not fit its subject's schema.
+    Schema,
 }
 
 impl FailureKind {
@@ -27,6 +30,7 @@ impl FailureKind {
             FailureKind::Trap(kind) => kind.as_str(),
             FailureKind::OutputLimit => "output-limit",
             FailureKind::Produce => "produce",
+            FailureKind::Schema => "schema",
         }
     }
 }

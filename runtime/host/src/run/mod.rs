@@ -12,11 +12,12 @@ mod plugins;
 
 use crate::admin;
 use crate::commit::CommitError;
-use crate::config::{PipelineSettings, RunSettings};
+use crate::config::{PipelineSettings, RunSettings, SchemaRegistryConfig};
 use crate::kafka::KafkaSetupError;
 use crate::partition::{PipelineError, Stage};
 use crate::reload;
-use crate::telemetry::{Metrics, PipelineHealth, PipelineMetrics};
+use crate::schema::{Registry, SchemaStage};
+use crate::telemetry::{Metrics, PipelineHealth, PipelineMetrics, SchemaMetrics};
 use crate::trace::{OtlpError, SpanExport, Tracing};
 use crate::wasm::PluginError;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -59,6 +60,9 @@ pub enum RunError {
     /// A signal handler could not be installed.
     #[error("cannot install the SIGHUP handler: {0}")]
     Signal(std::io::Error),
+    /// The schema registry client cannot be set up.
+    #[error("schema registry: {0}")]
+    SchemaRegistry(String),
     /// The consumer thread could not be started or died.
     #[error("consumer thread failed: {0}")]
     ConsumerThread(String),
@@ -73,6 +77,7 @@ struct Pipeline {
     health: Arc<PipelineHealth>,
     tracing: Tracing,
     stages: Vec<Stage>,
+    schema: Option<Arc<SchemaStage>>,
 }
 
 /// Run every pipeline of `settings` until `shutdown` is cancelled or one fails
@@ -89,6 +94,22 @@ pub async fn run(settings: RunSettings, shutdown: CancellationToken) -> Result<(
         let _ = tokio::task::spawn_blocking(move || export.shutdown()).await;
     }
     result
+}
+
+/// The schema stage of a pipeline with a `[schema_registry]`.
+fn schema_stage(
+    config: &SchemaRegistryConfig,
+    metrics: SchemaMetrics,
+) -> Result<SchemaStage, RunError> {
+    let failed = |e: &dyn std::fmt::Display| RunError::SchemaRegistry(e.to_string());
+    let registry = Registry::new(
+        config.registry_settings().map_err(|e| failed(&e))?,
+        config.ca_file(),
+        metrics.clone(),
+    )
+    .map_err(|e| failed(&e))?;
+    let settings = config.stage_settings().map_err(|e| failed(&e))?;
+    Ok(SchemaStage::new(Arc::new(registry), settings, metrics))
 }
 
 /// Run every pipeline, continuing traces with `tracing`.
@@ -117,7 +138,12 @@ async fn run_pipelines(
         let loaded = plugins::load(&config, &metrics, &settings.admin.plugin_dirs).await?;
         health.set_plugins_loaded();
         managed.extend(loaded.managed);
+        let schema = match &config.schema_registry {
+            Some(registry) => Some(Arc::new(schema_stage(registry, metrics.schema())?)),
+            None => None,
+        };
         let pipeline = Pipeline {
+            schema,
             config,
             metrics,
             health,

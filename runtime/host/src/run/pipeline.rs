@@ -96,6 +96,7 @@ fn consume(
         health,
         tracing,
         stages,
+        schema,
     } = pipeline;
     let consumer = Arc::new(kafka::create_consumer(&config)?);
     consumer.context().observe(
@@ -123,6 +124,8 @@ fn consume(
         dead_letters,
         metrics,
         tracing,
+        schema,
+        output_topic: config.output_topic.clone(),
     });
     let (results_tx, results) = sync_mpsc::channel();
     let mut router = Router::new(

@@ -106,6 +106,14 @@ families! {
     http_duration: Histograms = Family::new_with_constructor(call_buckets), PLUGIN_HTTP_REQUEST_SECONDS = "plugin_http_request_seconds" "";
     /// Outbound HTTP requests in flight (sent, response not yet read to its end).
     http_in_flight: Family<Labels, Gauge> = Family::default(), PLUGIN_HTTP_REQUESTS_IN_FLIGHT = "plugin_http_requests_in_flight" "";
+    /// Schema registry requests, by outcome (`ok`, `not-found`, `unavailable`, `refused`).
+    registry_requests: Family<Labels, Counter> = Family::default(), SCHEMA_REGISTRY_REQUESTS = "schema_registry_requests" "_total";
+    /// Schemas found in the cache instead of asked of the registry.
+    schema_cache_hits: Family<Labels, Counter> = Family::default(), SCHEMA_CACHE_HITS = "schema_cache_hits" "_total";
+    /// Records failed with kind `schema`, by direction (`decode`, `encode`).
+    schema_failures: Family<Labels, Counter> = Family::default(), SCHEMA_FAILURES = "schema_failures" "_total";
+    /// Waits for an unavailable schema registry (each before a retry).
+    registry_waits: Family<Labels, Counter> = Family::default(), SCHEMA_REGISTRY_WAITS = "schema_registry_waits" "_total";
 }
 
 fn batch_buckets() -> Histogram {

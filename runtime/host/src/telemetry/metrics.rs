@@ -239,6 +239,18 @@ impl PipelineMetrics {
         ])
     }
 
+    /// The pipeline's schema registry metrics.
+    pub fn schema(&self) -> SchemaMetrics {
+        let own = labels(&[("pipeline", &self.pipeline)]);
+        SchemaMetrics {
+            cache_hits: self.families.schema_cache_hits.get_or_create_owned(&own),
+            waits: self.families.registry_waits.get_or_create_owned(&own),
+            requests: self.families.registry_requests.clone(),
+            failures: self.families.schema_failures.clone(),
+            labels: own,
+        }
+    }
+
     /// The metrics of the plugin `name` of this pipeline's chain.
     pub fn plugin(&self, name: &str) -> PluginMetrics {
         let own = labels(&[("pipeline", &self.pipeline), ("plugin", name)]);
@@ -265,6 +277,34 @@ impl PipelineMetrics {
             shown: Arc::new(Mutex::new(None)),
             labels: own,
         }
+    }
+}
+
+/// A pipeline's schema registry metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct SchemaMetrics {
+    /// Schemas served from the cache.
+    pub cache_hits: Counter,
+    /// Waits for an unavailable registry.
+    pub waits: Counter,
+    requests: Family<Labels, Counter>,
+    failures: Family<Labels, Counter>,
+    labels: Labels,
+}
+
+impl SchemaMetrics {
+    /// Registry requests that ended in `outcome`.
+    pub fn requests(&self, outcome: &str) -> Counter {
+        let mut key = self.labels.clone();
+        key.push(("outcome", outcome.to_string()));
+        self.requests.get_or_create_owned(&key)
+    }
+
+    /// Records failed while `direction` (`decode` or `encode`).
+    pub fn failures(&self, direction: &str) -> Counter {
+        let mut key = self.labels.clone();
+        key.push(("direction", direction.to_string()));
+        self.failures.get_or_create_owned(&key)
     }
 }
 

@@ -7,4 +7,6 @@ pub mod metrics;
 pub use families::names;
 
 pub use health::{PipelineHealth, Readiness};
-pub use metrics::{HttpMetrics, Metrics, PartitionOffsets, PipelineMetrics, PluginMetrics};
+pub use metrics::{
+    HttpMetrics, Metrics, PartitionOffsets, PipelineMetrics, PluginMetrics, SchemaMetrics,
+};
