@@ -1,8 +1,9 @@
 //! Shared helpers for Weir's integration tests (the top-level `tests/*.rs`, run
 //! as tests of the `weir` package): the broker under test and its topics,
 //! producing and reading records and the group's committed offsets, building
-//! the example plugins, running the `weir` binary as a user would, and its admin
-//! endpoint. Every item is re-exported at the root, so a test can write
+//! the example plugins, running the `weir` binary as a user would, its admin
+//! endpoint, and a schema registry with the reference client's serializers.
+//! Every item is re-exported at the root, so a test can write
 //! `use weir_test_support::*;`.
 
 pub mod admin;
@@ -11,6 +12,7 @@ pub mod http_service;
 pub mod plugins;
 pub mod process;
 pub mod records;
+pub mod schema_registry;
 
 pub use admin::{admin_request, admin_request_with, lags, scrape, wait_for_zero_lag};
 pub use broker::{
@@ -24,3 +26,4 @@ pub use records::{
     produce_with_raw_header_key, read_all, wait_for_commits, wait_for_committed, TestRecord,
     TopicReader,
 };
+pub use schema_registry::{schema_fixture, SchemaFormat, SchemaRegistry};

@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Headers Weir adds for plugins, removed from outputs before encoding.
-const HEADER_PREFIX: &str = "weir.schema.";
+/// Headers Weir adds for plugins about a decoded value; removed from outputs
+/// whose value is encoded (they would name the input's schema).
+const VALUE_HEADERS: [&str; 2] = ["weir.schema.id", "weir.schema.subject"];
+/// The same about a decoded key.
+const KEY_HEADERS: [&str; 2] = ["weir.schema.key.id", "weir.schema.key.subject"];
 /// Longest wait between two tries of an unavailable registry.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -226,7 +229,11 @@ impl SchemaStage {
             return resolution;
         };
         for output in &mut outputs {
-            output.headers.retain(|h| !h.key.starts_with(HEADER_PREFIX));
+            let encode = self.settings.encode;
+            output.headers.retain(|h| {
+                !(encode.value && VALUE_HEADERS.contains(&h.key.as_str())
+                    || encode.key && KEY_HEADERS.contains(&h.key.as_str()))
+            });
             match self.encode_output(output, output_topic, stop).await {
                 Ok(true) => {}
                 Ok(false) => return Resolution::Unfinished,
