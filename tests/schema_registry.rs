@@ -1,9 +1,9 @@
 //! Schema registry support against the real broker, a registry implementing
 //! the documented REST subset (`tests/support/schema_registry.py`), and
 //! confluent-kafka-python's own serializers and deserializers: records written
-//! by `AvroSerializer` / `JSONSerializer` reach the plugin as JSON, its outputs
-//! are encoded so that `AvroDeserializer` / `JSONDeserializer` read back the
-//! expected documents; records that cannot be decoded or outputs that do not
+//! by `AvroSerializer` / `JSONSerializer` / `ProtobufSerializer` reach the
+//! plugin as JSON, its outputs are encoded so that the matching deserializers
+//! read back the expected documents; records that cannot be decoded or outputs that do not
 //! fit are dead-lettered with kind `schema` and their original bytes; an
 //! unreachable registry holds records back without losing or failing any.
 
@@ -64,9 +64,9 @@ async fn avro_records_round_trip_through_a_plugin_with_confluents_own_serializer
     let (input, output, group) = topics("schema-avro").await;
     let orders = orders();
     let schema = schema_fixture("order.avsc");
-    let values = registry.serialize(SchemaFormat::Avro, &input, &schema, &orders);
+    let values = registry.serialize(&SchemaFormat::Avro, &input, &schema, &orders);
     // The output subject's schema, as the team's producer would register it.
-    registry.serialize(SchemaFormat::Avro, &output, &schema, &orders[..1]);
+    registry.serialize(&SchemaFormat::Avro, &output, &schema, &orders[..1]);
     let mut unknown_id = values[0].clone();
     unknown_id[1..5].copy_from_slice(&9999u32.to_be_bytes());
     let poison: Vec<(&str, Vec<u8>)> = vec![
@@ -122,7 +122,7 @@ async fn avro_records_round_trip_through_a_plugin_with_confluents_own_serializer
 
     assert_eq!(outputs.len(), kept.len(), "{log}");
     let output_values: Vec<Vec<u8>> = outputs.iter().map(|r| r.value.clone().unwrap()).collect();
-    let read_back = registry.deserialize(SchemaFormat::Avro, &output, &output_values);
+    let read_back = registry.deserialize(&SchemaFormat::Avro, &output, &output_values);
     for (record, document) in outputs.iter().zip(&read_back) {
         let key = text(&record.key);
         assert_eq!(document, kept[&key], "{key}: read back by AvroDeserializer");
@@ -170,7 +170,7 @@ async fn json_schema_outputs_are_registered_validated_and_read_back() {
     let (input, output, group) = topics("schema-json").await;
     let orders = orders();
     let schema = schema_fixture("order.schema.json");
-    let values = registry.serialize(SchemaFormat::Json, &input, &schema, &orders);
+    let values = registry.serialize(&SchemaFormat::Json, &input, &schema, &orders);
     // Framed with the registered schema's id, but not fitting it.
     let mut misfit = values[0][..5].to_vec();
     misfit.extend_from_slice(br#"{"id": "not a number"}"#);
@@ -220,7 +220,7 @@ async fn json_schema_outputs_are_registered_validated_and_read_back() {
 
     assert_eq!(outputs.len(), orders.len(), "{log}");
     let output_values: Vec<Vec<u8>> = outputs.iter().map(|r| r.value.clone().unwrap()).collect();
-    let read_back = registry.deserialize(SchemaFormat::Json, &output, &output_values);
+    let read_back = registry.deserialize(&SchemaFormat::Json, &output, &output_values);
     for (record, document) in outputs.iter().zip(&read_back) {
         let index: usize = text(&record.key)["order/".len()..].parse().unwrap();
         assert_eq!(document, &orders[index], "read back by JSONDeserializer");
@@ -250,7 +250,7 @@ async fn records_wait_out_a_registry_outage_and_none_is_failed() {
     let (input, output, group) = topics("schema-outage").await;
     let orders = orders();
     let first = registry.serialize(
-        SchemaFormat::Avro,
+        &SchemaFormat::Avro,
         &input,
         &schema_fixture("order.avsc"),
         &orders[..6],
@@ -275,7 +275,7 @@ async fn records_wait_out_a_registry_outage_and_none_is_failed() {
             o
         })
         .collect();
-    let second = registry.serialize(SchemaFormat::Avro, &input, &v2_file, &later);
+    let second = registry.serialize(&SchemaFormat::Avro, &input, &v2_file, &later);
     assert_ne!(schema_id(&first[0]), schema_id(&second[0]));
     let numbered = |values: &[Vec<u8>], from: usize| -> Vec<TestRecord> {
         values
@@ -345,6 +345,66 @@ async fn records_wait_out_a_registry_outage_and_none_is_failed() {
         assert_eq!(
             header(record, "weir.schema.subject"),
             Some(format!("{input}-value"))
+        );
+    }
+}
+
+/// Protobuf orders (nested messages, an enum, a map, a oneof, an imported
+/// message and a well-known type) written by `ProtobufSerializer`, which
+/// registers the import as a reference, pass a plugin as JSON and are read
+/// back by `ProtobufDeserializer` equal.
+#[tokio::test]
+async fn protobuf_records_with_nested_messages_and_an_import_round_trip() {
+    let _serial = serial().await;
+    let registry = SchemaRegistry::start();
+    let (input, output, group) = topics("schema-proto").await;
+    let orders: Vec<Value> = std::fs::read_to_string(schema_fixture("orders_proto.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let proto = schema_fixture("order.proto");
+    let format = SchemaFormat::Protobuf {
+        proto: proto.clone(),
+        imports: vec![schema_fixture("money.proto")],
+    };
+    let values = registry.serialize(&format, &input, &proto, &orders);
+    registry.serialize(&format, &output, &proto, &orders[..1]);
+    let records: Vec<TestRecord> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| TestRecord::new(&format!("order/{i}"), v, &[]))
+        .collect();
+    let ends = produce(&input, &records).await;
+    let weir = Weir::start(&pipeline_args(
+        &group,
+        &input,
+        &output,
+        &example_plugin("noop"),
+        &[
+            "--schema-registry",
+            registry.url(),
+            "--schema-encode",
+            "value",
+        ],
+    ));
+    let outputs = read_all(
+        &output,
+        orders.len(),
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    wait_for_committed(&group, &input, ends.values().sum(), &weir);
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert_eq!(outputs.len(), orders.len(), "{log}");
+    let output_values: Vec<Vec<u8>> = outputs.iter().map(|r| r.value.clone().unwrap()).collect();
+    let read_back = registry.deserialize(&format, &output, &output_values);
+    for (record, document) in outputs.iter().zip(&read_back) {
+        let index: usize = text(&record.key)["order/".len()..].parse().unwrap();
+        assert_eq!(
+            document, &orders[index],
+            "order {index} read back by ProtobufDeserializer"
         );
     }
 }

@@ -16,19 +16,39 @@ pub struct SchemaRegistry {
 }
 
 /// A schema format `schema_clients.py` serializes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum SchemaFormat {
     /// Avro (`AvroSerializer`).
     Avro,
     /// JSON Schema (`JSONSerializer`).
     Json,
+    /// Protobuf (`ProtobufSerializer`): the message's `.proto` file and the
+    /// files it imports (registered as references by the serializer).
+    Protobuf {
+        /// The `.proto` file of the message.
+        proto: PathBuf,
+        /// The files it imports.
+        imports: Vec<PathBuf>,
+    },
 }
 
 impl SchemaFormat {
-    fn as_arg(self) -> &'static str {
+    /// `schema_clients.py` arguments naming this format (`deserialize` takes
+    /// the Protobuf message's file; `serialize` has it as its schema).
+    fn args(&self, deserialize: bool) -> Vec<String> {
         match self {
-            SchemaFormat::Avro => "avro",
-            SchemaFormat::Json => "json",
+            SchemaFormat::Avro => vec!["--format".into(), "avro".into()],
+            SchemaFormat::Json => vec!["--format".into(), "json".into()],
+            SchemaFormat::Protobuf { proto, imports } => {
+                let mut args = vec!["--format".into(), "protobuf".into()];
+                if deserialize {
+                    args.extend(["--proto".into(), proto.display().to_string()]);
+                }
+                for import in imports {
+                    args.extend(["--import".into(), import.display().to_string()]);
+                }
+                args
+            }
         }
     }
 }
@@ -106,22 +126,15 @@ impl SchemaRegistry {
     /// `<topic>-value`).
     pub fn serialize(
         &self,
-        format: SchemaFormat,
+        format: &SchemaFormat,
         topic: &str,
         schema: &Path,
         documents: &[serde_json::Value],
     ) -> Vec<Vec<u8>> {
         let input: String = documents.iter().map(|d| format!("{d}\n")).collect();
-        let schema = schema.to_str().unwrap();
-        let args = [
-            "serialize",
-            "--format",
-            format.as_arg(),
-            "--topic",
-            topic,
-            "--schema",
-            schema,
-        ];
+        let mut args = vec!["serialize".to_string(), "--topic".into(), topic.into()];
+        args.extend(["--schema".into(), schema.display().to_string()]);
+        args.extend(format.args(false));
         run_clients(&self.url, &args, &input)
             .lines()
             .map(|hex| decode_hex(hex.trim()))
@@ -132,7 +145,7 @@ impl SchemaRegistry {
     /// deserializer of `format`.
     pub fn deserialize(
         &self,
-        format: SchemaFormat,
+        format: &SchemaFormat,
         topic: &str,
         values: &[Vec<u8>],
     ) -> Vec<serde_json::Value> {
@@ -140,7 +153,8 @@ impl SchemaRegistry {
             .iter()
             .map(|v| format!("{}\n", encode_hex(v)))
             .collect();
-        let args = ["deserialize", "--format", format.as_arg(), "--topic", topic];
+        let mut args = vec!["deserialize".to_string(), "--topic".into(), topic.into()];
+        args.extend(format.args(true));
         run_clients(&self.url, &args, &input)
             .lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
@@ -156,7 +170,7 @@ impl Drop for SchemaRegistry {
 }
 
 /// Run `schema_clients.py` with `args` against `registry`, feeding `input`.
-fn run_clients(registry: &str, args: &[&str], input: &str) -> String {
+fn run_clients(registry: &str, args: &[String], input: &str) -> String {
     let mut child = Command::new("python3")
         .arg(support_script("schema_clients.py"))
         .args(args)

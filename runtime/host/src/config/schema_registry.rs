@@ -145,7 +145,7 @@ impl SchemaRegistryConfig {
                     .and_then(|r| r.value.as_ref())
                     .and_then(|(text, format)| match format {
                         Format::Avro => AvroSchema::parse(text, &[]).ok()?.name(),
-                        Format::Json => None,
+                        Format::Json | Format::Protobuf => None,
                     });
             from_file.ok_or_else(|| {
                 invalid(

@@ -6,7 +6,9 @@
 
 use super::avro::AvroSchema;
 use super::json_schema::JsonSchema;
+use super::protobuf::ProtobufSchema;
 use crate::telemetry::SchemaMetrics;
+use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
@@ -44,6 +46,8 @@ pub enum Format {
     Avro,
     /// JSON Schema.
     Json,
+    /// Protocol Buffers.
+    Protobuf,
 }
 
 impl Format {
@@ -52,6 +56,7 @@ impl Format {
         match self {
             Format::Avro => "AVRO",
             Format::Json => "JSON",
+            Format::Protobuf => "PROTOBUF",
         }
     }
 
@@ -59,8 +64,9 @@ impl Format {
         match schema_type.unwrap_or("AVRO") {
             "AVRO" => Ok(Format::Avro),
             "JSON" => Ok(Format::Json),
+            "PROTOBUF" => Ok(Format::Protobuf),
             other => Err(RegistryError::Invalid(format!(
-                "schemas of type {other} are not supported yet (Avro and JSON Schema are)"
+                "schemas of type {other} are not supported (Avro, JSON Schema and Protobuf are)"
             ))),
         }
     }
@@ -73,6 +79,8 @@ pub enum Codec {
     Avro(AvroSchema),
     /// A JSON Schema.
     Json(JsonSchema),
+    /// A `.proto` file.
+    Protobuf(ProtobufSchema),
 }
 
 /// A schema of the registry.
@@ -90,6 +98,7 @@ impl Registered {
         match self.codec {
             Codec::Avro(_) => Format::Avro,
             Codec::Json(_) => Format::Json,
+            Codec::Protobuf(_) => Format::Protobuf,
         }
     }
 }
@@ -197,19 +206,7 @@ impl Registry {
         let answer = self
             .get(&format!("/subjects/{}/versions/{which}", escape(subject)))
             .await?;
-        let id = schema_id(&answer)?;
-        let cached = self.by_id.lock().expect("cache lock").get(&id).cloned();
-        let registered = match cached {
-            Some(found) => found,
-            None => {
-                let parsed = Arc::new(self.parse(id, &answer).await?);
-                self.by_id
-                    .lock()
-                    .expect("cache lock")
-                    .insert(id, Arc::clone(&parsed));
-                parsed
-            }
-        };
+        let registered = self.by_id(schema_id(&answer)?).await?;
         self.versions
             .lock()
             .expect("cache lock")
@@ -256,18 +253,39 @@ impl Registry {
         let codec = match format {
             Format::Avro => {
                 let mut references = Vec::new();
-                self.references(answer, &mut references, 0).await?;
+                self.references(answer, "", &mut references, 0).await?;
                 Codec::Avro(AvroSchema::parse(text, &references).map_err(invalid)?)
             }
             Format::Json => Codec::Json(JsonSchema::parse(text).map_err(invalid)?),
+            Format::Protobuf => {
+                // Descriptors, not `.proto` text: no Protobuf compiler needed.
+                const SERIALIZED: &str = "?format=serialized";
+                let answer = self.get(&format!("/schemas/ids/{id}{SERIALIZED}")).await?;
+                let mut references = Vec::new();
+                self.references(&answer, SERIALIZED, &mut references, 0)
+                    .await?;
+                let base64 = |text: &str| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(text)
+                        .map_err(|e| invalid(format!("a serialized descriptor is not base64: {e}")))
+                };
+                let main = base64(answer["schema"].as_str().unwrap_or_default())?;
+                let references = references
+                    .iter()
+                    .map(|text| base64(text))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Codec::Protobuf(ProtobufSchema::parse(&main, &references).map_err(invalid)?)
+            }
         };
         Ok(Registered { id, codec })
     }
 
-    /// The texts of the schemas `answer` refers to, dependencies first.
+    /// The texts of the schemas `answer` refers to, dependencies first, each
+    /// asked for with `query` (e.g. `?format=serialized`).
     fn references<'a>(
         &'a self,
         answer: &'a Json,
+        query: &'a str,
         into: &'a mut Vec<String>,
         depth: usize,
     ) -> futures::future::BoxFuture<'a, Result<(), RegistryError>> {
@@ -289,9 +307,12 @@ impl Registry {
                     )));
                 };
                 let referenced = self
-                    .get(&format!("/subjects/{}/versions/{version}", escape(subject)))
+                    .get(&format!(
+                        "/subjects/{}/versions/{version}{query}",
+                        escape(subject)
+                    ))
                     .await?;
-                self.references(&referenced, into, depth + 1).await?;
+                self.references(&referenced, query, into, depth + 1).await?;
                 if let Some(text) = referenced["schema"].as_str() {
                     if !into.iter().any(|known| known == text) {
                         into.push(text.to_string());

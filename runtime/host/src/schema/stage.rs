@@ -188,6 +188,7 @@ impl SchemaStage {
             let json = match &schema.codec {
                 Codec::Avro(avro) => avro.decode(payload, max),
                 Codec::Json(json) => json.decode(payload, max),
+                Codec::Protobuf(proto) => proto.decode(payload, max),
             };
             match json {
                 Ok(json) => *part = Some(json),
@@ -281,6 +282,7 @@ impl SchemaStage {
             let payload = match &schema.codec {
                 Codec::Avro(avro) => avro.encode(json),
                 Codec::Json(schema) => schema.encode(json, self.settings.validate),
+                Codec::Protobuf(proto) => proto.encode(json),
             }
             .map_err(|e| format!("subject `{subject}` (schema {}): {e}", schema.id))?;
             *part = Some(wire::frame(schema.id, &payload));
