@@ -1,6 +1,7 @@
 //! `weir test` and `weir build` without Kafka: a plugin over a JSON-lines file of
 //! records, in Rust and Python, and how failures and bad input are reported.
 
+use base64::Engine as _;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -200,6 +201,52 @@ fn a_secret_token_reaches_the_service_unless_its_header_is_forbidden() {
     let (code, _, log) = weir_test(&plugin, input, &["--http-forbidden-header", "bad header"]);
     assert_eq!(code, 2, "{log}");
     assert!(log.contains("not an HTTP header name"), "{log}");
+}
+
+/// `weir test --schema-registry`: Avro records written by confluent-kafka-
+/// python's `AvroSerializer` reach the plugin as JSON, through a registry that
+/// requires basic auth (credentials in the URL); without them, each record
+/// fails with the registry's refusal instead of the run hanging.
+#[test]
+fn weir_test_decodes_records_through_an_authenticated_schema_registry() {
+    let registry = SchemaRegistry::start_with_user("weir:s3cret");
+    let orders: Vec<Value> = std::fs::read_to_string(schema_fixture("orders.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let values = registry.serialize(
+        &SchemaFormat::Avro,
+        "orders",
+        &schema_fixture("order.avsc"),
+        &orders,
+    );
+    let dir = workspace_root().join("target").join("test-scratch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.jsonl", unique("avro-orders")));
+    let lines: String = values
+        .iter()
+        .map(|v| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+            format!("{{\"value\": {{\"base64\": \"{encoded}\"}}}}\n")
+        })
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let input = file.to_str().unwrap();
+    let plugin = example_plugin("noop");
+    let with_user = registry.url().replace("http://", "http://weir:s3cret@");
+    let (code, lines, log) = weir_test(&plugin, input, &["--schema-registry", &with_user]);
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("s3cret"), "credentials logged:\n{log}");
+    for (line, order) in lines.iter().zip(&orders) {
+        let value = line["outputs"][0]["value"].as_str().unwrap();
+        assert_eq!(&serde_json::from_str::<Value>(value).unwrap(), order);
+    }
+    let (code, lines, log) = weir_test(&plugin, input, &["--schema-registry", registry.url()]);
+    assert_eq!(code, 1, "{log}");
+    let message = lines[0]["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(lines[0]["error"]["kind"], "schema", "{lines:?}");
+    assert!(message.contains("401"), "{message}");
 }
 
 #[test]

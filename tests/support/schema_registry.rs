@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 pub struct SchemaRegistry {
     child: Child,
     url: String,
+    /// `user:password` every request must carry, if any.
+    user: Option<String>,
 }
 
 /// A schema format `schema_clients.py` serializes.
@@ -69,9 +71,23 @@ fn support_script(name: &str) -> PathBuf {
 impl SchemaRegistry {
     /// Start a registry on a free port of 127.0.0.1.
     pub fn start() -> Self {
-        let mut child = Command::new("python3")
+        Self::serve(None)
+    }
+
+    /// Start a registry that requires HTTP basic auth `user:password`.
+    pub fn start_with_user(user: &str) -> Self {
+        Self::serve(Some(user.to_string()))
+    }
+
+    fn serve(user: Option<String>) -> Self {
+        let mut command = Command::new("python3");
+        command
             .arg(support_script("schema_registry.py"))
-            .args(["--port", "0"])
+            .args(["--port", "0"]);
+        if let Some(user) = &user {
+            command.args(["--user", user]);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -85,7 +101,7 @@ impl SchemaRegistry {
             .strip_prefix("listening ")
             .unwrap_or_else(|| panic!("the registry said {line:?}"))
             .to_string();
-        Self { child, url }
+        Self { child, url, user }
     }
 
     /// Its base URL.
@@ -135,7 +151,7 @@ impl SchemaRegistry {
         let mut args = vec!["serialize".to_string(), "--topic".into(), topic.into()];
         args.extend(["--schema".into(), schema.display().to_string()]);
         args.extend(format.args(false));
-        run_clients(&self.url, &args, &input)
+        self.run_clients(&args, &input)
             .lines()
             .map(|hex| decode_hex(hex.trim()))
             .collect()
@@ -155,10 +171,41 @@ impl SchemaRegistry {
             .collect();
         let mut args = vec!["deserialize".to_string(), "--topic".into(), topic.into()];
         args.extend(format.args(true));
-        run_clients(&self.url, &args, &input)
+        self.run_clients(&args, &input)
             .lines()
             .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
             .collect()
+    }
+
+    /// Run `schema_clients.py` with `args` against this registry, feeding `input`.
+    fn run_clients(&self, args: &[String], input: &str) -> String {
+        let mut command = Command::new("python3");
+        command
+            .arg(support_script("schema_clients.py"))
+            .args(args)
+            .args(["--registry", &self.url]);
+        if let Some(user) = &self.user {
+            command.args(["--user", user]);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running tests/support/schema_clients.py");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "schema_clients.py {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 }
 
@@ -167,32 +214,6 @@ impl Drop for SchemaRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Run `schema_clients.py` with `args` against `registry`, feeding `input`.
-fn run_clients(registry: &str, args: &[String], input: &str) -> String {
-    let mut child = Command::new("python3")
-        .arg(support_script("schema_clients.py"))
-        .args(args)
-        .args(["--registry", registry])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running tests/support/schema_clients.py");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "schema_clients.py {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn decode_hex(hex: &str) -> Vec<u8> {

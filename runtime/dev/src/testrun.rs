@@ -105,7 +105,10 @@ pub async fn run_file(
                 metrics.clone(),
             )
             .map_err(|e| TestRunError::Schema(e.to_string()))?;
-            let stage = SchemaStage::new(Arc::new(registry), config.stage_settings()?, metrics);
+            let mut settings = config.stage_settings()?;
+            // A test run reports an unreachable registry instead of waiting.
+            settings.wait_for_registry = false;
+            let stage = SchemaStage::new(Arc::new(registry), settings, metrics);
             Ok::<_, TestRunError>((stage, topic))
         })
         .transpose()?;

@@ -60,7 +60,31 @@ impl SchemaRegistryConfig {
                 format!("`{}` is not a valid URL", self.url),
             ));
         }
-        let authorization = match (&self.basic_auth, &self.bearer_token) {
+        // Credentials in the URL (Confluent's `basic.auth.credentials.source=URL`).
+        let uri: http::Uri = self.url.parse().expect("checked above");
+        let (url, url_user_info) = match uri.authority().map(|a| a.as_str()) {
+            Some(authority) if authority.contains('@') => {
+                let (user_info, host) = authority.rsplit_once('@').expect("contains @");
+                let user_info = percent_decoded(user_info);
+                (self.url.replacen(authority, host, 1), Some(user_info))
+            }
+            _ => (self.url.clone(), None),
+        };
+        let basic_auth = match (&self.basic_auth, url_user_info) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "schema_registry.basic_auth",
+                    "credentials are in both the URL and basic_auth; keep one".into(),
+                ))
+            }
+            (Some(configured), None) => Some(super::secrets::resolve(
+                "schema_registry.basic_auth",
+                "basic_auth",
+                configured,
+            )?),
+            (None, from_url) => from_url,
+        };
+        let authorization = match (&basic_auth, &self.bearer_token) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
                     "schema_registry.bearer_token",
@@ -68,8 +92,6 @@ impl SchemaRegistryConfig {
                 ))
             }
             (Some(user_info), None) => {
-                let user_info =
-                    super::secrets::resolve("schema_registry.basic_auth", "basic_auth", user_info)?;
                 if !user_info.contains(':') {
                     return Err(invalid(
                         "schema_registry.basic_auth",
@@ -94,7 +116,7 @@ impl SchemaRegistryConfig {
             ));
         }
         Ok(RegistrySettings {
-            url: self.url.trim_end_matches('/').to_string(),
+            url: url.trim_end_matches('/').to_string(),
             authorization,
             timeout: self.timeout,
             latest_ttl: self.latest_ttl,
@@ -169,6 +191,7 @@ impl SchemaRegistryConfig {
             register,
             validate: self.validate,
             max_decoded_bytes: self.max_decoded_bytes,
+            wait_for_registry: true,
         })
     }
 
@@ -176,6 +199,30 @@ impl SchemaRegistryConfig {
     pub fn ca_file(&self) -> Option<&Path> {
         self.ca_file.as_deref()
     }
+}
+
+/// `text` with `%XX` escapes decoded (user info in a URL).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The text and format of a schema file, checked to parse.

@@ -294,3 +294,43 @@ fn sizes_and_durations_beyond_any_sane_value_are_refused() {
         assert!(err.contains(key), "{key}: {err}");
     }
 }
+
+#[test]
+fn registry_credentials_in_the_url_become_basic_auth_and_leave_the_url() {
+    let settings = SchemaRegistryConfig::at("http://us%40er:p%3Ass@registry:8081/")
+        .registry_settings()
+        .unwrap();
+    assert_eq!(settings.url, "http://registry:8081");
+    assert_eq!(
+        settings.authorization.as_deref(),
+        Some("Basic dXNAZXI6cDpzcw==")
+    );
+    let mut both = SchemaRegistryConfig::at("http://u:p@registry:8081");
+    both.basic_auth = Some("v:q".into());
+    assert!(both.registry_settings().is_err());
+    assert!(SchemaRegistryConfig::at("registry:8081")
+        .registry_settings()
+        .is_err());
+}
+
+#[test]
+fn schema_registry_settings_are_checked_at_start_up() {
+    let mut config: RunConfig = toml::from_str(
+        "[schema_registry]\nurl = \"http://registry:8081\"\nencode = \"value\"\nauto_register = true\n",
+    )
+    .unwrap();
+    let error = config
+        .schema_registry
+        .as_ref()
+        .unwrap()
+        .stage_settings()
+        .unwrap_err();
+    assert!(error.to_string().contains("value_schema_file"), "{error}");
+    let registry = config.schema_registry.as_mut().unwrap();
+    registry.auto_register = false;
+    registry.subject_name_strategy = SubjectNameStrategy::Record;
+    let error = registry.stage_settings().unwrap_err();
+    assert!(error.to_string().contains("record_name"), "{error}");
+    registry.record_name = Some("com.acme.Order".into());
+    assert!(registry.stage_settings().is_ok());
+}

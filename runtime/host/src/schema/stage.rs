@@ -61,6 +61,9 @@ pub struct SchemaSettings {
     pub validate: bool,
     /// Most JSON bytes one decoded key or value may take.
     pub max_decoded_bytes: usize,
+    /// Wait for an unreachable registry (`weir run`: records are never failed
+    /// for it) rather than fail the record (`weir test`: the author sees why).
+    pub wait_for_registry: bool,
 }
 
 /// Schemas Weir registers for outputs (`auto_register`).
@@ -332,7 +335,7 @@ impl SchemaStage {
         let mut backoff = Duration::from_millis(100);
         loop {
             match ask().await {
-                Err(RegistryError::Unavailable(reason)) => {
+                Err(RegistryError::Unavailable(reason)) if self.settings.wait_for_registry => {
                     let waits = self.waits.fetch_add(1, Ordering::Relaxed) + 1;
                     if waits.is_power_of_two() {
                         tracing::warn!(%reason, waits, retry_in = ?backoff,
