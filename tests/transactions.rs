@@ -128,6 +128,9 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
 /// the outputs and input offsets of every transaction open at a crash were
 /// aborted together. The process keeps its `--instance-id`, so each restart
 /// fences its predecessor's producer and takes its partitions back at once.
+/// It runs under `ordering = "key"` with 4 calls in flight per partition:
+/// calls finish out of order, hand-over stays in offset order, so each
+/// transaction still covers exactly the records before its position.
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_once_holds_across_kill_9() {
     let _serial = serial().await;
@@ -144,6 +147,10 @@ async fn exactly_once_holds_across_kill_9() {
         "100",
         "--instance-id",
         "eos-kill",
+        "--ordering",
+        "key",
+        "--max-concurrency",
+        "4",
     ];
     let mut rng = 0x9e37_79b9_u64;
     let mut kills = 0;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use weir_host::config::{
-    parse_key_value, ConfigError, FailurePolicy, OffsetReset, PluginConfig, RunConfig,
+    parse_key_value, ConfigError, FailurePolicy, OffsetReset, PluginConfig, ProcessingOrder,
+    RunConfig,
 };
 
 /// Flags of `weir run`; each overrides the same setting from `--config`.
@@ -162,6 +163,18 @@ pub struct RunArgs {
     /// Most MiB of consumed records in flight before partitions pause.
     #[arg(long, env = "WEIR_MAX_IN_FLIGHT_MIB")]
     pub max_in_flight_mib: Option<u64>,
+    /// How a partition's records may be processed: `partition` (in offset
+    /// order, one call at a time), `key` (each key in order, keys side by
+    /// side) or `unordered`.
+    #[arg(long, value_enum, env = "WEIR_ORDERING")]
+    pub ordering: Option<ProcessingOrder>,
+    /// Plugin calls in flight per partition under `key` / `unordered`
+    /// (default: the plugin's instances).
+    #[arg(long, env = "WEIR_MAX_CONCURRENCY")]
+    pub max_concurrency: Option<usize>,
+    /// Most records per partition taken in and not yet finished.
+    #[arg(long, env = "WEIR_MAX_UNCOMMITTED")]
+    pub max_uncommitted: Option<usize>,
 }
 
 impl RunArgs {
@@ -231,6 +244,11 @@ impl RunArgs {
         set(&mut c.drain_timeout, self.drain_timeout);
         set(&mut c.commit_interval, self.commit_interval);
         set(&mut c.max_in_flight_mib, self.max_in_flight_mib);
+        set(&mut c.ordering, self.ordering);
+        if self.max_concurrency.is_some() {
+            c.max_concurrency = self.max_concurrency;
+        }
+        set(&mut c.max_uncommitted, self.max_uncommitted);
         c.exactly_once |= self.exactly_once;
         c.plugin.version_header |= self.version_header;
         c.plugin

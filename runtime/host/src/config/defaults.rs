@@ -45,6 +45,9 @@ pub(super) fn default_max_outputs_per_record() -> usize {
 pub(super) fn default_max_output_bytes_per_record() -> usize {
     16 << 20
 }
+pub(super) fn default_max_uncommitted() -> usize {
+    10_000
+}
 pub(super) fn default_registry_timeout() -> Duration {
     Duration::from_secs(10)
 }

@@ -129,6 +129,20 @@ pub struct RunConfig {
     /// (e.g. `"security.protocol" = "SASL_SSL"`). They override Weir's own settings.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+    /// How a partition's records may be processed relative to each other:
+    /// `partition` (default: in offset order, one plugin call at a time),
+    /// `key` (each key in offset order, different keys side by side) or
+    /// `unordered`.
+    #[serde(default)]
+    pub ordering: ProcessingOrder,
+    /// Plugin calls in flight per partition under `key` and `unordered`
+    /// (default: the first plugin's instances).
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    /// Most records per partition taken in and not yet finished; past it the
+    /// partition takes no more (and pauses). Bounds what a crash redelivers.
+    #[serde(default = "default_max_uncommitted")]
+    pub max_uncommitted: usize,
     /// A Confluent Schema Registry that decodes records for the plugins and
     /// encodes their outputs (`[schema_registry]`); none by default.
     #[serde(default)]
@@ -186,6 +200,19 @@ where
             table.try_into().map_err(D::Error::custom)
         })
         .collect()
+}
+
+/// How records of a partition may be processed relative to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessingOrder {
+    /// In offset order, one plugin call at a time per partition.
+    #[default]
+    Partition,
+    /// Records of one key in offset order; different keys side by side.
+    Key,
+    /// Side by side, in any order.
+    Unordered,
 }
 
 /// Which end of a partition a group without committed offsets starts from.

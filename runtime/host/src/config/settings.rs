@@ -42,6 +42,10 @@ pub struct PipelineSettings {
     pub failure: FailureConfig,
     /// The schema registry around the plugins, if any (validated).
     pub schema_registry: Option<super::SchemaRegistryConfig>,
+    /// How each partition's records are scheduled into plugin calls.
+    pub concurrency: crate::partition::Concurrency,
+    /// Most unfinished offsets per partition.
+    pub max_uncommitted: usize,
     /// Whether outputs carry the `weir.plugin.version` header.
     pub version_header: bool,
     /// Dead-letter topic of each input topic.
@@ -106,6 +110,20 @@ fn pipeline_settings(config: &RunConfig) -> PipelineSettings {
         failure: config.plugin.failure.clone(),
         version_header: config.plugin.version_header,
         schema_registry: config.schema_registry.clone(),
+        concurrency: crate::partition::Concurrency {
+            ordering: config.ordering,
+            max_calls: match config.ordering {
+                super::ProcessingOrder::Partition => 1,
+                _ => config.max_concurrency.unwrap_or_else(|| {
+                    config.plugin.instances.unwrap_or_else(|| {
+                        std::thread::available_parallelism().map_or(2, |n| n.get())
+                    })
+                }),
+            },
+            max_records: config.batch.max_records,
+            linger: config.batch.linger,
+        },
+        max_uncommitted: config.max_uncommitted,
         dead_letter_topics: config
             .topics
             .iter()

@@ -17,6 +17,7 @@ impl RunConfig {
             if let Some(registry) = &pipeline.schema_registry {
                 registry.stage_settings()?;
             }
+            pipeline.validate_concurrency()?;
             if !groups.insert(pipeline.group.clone()) {
                 return Err(ConfigError::Invalid {
                     key: "pipeline.group",
@@ -39,6 +40,22 @@ impl RunConfig {
             }
         }
         Ok(())
+    }
+
+    /// Check the ordering and concurrency settings.
+    fn validate_concurrency(&self) -> Result<(), ConfigError> {
+        if self.max_concurrency == Some(0) || self.max_uncommitted == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_concurrency",
+                reason: "max_concurrency and max_uncommitted must be at least 1".into(),
+            });
+        }
+        at_most(
+            "max_concurrency",
+            self.max_concurrency.unwrap_or(1),
+            MAX_CONCURRENCY,
+        )?;
+        at_most("max_uncommitted", self.max_uncommitted, MAX_UNCOMMITTED)
     }
 
     /// Check one pipeline's settings.
@@ -374,6 +391,11 @@ impl HttpConfig {
         })
     }
 }
+
+/// Most plugin calls in flight per partition.
+const MAX_CONCURRENCY: usize = 1024;
+/// Most unfinished offsets per partition.
+const MAX_UNCOMMITTED: usize = 10_000_000;
 
 /// Most outbound HTTP requests one plugin may have in flight.
 const MAX_HTTP_CONCURRENT_REQUESTS: usize = 4096;

@@ -11,10 +11,13 @@
 
 mod dead_letter;
 mod policy;
+mod reorder;
+mod schedule;
 mod segment;
 mod worker;
 
 pub use dead_letter::{headers, DeadLetters};
+pub use schedule::Concurrency;
 pub use worker::PartitionWorker;
 
 use crate::budget::InFlightBudget;
@@ -108,6 +111,10 @@ pub struct PipelineContext {
     pub schema: Option<Arc<SchemaStage>>,
     /// The topic outputs without one of their own go to.
     pub output_topic: String,
+    /// How each partition's records are scheduled into plugin calls.
+    pub concurrency: Concurrency,
+    /// Most unfinished offsets per partition before it stops taking records.
+    pub max_uncommitted: usize,
 }
 
 /// One plugin of the chain.

@@ -1,22 +1,26 @@
-//! The loop of one partition's worker: take records in batches, resolve each
-//! batch through the plugin chain, hand its outputs (or dead letters) to the
-//! producer in record order, and complete offsets as segments are acknowledged.
+//! The loop of one partition's worker: take records into its window, start
+//! plugin calls as the scheduler allows (one at a time, or side by side by
+//! key), resolve each through the plugin chain, hand outputs (or dead letters)
+//! to the producer in offset order, and complete offsets as segments are
+//! acknowledged.
 //! The committable offset never passes a record whose outputs are not yet
 //! acknowledged (see `offsets`).
 
 use super::dead_letter::{LetterHandOver, RetryInPlace};
 use super::policy::{forbidden_topic, note_failure};
+use super::reorder::{Reorder, Resolved, Versions};
+use super::schedule::Scheduler;
 use super::segment::{AckError, Delivery, Finished, Segment};
 use super::{headers, PipelineContext, PipelineError};
 use crate::budget::{Load, PartitionShare};
 use crate::commit::{BatchScope, PartitionCommits};
-use crate::config::{BatchConfig, FailurePolicy};
+use crate::config::FailurePolicy;
 use crate::kafka::ProduceError;
 use crate::offsets::{OffsetError, OffsetTracker};
 use crate::panics::{self, Stage};
 use crate::process::{resolve_chain, ChainStage, FailureKind, RecordFailure, Resolution};
 use crate::record::{Header, Output, Record};
-use crate::wasm::{PluginPool, TrapKind};
+use crate::wasm::{PluginError, PluginPool, TrapKind};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -31,7 +35,23 @@ use tokio_util::sync::CancellationToken;
 /// Resolves when every delivery of a segment is acknowledged.
 type SegmentAck = BoxFuture<'static, Result<Finished, AckError>>;
 
-/// Processes the records of one partition, in order.
+/// A plugin call of this partition, running.
+type Call = BoxFuture<'static, CallDone>;
+
+/// What a plugin call came back with.
+struct CallDone {
+    /// The key hashes its records held.
+    keys: Vec<u64>,
+    /// The plugin versions it used.
+    versions: Versions,
+    /// When it started.
+    started: SystemTime,
+    /// One resolution per record, in the order given.
+    resolved: Result<Vec<(Record, Resolution)>, PluginError>,
+}
+
+/// Processes the records of one partition: in offset order under `ordering =
+/// "partition"`, with calls side by side under `key` and `unordered`.
 pub struct PartitionWorker {
     topic: String,
     partition: i32,
@@ -42,14 +62,31 @@ pub struct PartitionWorker {
     tracker: OffsetTracker,
     commits: PartitionCommits,
     acks: FuturesUnordered<SegmentAck>,
-    /// Records received but not yet handed to the plugin.
-    pending_batch: Vec<Record>,
-    /// Set while a dead letter is being retried: no new batches start, so the
+    /// Records taken in and not yet in a plugin call.
+    scheduler: Scheduler,
+    /// Plugin calls in flight.
+    calls: FuturesUnordered<Call>,
+    /// Resolutions waiting for earlier records' before being handed over.
+    reorder: Reorder,
+    /// Set once a hand-over stopped short (a stop, or the `stop` policy):
+    /// nothing later is handed over.
+    handing_over_ended: bool,
+    /// Set while a dead letter is being retried: no new calls start, so the
     /// partition's buffer fills and the router pauses it.
     dead_letter_blocked: Arc<AtomicBool>,
+    /// What this worker last added to the pipeline's concurrency gauges.
+    reported: InFlightReport,
 }
 
-/// A batch on its way to the producer.
+/// A worker's share of the pipeline's concurrency gauges.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+struct InFlightReport {
+    calls: i64,
+    keys: i64,
+    unfinished: i64,
+}
+
+/// Records handed over together, under one commit scope.
 struct BatchInFlight<'c> {
     /// Its hold on the commit (the open transaction, in exactly-once mode).
     scope: BatchScope<'c>,
@@ -75,6 +112,7 @@ impl PartitionWorker {
         share: Arc<PartitionShare>,
     ) -> Self {
         let commits = context.committer.partition(&topic, partition);
+        let scheduler = Scheduler::new(context.concurrency);
         Self {
             topic,
             partition,
@@ -84,15 +122,19 @@ impl PartitionWorker {
             tracker: OffsetTracker::new(),
             commits,
             acks: FuturesUnordered::new(),
-            pending_batch: Vec::new(),
+            scheduler,
+            calls: FuturesUnordered::new(),
+            reorder: Reorder::default(),
+            handing_over_ended: false,
             dead_letter_blocked: Arc::new(AtomicBool::new(false)),
+            reported: InFlightReport::default(),
         }
     }
 
     /// Run until `stop` is cancelled (revocation or shutdown) or the record
     /// channel closes, then wait for the outputs already produced; or until a
-    /// record fails. On `stop`, the batch being processed finishes and records
-    /// still buffered are dropped unprocessed: their offsets are not stored, so
+    /// record fails. On `stop`, the calls in flight finish and records still
+    /// waiting are dropped unprocessed: their offsets are not stored, so
     /// whoever owns the partition next reads them again.
     pub async fn run(mut self, stop: CancellationToken) -> Result<(), PipelineError> {
         // Also cancelled when this worker fails, so that retries give up.
@@ -102,103 +144,213 @@ impl PartitionWorker {
             halt.cancel();
             self.drain_acks().await;
         }
-        self.share.release(Load::of_all(&self.pending_batch));
+        self.share.release(Load::of_all(&self.scheduler.drain()));
+        self.share.release(Load::of_all(&self.reorder.drain()));
         self.records.close();
         while let Ok(record) = self.records.try_recv() {
             self.share.release(Load::of(&record));
         }
+        self.report(InFlightReport::default());
         // A batch that ended in an error may keep its bytes: the error ends this
         // run of the pipeline, and the next run starts with a fresh budget.
         result
     }
 
     async fn consume(&mut self, stop: &CancellationToken) -> Result<(), PipelineError> {
-        let max = self.context.batch.max_records;
+        let max_uncommitted = self.context.max_uncommitted;
         let mut open = true;
-        while open || !self.acks.is_empty() {
+        let mut incoming = Vec::new();
+        loop {
+            let stopping = stop.is_cancelled();
+            if !stopping && !self.dead_letter_blocked.load(Ordering::Acquire) {
+                self.start_due_calls(!open, stop);
+            }
+            self.report(InFlightReport {
+                calls: self.scheduler.calls() as i64,
+                keys: self.scheduler.keys_in_flight() as i64,
+                unfinished: self.tracker.in_flight() as i64,
+            });
+            let waiting = self.scheduler.waiting() > 0 && !stopping;
+            if !open && !waiting && self.calls.is_empty() && self.acks.is_empty() {
+                return Ok(());
+            }
+            let room = open
+                && !stopping
+                && self.scheduler.wants_more()
+                && self.tracker.in_flight() < max_uncommitted;
+            let deadline = self
+                .scheduler
+                .deadline()
+                .filter(|_| waiting && self.scheduler.has_room());
             tokio::select! {
                 biased;
                 Some(ack) = self.acks.next(), if !self.acks.is_empty() => self.on_ack(ack)?,
+                Some(done) = self.calls.next(), if !self.calls.is_empty() => self.on_call(done, stop).await?,
                 _ = stop.cancelled(), if open => open = false,
-                still_open = fill_batch(&mut self.records, &mut self.pending_batch, &self.context.batch),
-                    if open && !self.dead_letter_blocked.load(Ordering::Acquire) => {
-                    open = still_open;
-                    if !self.pending_batch.is_empty() {
-                        let records = std::mem::replace(&mut self.pending_batch, Vec::with_capacity(max));
-                        self.process(records, stop).await?;
+                taken = self.records.recv_many(&mut incoming, self.context.batch.max_records), if room => {
+                    if taken == 0 {
+                        open = false;
+                    }
+                    for record in incoming.drain(..) {
+                        self.take_in(record)?;
                     }
                 }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
             }
         }
+    }
+
+    /// Take `record` into the partition's window of unfinished offsets.
+    fn take_in(&mut self, record: Record) -> Result<(), PipelineError> {
+        self.tracker
+            .dispatch(record.offset)
+            .map_err(|source| self.offsets_error(source))?;
+        self.reorder.expect(record.offset);
+        self.scheduler.push(record);
         Ok(())
     }
 
-    /// Run one batch through the plugins and hand its outputs (and dead-letter
-    /// records) to the producer.
-    async fn process(
+    /// Start every plugin call that is due (`flush`: no more records come).
+    fn start_due_calls(&mut self, flush: bool, stop: &CancellationToken) {
+        while let Some(batch) = self.scheduler.next_batch(Instant::now(), flush) {
+            let context = Arc::clone(&self.context);
+            context
+                .metrics
+                .batch_records
+                .observe(batch.records.len() as f64);
+            context.metrics.key_wait.observe(batch.waited.as_secs_f64());
+            // Every record of this call is processed by these versions.
+            let versions: Versions =
+                Arc::new(context.stages.iter().map(|s| s.slot.current()).collect());
+            let stop = stop.clone();
+            let keys = batch.keys;
+            let records = batch.records;
+            let call = async move {
+                let started = SystemTime::now();
+                let chain: Vec<ChainStage<'_>> = context
+                    .stages
+                    .iter()
+                    .zip(versions.iter())
+                    .map(|(stage, pool)| ChainStage {
+                        pool,
+                        settings: &stage.resolve,
+                    })
+                    .collect();
+                let resolved = match &context.schema {
+                    Some(schema) => {
+                        schema
+                            .resolve(&chain, records, &context.output_topic, &stop)
+                            .await
+                    }
+                    None => resolve_chain(&chain, records, &stop).await,
+                };
+                drop(chain);
+                CallDone {
+                    keys,
+                    versions,
+                    started,
+                    resolved,
+                }
+            };
+            self.calls.push(call.boxed());
+        }
+    }
+
+    /// A call came back: queue its resolutions and hand over what is due.
+    async fn on_call(
         &mut self,
-        records: Vec<Record>,
+        done: CallDone,
         stop: &CancellationToken,
     ) -> Result<(), PipelineError> {
-        for record in &records {
-            self.tracker
-                .dispatch(record.offset)
-                .map_err(|source| self.offsets_error(source))?;
-        }
-        let next = records[records.len() - 1].offset + 1;
-        let load = Load::of_all(&records);
-        let started = SystemTime::now();
-        let context = Arc::clone(&self.context);
-        context.metrics.batch_records.observe(records.len() as f64);
-        // Every record of this batch is processed by these versions.
-        let pools: Vec<Arc<PluginPool>> = context.stages.iter().map(|s| s.slot.current()).collect();
-        let chain: Vec<ChainStage<'_>> = context
-            .stages
-            .iter()
-            .zip(&pools)
-            .map(|(stage, pool)| ChainStage {
-                pool,
-                settings: &stage.resolve,
-            })
-            .collect();
-        let resolved = match &context.schema {
-            Some(schema) => {
-                schema
-                    .resolve(&chain, records, &context.output_topic, stop)
-                    .await
-            }
-            None => resolve_chain(&chain, records, stop).await,
-        }
-        .map_err(|source| PipelineError::Plugin {
+        self.scheduler.finished(&done.keys);
+        let resolved = done.resolved.map_err(|source| PipelineError::Plugin {
             topic: self.topic.clone(),
             partition: self.partition,
             source,
         })?;
+        for (record, resolution) in resolved {
+            self.reorder.insert(Resolved {
+                record,
+                resolution,
+                versions: Arc::clone(&done.versions),
+                started: done.started,
+            });
+        }
+        loop {
+            let run = self.reorder.take_run();
+            if run.is_empty() {
+                return Ok(());
+            }
+            if self.handing_over_ended {
+                // After a stop short of the end, later records stay unfinished.
+                let records: Vec<Record> = run.into_iter().map(|r| r.record).collect();
+                self.share.release(Load::of_all(&records));
+                continue;
+            }
+            self.hand_over_run(run, stop).await?;
+        }
+    }
+
+    /// Hand a run of resolved records (consecutive offsets, one set of plugin
+    /// versions) to the producer, in order.
+    async fn hand_over_run(
+        &mut self,
+        run: Vec<Resolved>,
+        stop: &CancellationToken,
+    ) -> Result<(), PipelineError> {
+        let context = Arc::clone(&self.context);
+        let versions = Arc::clone(&run[0].versions);
+        let next = run[run.len() - 1].record.offset + 1;
+        let load = Load::of_all(run.iter().map(|r| &r.record));
         let mut batch = BatchInFlight {
             scope: context.committer.begin_batch().await,
             segment: Segment::default(),
             accounted: Load::default(),
             next,
             halt: None,
-            started,
+            started: run[0].started,
         };
-        for (record, resolution) in resolved {
+        for resolved in run {
             if !self
-                .hand_over(&context, &pools, &mut batch, record, resolution, stop)
+                .hand_over(
+                    &context,
+                    &versions,
+                    &mut batch,
+                    resolved.record,
+                    resolved.resolution,
+                    stop,
+                )
                 .await?
             {
+                self.handing_over_ended = true;
                 break;
             }
         }
         batch.scope.close(&self.topic, self.partition, batch.next);
         // Records left unfinished give their load back with the last segment.
         batch.segment.finished.load += load - batch.accounted;
-        let pool = pools.last().expect("a chain has at least one plugin");
+        let pool = versions.last().expect("a chain has at least one plugin");
         self.await_segment(batch.segment, pool, stop)?;
         match batch.halt {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Add this worker's change to the pipeline's concurrency gauges.
+    fn report(&mut self, now: InFlightReport) {
+        if now == self.reported {
+            return;
+        }
+        let metrics = &self.context.metrics;
+        metrics
+            .calls_in_flight
+            .inc_by(now.calls - self.reported.calls);
+        metrics.keys_in_flight.inc_by(now.keys - self.reported.keys);
+        metrics
+            .unfinished_offsets
+            .inc_by(now.unfinished - self.reported.unfinished);
+        self.reported = now;
     }
 
     /// Hand one resolved record's outputs, or its failure, over. Returns false
@@ -435,30 +587,6 @@ fn tag_versions(outputs: &mut [Output], pools: &[Arc<PluginPool>]) {
     }
 }
 
-/// Fill `batch` from `records` until it holds `max_records`, or `linger` has
-/// passed since its first record. Cancel-safe: records received stay in `batch`.
-/// Returns false once the channel is closed and empty.
-async fn fill_batch(
-    records: &mut mpsc::Receiver<Record>,
-    batch: &mut Vec<Record>,
-    settings: &BatchConfig,
-) -> bool {
-    let max = settings.max_records;
-    if batch.is_empty() && records.recv_many(batch, max).await == 0 {
-        return false;
-    }
-    let deadline = Instant::now() + settings.linger;
-    while batch.len() < max {
-        let room = max - batch.len();
-        match tokio::time::timeout_at(deadline, records.recv_many(batch, room)).await {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    true
-}
-
 /// The failure of a record whose hand-over panicked (a bug, caught here so
 /// that the failure policy applies to that record instead of Weir exiting).
 fn host_panicked(payload: &(dyn std::any::Any + Send), pool: &PluginPool) -> RecordFailure {
@@ -470,50 +598,5 @@ fn host_panicked(payload: &(dyn std::any::Any + Send), pool: &PluginPool) -> Rec
         ),
         attempts: 1,
         plugin: pool.identity(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn record(offset: i64) -> Record {
-        Record {
-            topic: "t".into(),
-            partition: 0,
-            offset,
-            timestamp: None,
-            key: None,
-            value: None,
-            headers: Vec::new(),
-        }
-    }
-
-    #[tokio::test]
-    async fn batches_fill_to_the_limit_or_stop_at_the_linger() {
-        let settings = BatchConfig {
-            max_records: 3,
-            linger: Duration::from_millis(20),
-            partition_buffer: 10,
-        };
-        let (tx, mut rx) = mpsc::channel(10);
-        for o in 0..4 {
-            tx.send(record(o)).await.unwrap();
-        }
-        let mut batch = Vec::new();
-        assert!(fill_batch(&mut rx, &mut batch, &settings).await);
-        assert_eq!(
-            batch.iter().map(|r| r.offset).collect::<Vec<_>>(),
-            [0, 1, 2]
-        );
-        batch.clear();
-        let started = std::time::Instant::now();
-        assert!(fill_batch(&mut rx, &mut batch, &settings).await);
-        assert_eq!(batch.len(), 1);
-        assert!(started.elapsed() >= Duration::from_millis(20));
-        drop(tx);
-        batch.clear();
-        assert!(!fill_batch(&mut rx, &mut batch, &settings).await);
     }
 }

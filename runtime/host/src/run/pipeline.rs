@@ -126,6 +126,8 @@ fn consume(
         tracing,
         schema,
         output_topic: config.output_topic.clone(),
+        concurrency: config.concurrency,
+        max_uncommitted: config.max_uncommitted,
     });
     let (results_tx, results) = sync_mpsc::channel();
     let mut router = Router::new(

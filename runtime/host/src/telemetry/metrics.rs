@@ -63,6 +63,14 @@ pub struct PipelineMetrics {
     pipeline: String,
     /// Records per batch.
     pub batch_records: Histogram,
+    /// Plugin calls in flight, all partitions.
+    pub calls_in_flight: Gauge,
+    /// Keys held by calls in flight, all partitions.
+    pub keys_in_flight: Gauge,
+    /// Offsets taken in and not finished, all partitions.
+    pub unfinished_offsets: Gauge,
+    /// The longest wait of a record of each call for that call, in seconds.
+    pub key_wait: Histogram,
     /// Record timestamp to outputs acknowledged, in seconds.
     pub end_to_end: Histogram,
     /// Duration of the commits Weir makes itself.
@@ -109,6 +117,10 @@ impl PipelineMetrics {
         let own = labels(&[("pipeline", group)]);
         Self {
             batch_records: families.batch_records.get_or_create_owned(&own),
+            calls_in_flight: families.calls_in_flight.get_or_create_owned(&own),
+            keys_in_flight: families.keys_in_flight.get_or_create_owned(&own),
+            unfinished_offsets: families.unfinished_offsets.get_or_create_owned(&own),
+            key_wait: families.key_wait.get_or_create_owned(&own),
             end_to_end: families.end_to_end.get_or_create_owned(&own),
             commit_duration: families.commit_duration.get_or_create_owned(&own),
             partitions_assigned: families.assigned_total.get_or_create_owned(&own),
