@@ -152,9 +152,12 @@ async fn a_kill_in_key_mode_loses_nothing_and_keeps_key_order() {
     assert!(status.success(), "exit {status}; log:\n{log}");
     let outputs = read_outputs(&output, inputs.len());
     assert!(outputs.len() >= inputs.len());
+    // What a crash redelivers: the unfinished window (max_uncommitted = 100)
+    // plus what finished since the last commit (100 ms at ≈ 2,000 records/s).
+    let redelivered = outputs.len() - inputs.len();
     assert!(
-        outputs.len() - inputs.len() <= 10_000,
-        "redelivered at most the window of unfinished offsets (max_uncommitted)"
+        redelivered <= 500,
+        "{redelivered} redelivered; the window is 100 unfinished records"
     );
     assert_in_key_order(&outputs, &inputs);
 }

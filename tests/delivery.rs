@@ -122,8 +122,9 @@ async fn kill_9_at_random_moments_loses_nothing_and_duplicates_stay_bounded() {
 }
 
 /// Start one process, add a second mid-stream, kill the first mid-stream: every
-/// record has an output and every partition is committed to its end.
-async fn scale_out_and_fail_over(strategy: &str) {
+/// record has an output and every partition is committed to its end, in
+/// `ordering` mode (revocations drain several calls per partition under `key`).
+async fn scale_out_and_fail_over(strategy: &str, ordering: &str) {
     let _serial = serial().await;
     require_broker();
     let (input, output, group) = topics(&format!("rebal-{}", strategy.replace('-', ""))).await;
@@ -132,7 +133,7 @@ async fn scale_out_and_fail_over(strategy: &str) {
     let count = env_or("WEIR_SOAK_RECORDS", 80_000);
     let ends = produce(&input, &numbered(count, 20)).await;
     let strategy_arg = format!("partition.assignment.strategy={strategy}");
-    let extra = ["-X", strategy_arg.as_str()];
+    let extra = ["-X", strategy_arg.as_str(), "--ordering", ordering];
     let mut reader = TopicReader::new(&output);
 
     let first = Weir::start(&slow_args(&group, &input, &output, 500, &extra));
@@ -173,12 +174,12 @@ async fn scale_out_and_fail_over(strategy: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rebalance_eager_range_loses_nothing() {
-    scale_out_and_fail_over("range").await;
+    scale_out_and_fail_over("range", "partition").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rebalance_cooperative_sticky_loses_nothing() {
-    scale_out_and_fail_over("cooperative-sticky").await;
+async fn rebalance_cooperative_sticky_in_key_mode_loses_nothing() {
+    scale_out_and_fail_over("cooperative-sticky", "key").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
