@@ -15,6 +15,7 @@ use crate::telemetry::PluginMetrics;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -26,6 +27,9 @@ pub struct ProcessedBatch {
     /// One outcome per record, or the call's failure.
     pub outcomes: Result<Vec<Outcome>, PluginError>,
 }
+
+/// Extra tries at making an instance before the pool gives up.
+const NEW_INSTANCE_RETRIES: u32 = 2;
 
 /// Instances of one plugin, ready to process batches.
 pub struct PluginPool {
@@ -208,17 +212,33 @@ impl PluginPool {
         joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
+    /// A fresh instance, initialised. Making one can fail for a moment for
+    /// reasons outside the plugin (the kernel refusing to seal the memory
+    /// image's memfd with EBUSY was seen once in CI), so a failure is tried
+    /// again twice, 50 and 100 ms later, before the pool gives up.
     async fn new_instance(&self) -> Result<PluginInstance, PluginError> {
-        PluginInstance::new(
-            self.engine.engine(),
-            &self.pre,
-            self.name.clone(),
-            &self.config,
-            self.limits,
-            &self.metrics,
-            &self.outbound,
-        )
-        .await
+        let mut attempt = 0;
+        loop {
+            let made = PluginInstance::new(
+                self.engine.engine(),
+                &self.pre,
+                self.name.clone(),
+                &self.config,
+                self.limits,
+                &self.metrics,
+                &self.outbound,
+            )
+            .await;
+            match made {
+                Err(error) if attempt < NEW_INSTANCE_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(plugin = %self.name, %error, attempt,
+                        "making a plugin instance failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(50 << (attempt - 1))).await;
+                }
+                made => return made,
+            }
+        }
     }
 
     fn idle_instances(&self) -> std::sync::MutexGuard<'_, Vec<PluginInstance>> {
