@@ -35,46 +35,6 @@ fn enrich_args(
     pipeline_args(group, input, output, &example_plugin("enrich"), &all)
 }
 
-/// The outputs and dead letters of `weir`'s run over `input` (`topics` is the
-/// input and output topic), at least `counts` of each, once it has committed
-/// up to `ends`.
-fn outputs_and_letters(
-    weir: &Weir,
-    group: &str,
-    (input, output): (&str, &str),
-    ends: &BTreeMap<i32, i64>,
-    counts: (usize, usize),
-) -> (Vec<TestRecord>, Vec<TestRecord>) {
-    let outputs = read_all(
-        output,
-        counts.0,
-        Duration::from_secs(60),
-        Duration::from_secs(1),
-    );
-    wait_for_committed(group, input, ends.values().sum(), weir);
-    // Read the dead-letter topic once Weir has created it (at start-up).
-    let letters = read_all(
-        &format!("{input}.dlq"),
-        counts.1,
-        Duration::from_secs(30),
-        Duration::from_secs(1),
-    );
-    (outputs, letters)
-}
-
-fn text(bytes: &Option<Vec<u8>>) -> String {
-    String::from_utf8_lossy(bytes.as_deref().unwrap_or_default()).into_owned()
-}
-
-fn header(record: &TestRecord, name: &str) -> String {
-    let value = record
-        .headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .unwrap_or_else(|| panic!("header {name} missing on {record:?}"));
-    String::from_utf8_lossy(&value.1).into_owned()
-}
-
 /// Granted: each record's key is looked up and the answer appended; a service
 /// answering 503 twice is retried to success; a redirect to a host that is not
 /// granted is refused at that hop (the plugin follows redirects, the host
@@ -106,7 +66,7 @@ async fn granted_lookups_enrich_records_retry_503s_and_refuse_redirects_elsewher
 
     let got: BTreeMap<String, String> = outputs
         .iter()
-        .map(|r| (text(&r.key), text(&r.value)))
+        .map(|r| (r.key_text(), r.value_text()))
         .collect();
     assert_eq!(got.len(), 21, "{got:?}\n{log}");
     for i in 0..20 {
@@ -116,9 +76,12 @@ async fn granted_lookups_enrich_records_retry_503s_and_refuse_redirects_elsewher
     assert_eq!(service.requests("/flaky/f1"), 3);
 
     assert_eq!(letters.len(), 1, "{log}");
-    assert_eq!(text(&letters[0].key), "redirect/r1");
+    assert_eq!(letters[0].key_text(), "redirect/r1");
     assert!(
-        header(&letters[0], "weir.error.message").contains("denied"),
+        letters[0]
+            .header_text("weir.error.message")
+            .unwrap()
+            .contains("denied"),
         "{:?}",
         letters[0]
     );
@@ -198,7 +161,7 @@ async fn the_rust_python_and_javascript_enrich_plugins_match_record_for_record()
         );
         let got: BTreeMap<String, String> = outputs
             .iter()
-            .map(|r| (text(&r.key), text(&r.value)))
+            .map(|r| (r.key_text(), r.value_text()))
             .collect();
         assert_eq!(got.len(), records.len(), "{}: {got:?}", plugin.display());
         results.push(got);
@@ -248,8 +211,11 @@ async fn without_a_grant_no_request_is_sent_and_every_record_is_dead_lettered() 
     assert!(status.success(), "exit {status}; log:\n{log}");
     assert_eq!(letters.len(), records.len(), "{log}");
     for letter in &letters {
-        assert_eq!(header(letter, "weir.error.kind"), "error");
-        assert!(header(letter, "weir.error.message").contains("allowed_outbound_hosts"));
+        assert_eq!(letter.header_text("weir.error.kind").unwrap(), "error");
+        assert!(letter
+            .header_text("weir.error.message")
+            .unwrap()
+            .contains("allowed_outbound_hosts"));
     }
     assert_eq!(service.total(), 0, "nothing was sent");
 }
@@ -286,9 +252,12 @@ async fn a_service_that_never_answers_is_cut_off_at_the_plugin_deadline() {
         stopping.elapsed()
     );
     assert_eq!(outputs.len(), 1, "{log}");
-    assert_eq!(text(&outputs[0].value), "v1|found-k1");
+    assert_eq!(outputs[0].value_text(), "v1|found-k1");
     assert_eq!(letters.len(), 1, "{log}");
-    assert_eq!(text(&letters[0].key), "hang/h1");
-    assert_eq!(header(&letters[0], "weir.error.kind"), "timeout");
+    assert_eq!(letters[0].key_text(), "hang/h1");
+    assert_eq!(
+        letters[0].header_text("weir.error.kind").unwrap(),
+        "timeout"
+    );
     assert!(service.requests("/hang/h1") >= 1);
 }

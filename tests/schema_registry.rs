@@ -21,16 +21,18 @@ fn orders() -> Vec<Value> {
         .collect()
 }
 
-fn text(bytes: &Option<Vec<u8>>) -> String {
-    String::from_utf8_lossy(bytes.as_deref().unwrap_or_default()).into_owned()
+/// One record per value, keyed `order/<index>` from `first`.
+fn keyed_orders_from(values: &[Vec<u8>], first: usize) -> Vec<TestRecord> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| TestRecord::new(&format!("order/{}", first + i), v, &[]))
+        .collect()
 }
 
-fn header(record: &TestRecord, name: &str) -> Option<String> {
-    record
-        .headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+/// One record per value, keyed `order/<index>`.
+fn keyed_orders(values: &[Vec<u8>]) -> Vec<TestRecord> {
+    keyed_orders_from(values, 0)
 }
 
 /// The schema id of a framed value.
@@ -74,11 +76,7 @@ async fn avro_records_round_trip_through_a_plugin_with_confluents_own_serializer
         ("poison/unknown-id", unknown_id),
         ("poison/truncated", values[0][..12].to_vec()),
     ];
-    let mut records: Vec<TestRecord> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| TestRecord::new(&format!("order/{i}"), v, &[]))
-        .collect();
+    let mut records = keyed_orders(&values);
     records.extend(poison.iter().map(|(k, v)| TestRecord::new(k, v, &[])));
     let ends = produce(&input, &records).await;
     let weir = Weir::start(&pipeline_args(
@@ -103,18 +101,12 @@ async fn avro_records_round_trip_through_a_plugin_with_confluents_own_serializer
         .filter(|(_, o)| o["paid"] == Value::Bool(true))
         .map(|(i, o)| (format!("order/{i}"), o))
         .collect();
-    let outputs = read_all(
-        &output,
-        kept.len(),
-        Duration::from_secs(60),
-        Duration::from_secs(1),
-    );
-    wait_for_committed(&group, &input, ends.values().sum(), &weir);
-    let letters = read_all(
-        &format!("{input}.dlq"),
-        poison.len(),
-        Duration::from_secs(30),
-        Duration::from_secs(1),
+    let (outputs, letters) = outputs_and_letters(
+        &weir,
+        &group,
+        (&input, &output),
+        &ends,
+        (kept.len(), poison.len()),
     );
     let metrics = scrape(&weir.admin_addr());
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
@@ -124,7 +116,7 @@ async fn avro_records_round_trip_through_a_plugin_with_confluents_own_serializer
     let output_values: Vec<Vec<u8>> = outputs.iter().map(|r| r.value.clone().unwrap()).collect();
     let read_back = registry.deserialize(&SchemaFormat::Avro, &output, &output_values);
     for (record, document) in outputs.iter().zip(&read_back) {
-        let key = text(&record.key);
+        let key = record.key_text();
         assert_eq!(document, kept[&key], "{key}: read back by AvroDeserializer");
         assert!(
             record
@@ -137,12 +129,15 @@ async fn avro_records_round_trip_through_a_plugin_with_confluents_own_serializer
     }
 
     let letters: BTreeMap<String, &TestRecord> =
-        letters.iter().map(|r| (text(&r.key), r)).collect();
+        letters.iter().map(|r| (r.key_text(), r)).collect();
     assert_eq!(letters.len(), poison.len(), "{letters:?}\n{log}");
     for ((key, original), says) in poison.iter().zip(["magic byte", "9999", "ends early"]) {
         let letter = letters[*key];
-        assert_eq!(header(letter, "weir.error.kind").as_deref(), Some("schema"));
-        let message = header(letter, "weir.error.message").unwrap();
+        assert_eq!(
+            letter.header_text("weir.error.kind").as_deref(),
+            Some("schema")
+        );
+        let message = letter.header_text("weir.error.message").unwrap();
         assert!(message.contains(says), "{key}: {message}");
         assert_eq!(
             letter.value.as_deref(),
@@ -174,11 +169,7 @@ async fn json_schema_outputs_are_registered_validated_and_read_back() {
     // Framed with the registered schema's id, but not fitting it.
     let mut misfit = values[0][..5].to_vec();
     misfit.extend_from_slice(br#"{"id": "not a number"}"#);
-    let mut records: Vec<TestRecord> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| TestRecord::new(&format!("order/{i}"), v, &[]))
-        .collect();
+    let mut records = keyed_orders(&values);
     records.push(TestRecord::new("misfit", &misfit, &[]));
     let ends = produce(&input, &records).await;
     let dir = workspace_root().join("target").join("test-scratch");
@@ -202,19 +193,8 @@ async fn json_schema_outputs_are_registered_validated_and_read_back() {
         &example_plugin("noop"),
         &["--config", &config],
     ));
-    let outputs = read_all(
-        &output,
-        orders.len(),
-        Duration::from_secs(60),
-        Duration::from_secs(1),
-    );
-    wait_for_committed(&group, &input, ends.values().sum(), &weir);
-    let letters = read_all(
-        &format!("{input}.dlq"),
-        1,
-        Duration::from_secs(30),
-        Duration::from_secs(1),
-    );
+    let (outputs, letters) =
+        outputs_and_letters(&weir, &group, (&input, &output), &ends, (orders.len(), 1));
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");
 
@@ -222,7 +202,7 @@ async fn json_schema_outputs_are_registered_validated_and_read_back() {
     let output_values: Vec<Vec<u8>> = outputs.iter().map(|r| r.value.clone().unwrap()).collect();
     let read_back = registry.deserialize(&SchemaFormat::Json, &output, &output_values);
     for (record, document) in outputs.iter().zip(&read_back) {
-        let index: usize = text(&record.key)["order/".len()..].parse().unwrap();
+        let index: usize = record.key_text()["order/".len()..].parse().unwrap();
         assert_eq!(document, &orders[index], "read back by JSONDeserializer");
     }
     assert_ne!(
@@ -232,10 +212,10 @@ async fn json_schema_outputs_are_registered_validated_and_read_back() {
     );
     assert_eq!(letters.len(), 1, "{log}");
     assert_eq!(
-        header(&letters[0], "weir.error.kind").as_deref(),
+        letters[0].header_text("weir.error.kind").as_deref(),
         Some("schema")
     );
-    let message = header(&letters[0], "weir.error.message").unwrap();
+    let message = letters[0].header_text("weir.error.message").unwrap();
     assert!(message.contains("does not fit its schema"), "{message}");
 }
 
@@ -277,14 +257,7 @@ async fn records_wait_out_a_registry_outage_and_none_is_failed() {
         .collect();
     let second = registry.serialize(&SchemaFormat::Avro, &input, &v2_file, &later);
     assert_ne!(schema_id(&first[0]), schema_id(&second[0]));
-    let numbered = |values: &[Vec<u8>], from: usize| -> Vec<TestRecord> {
-        values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| TestRecord::new(&format!("order/{}", from + i), v, &[]))
-            .collect()
-    };
-    let mut ends = produce(&input, &numbered(&first, 0)).await;
+    let mut ends = produce(&input, &keyed_orders(&first)).await;
     let weir = Weir::start(&pipeline_args(
         &group,
         &input,
@@ -295,7 +268,7 @@ async fn records_wait_out_a_registry_outage_and_none_is_failed() {
     let mut reader = TopicReader::new(&output);
     reader.read_until(6, Duration::from_secs(60));
     registry.down();
-    for (partition, end) in produce(&input, &numbered(&second, 6)).await {
+    for (partition, end) in produce(&input, &keyed_orders_from(&second, 6)).await {
         ends.insert(partition, end);
     }
     reader.read_for(Duration::from_secs(3));
@@ -333,7 +306,7 @@ async fn records_wait_out_a_registry_outage_and_none_is_failed() {
     let outputs = reader.records();
     assert_eq!(outputs.len(), 12, "{log}");
     for record in outputs {
-        let index: usize = text(&record.key)["order/".len()..].parse().unwrap();
+        let index: usize = record.key_text()["order/".len()..].parse().unwrap();
         let (expected, id) = if index < 6 {
             (&orders[index], schema_id(&first[0]))
         } else {
@@ -341,9 +314,9 @@ async fn records_wait_out_a_registry_outage_and_none_is_failed() {
         };
         let document: Value = serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
         assert_eq!(&document, expected, "order {index} decoded to JSON");
-        assert_eq!(header(record, "weir.schema.id"), Some(id.to_string()));
+        assert_eq!(record.header_text("weir.schema.id"), Some(id.to_string()));
         assert_eq!(
-            header(record, "weir.schema.subject"),
+            record.header_text("weir.schema.subject"),
             Some(format!("{input}-value"))
         );
     }
@@ -370,11 +343,7 @@ async fn protobuf_records_with_nested_messages_and_an_import_round_trip() {
     };
     let values = registry.serialize(&format, &input, &proto, &orders);
     registry.serialize(&format, &output, &proto, &orders[..1]);
-    let records: Vec<TestRecord> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| TestRecord::new(&format!("order/{i}"), v, &[]))
-        .collect();
+    let records = keyed_orders(&values);
     let ends = produce(&input, &records).await;
     let weir = Weir::start(&pipeline_args(
         &group,
@@ -401,7 +370,7 @@ async fn protobuf_records_with_nested_messages_and_an_import_round_trip() {
     let output_values: Vec<Vec<u8>> = outputs.iter().map(|r| r.value.clone().unwrap()).collect();
     let read_back = registry.deserialize(&format, &output, &output_values);
     for (record, document) in outputs.iter().zip(&read_back) {
-        let index: usize = text(&record.key)["order/".len()..].parse().unwrap();
+        let index: usize = record.key_text()["order/".len()..].parse().unwrap();
         assert_eq!(
             document, &orders[index],
             "order {index} read back by ProtobufDeserializer"

@@ -22,8 +22,8 @@ pub use http_service::LookupService;
 pub use plugins::{c_plugin, example_plugin, js_plugin, python_plugin, workspace_root};
 pub use process::{pipeline_args, run_to_exit, slow_args, weir_base_args, weir_bin, Weir};
 pub use records::{
-    all_partitions, committed_offsets, committed_total, env_or, numbered, output_counts, produce,
-    produce_with_raw_header_key, read_all, wait_for_commits, wait_for_committed, TestRecord,
-    TopicReader,
+    all_partitions, committed_offsets, committed_total, env_or, numbered, output_counts,
+    outputs_and_letters, produce, produce_with_raw_header_key, read_all, wait_for_commits,
+    wait_for_committed, TestRecord, TopicReader,
 };
 pub use schema_registry::{schema_fixture, SchemaFormat, SchemaRegistry};

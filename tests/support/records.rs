@@ -29,6 +29,24 @@ pub struct TestRecord {
 }
 
 impl TestRecord {
+    /// Its key as text (lossy; empty if none).
+    pub fn key_text(&self) -> String {
+        String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
+    }
+
+    /// Its value as text (lossy; empty if none).
+    pub fn value_text(&self) -> String {
+        String::from_utf8_lossy(self.value.as_deref().unwrap_or_default()).into_owned()
+    }
+
+    /// The first header `name`, as text.
+    pub fn header_text(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
     /// A record to produce.
     pub fn new(key: &str, value: &[u8], headers: &[(&str, &str)]) -> Self {
         Self {
@@ -313,6 +331,33 @@ pub fn committed_total(group: &str, input: &str) -> i64 {
         .values()
         .map(|o| (*o).max(0))
         .sum()
+}
+
+/// The outputs and dead letters of `weir`'s run over `input` (`topics` is the
+/// input and output topic), at least `counts` of each, once it has committed
+/// up to `ends`.
+pub fn outputs_and_letters(
+    weir: &Weir,
+    group: &str,
+    (input, output): (&str, &str),
+    ends: &BTreeMap<i32, i64>,
+    counts: (usize, usize),
+) -> (Vec<TestRecord>, Vec<TestRecord>) {
+    let outputs = read_all(
+        output,
+        counts.0,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    wait_for_committed(group, input, ends.values().sum(), weir);
+    // Read the dead-letter topic once Weir has created it (at start-up).
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        counts.1,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    (outputs, letters)
 }
 
 /// Wait until `group` committed at least `records` of `input` while `weir` runs.
