@@ -2,12 +2,14 @@
 //! partition, a plugin that waits 2 ms per record, 8 instances. Under
 //! `ordering = "key"` calls run side by side (the pipeline's calls in flight
 //! are seen above 1), every key's outputs arrive in input order, and the
-//! committed offset reaches the end; a kill -9 mid-stream loses nothing.
+//! committed offset reaches the end; a kill -9 mid-stream loses nothing; a
+//! record waiting for a retry holds back its own key, not the others.
 //! Throughput against `ordering = "partition"` is measured by the bench
 //! (BENCHMARKS.md), not asserted here.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use weir_host::telemetry::names;
 use weir_test_support::*;
 
 /// Records of `keys` keys, round-robin, value `KEY:SEQ`.
@@ -44,9 +46,17 @@ fn waiting_args(
     pipeline_args(group, input, output, &example_plugin("slow"), &all)
 }
 
+/// The values `inputs` become through the `slow` plugin (upper-cased).
+fn upper_cased(inputs: &[TestRecord]) -> Vec<Vec<u8>> {
+    inputs
+        .iter()
+        .map(|r| r.value.clone().unwrap().to_ascii_uppercase())
+        .collect()
+}
+
 /// Assert that every key's values arrive in increasing order and that each
-/// input's value appears (upper-cased by the plugin) at least once.
-fn assert_in_key_order(outputs: &[TestRecord], inputs: &[TestRecord]) {
+/// `expected` value appears at least once.
+fn assert_in_key_order(outputs: &[TestRecord], expected: &[Vec<u8>]) {
     let mut last: BTreeMap<String, String> = BTreeMap::new();
     for record in outputs {
         let value = String::from_utf8(record.value.clone().unwrap()).unwrap();
@@ -62,12 +72,11 @@ fn assert_in_key_order(outputs: &[TestRecord], inputs: &[TestRecord]) {
     }
     let seen: std::collections::BTreeSet<Vec<u8>> =
         outputs.iter().map(|r| r.value.clone().unwrap()).collect();
-    for input in inputs {
-        let upper = input.value.clone().unwrap().to_ascii_uppercase();
+    for value in expected {
         assert!(
-            seen.contains(&upper),
+            seen.contains(value),
             "lost {:?}",
-            String::from_utf8_lossy(&upper)
+            String::from_utf8_lossy(value)
         );
     }
 }
@@ -101,7 +110,7 @@ async fn key_ordering_runs_keys_side_by_side_and_keeps_each_key_in_order() {
         assert!(Instant::now() < deadline, "not done in 2 minutes");
         let calls: f64 = scrape(&weir.admin_addr())
             .iter()
-            .filter(|s| s.name == weir_host::telemetry::names::PLUGIN_CALLS_IN_FLIGHT)
+            .filter(|s| s.name == names::PLUGIN_CALLS_IN_FLIGHT)
             .map(|s| s.value)
             .sum();
         peak_calls = peak_calls.max(calls);
@@ -115,7 +124,7 @@ async fn key_ordering_runs_keys_side_by_side_and_keeps_each_key_in_order() {
     );
     let outputs = read_outputs(&output, inputs.len());
     assert_eq!(outputs.len(), inputs.len(), "exactly once without a crash");
-    assert_in_key_order(&outputs, &inputs);
+    assert_in_key_order(&outputs, &upper_cased(&inputs));
 }
 
 #[tokio::test]
@@ -159,5 +168,79 @@ async fn a_kill_in_key_mode_loses_nothing_and_keeps_key_order() {
         redelivered <= 500,
         "{redelivered} redelivered; the window is 100 unfinished records"
     );
-    assert_in_key_order(&outputs, &inputs);
+    assert_in_key_order(&outputs, &upper_cased(&inputs));
+}
+
+#[tokio::test]
+async fn a_record_waiting_for_a_retry_holds_back_only_its_own_key() {
+    let _serial = serial().await;
+    let (input, output, group) = (
+        unique("conc-retry-in"),
+        unique("conc-retry-out"),
+        unique("conc-retry-g"),
+    );
+    create_topic(&input, 1).await;
+    create_topic(&output, PARTITIONS).await;
+    // The first record always asks for a retry (10 s apart, 3 attempts in
+    // all, then a dead letter); the others are 300 records of 30 keys, some
+    // sharing its first call. The plugin echoes them.
+    let mut inputs = vec![TestRecord::new("stuck", b"retry99#stuck", &[])];
+    inputs.extend(keyed(300, 30));
+    let ends = produce(&input, &inputs).await;
+    let args = pipeline_args(
+        &group,
+        &input,
+        &output,
+        &example_plugin("poison"),
+        &[
+            "--ordering",
+            "key",
+            "--instances",
+            "2",
+            "--max-attempts",
+            "3",
+            "--retry-backoff",
+            "10s",
+        ],
+    );
+    let weir = Weir::start(&args);
+    // Every other key is processed while the stuck record waits for its
+    // retries, and the partition's gauge shows its key alone held.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no progress in 2 minutes");
+        let samples = scrape(&weir.admin_addr());
+        let of = |name: &'static str| samples.iter().filter(move |s| s.name == name);
+        let processed: f64 = of(names::RECORDS_PROCESSED).map(|s| s.value).sum();
+        let held: Vec<(&str, f64)> = of(names::KEYS_IN_FLIGHT)
+            .map(|s| (s.labels["partition"].as_str(), s.value))
+            .collect();
+        let letters: f64 = of(names::RECORDS_DEAD_LETTERED).map(|s| s.value).sum();
+        assert_eq!(
+            letters, 0.0,
+            "the other keys waited for the stuck record's retries ({processed} processed, keys held {held:?})"
+        );
+        if processed == 300.0 && held == [("0", 1.0)] {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Then it runs out of attempts, and everything is committed.
+    wait_for_committed(&group, &input, ends.values().sum(), &weir);
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        1,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    assert_eq!(letters[0].value_text(), "retry99#stuck");
+    let outputs = read_outputs(&output, 300);
+    assert_eq!(outputs.len(), 300);
+    let echoed: Vec<Vec<u8>> = inputs[1..]
+        .iter()
+        .map(|r| r.value.clone().unwrap())
+        .collect();
+    assert_in_key_order(&outputs, &echoed);
 }

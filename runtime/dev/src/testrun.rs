@@ -23,9 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use weir_host::config::{ConfigError, PluginConfig, SchemaRegistryConfig};
-use weir_host::process::Backoff;
-use weir_host::process::ChainStage;
-use weir_host::process::{resolve, Resolution, ResolveSettings};
+use weir_host::process::{resolve_chain, Backoff, Chain, ChainStage, Resolution, ResolveSettings};
 use weir_host::record::{Header, Output, Record};
 use weir_host::schema::{Registry, SchemaStage};
 use weir_host::telemetry::PipelineMetrics;
@@ -109,7 +107,7 @@ pub async fn run_file(
             // A test run reports an unreachable registry instead of waiting.
             settings.wait_for_registry = false;
             let stage = SchemaStage::new(Arc::new(registry), settings, metrics);
-            Ok::<_, TestRunError>((stage, topic))
+            Ok::<_, TestRunError>((Arc::new(stage), topic))
         })
         .transpose()?;
     let loader = PluginLoader::new(plugin, PluginMetrics::detached())?;
@@ -138,14 +136,20 @@ pub async fn run_file(
     while !pending.is_empty() {
         let rest = pending.split_off(pending.len().min(BATCH));
         let batch = std::mem::replace(&mut pending, rest);
-        let chain = [ChainStage {
-            pool: &version.pool,
-            settings: &settings,
-        }];
-        let resolved = match &schema {
-            Some((stage, topic)) => stage.resolve(&chain, batch, topic, &stop).await?,
-            None => resolve(&version.pool, &settings, batch, &stop).await?,
+        let chain: Chain = Arc::new([ChainStage {
+            pool: Arc::clone(&version.pool),
+            settings,
+        }]);
+        let progress = match &schema {
+            Some((stage, topic)) => {
+                let topic: Arc<str> = Arc::from(*topic);
+                Arc::clone(stage)
+                    .resolve(chain, batch, topic, stop.clone())
+                    .await?
+            }
+            None => resolve_chain(chain, batch, stop.clone()).await?,
         };
+        let resolved = progress.finish().await?;
         for (record, resolution) in resolved {
             let line = lines.next().expect("one line per record");
             let mut result = json!({ "line": line, "offset": record.offset });

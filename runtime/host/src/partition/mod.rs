@@ -110,7 +110,7 @@ pub struct PipelineContext {
     /// registry; `None` passes bytes through.
     pub schema: Option<Arc<SchemaStage>>,
     /// The topic outputs without one of their own go to.
-    pub output_topic: String,
+    pub output_topic: Arc<str>,
     /// How each partition's records are scheduled into plugin calls.
     pub concurrency: Concurrency,
     /// Most unfinished offsets per partition before it stops taking records.

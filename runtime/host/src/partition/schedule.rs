@@ -40,6 +40,9 @@ pub struct Scheduler {
     waiting: VecDeque<Waiting>,
     /// Records in calls in flight, per key hash (`key` ordering).
     busy: HashMap<u64, usize>,
+    /// The key hash of each record in a call in flight, by offset (`key`
+    /// ordering).
+    in_calls: HashMap<i64, u64>,
     calls: usize,
 }
 
@@ -47,8 +50,6 @@ pub struct Scheduler {
 pub struct Batch {
     /// The records, in offset order.
     pub records: Vec<Record>,
-    /// Their key hashes, to release when the call is done.
-    pub keys: Vec<u64>,
     /// The longest a record of it waited for the call.
     pub waited: Duration,
 }
@@ -60,6 +61,7 @@ impl Scheduler {
             settings,
             waiting: VecDeque::new(),
             busy: HashMap::new(),
+            in_calls: HashMap::new(),
             calls: 0,
         }
     }
@@ -142,7 +144,6 @@ impl Scheduler {
             (0..target).collect()
         };
         let mut records = Vec::with_capacity(picked.len());
-        let mut keys = Vec::with_capacity(picked.len());
         let mut waited = Duration::ZERO;
         // Indexes ascend; remove from the back so the earlier ones stay valid.
         let mut taken: Vec<Waiting> = picked
@@ -153,34 +154,39 @@ impl Scheduler {
         taken.reverse();
         for w in taken {
             waited = waited.max(now.saturating_duration_since(w.arrived));
-            if self.settings.ordering == ProcessingOrder::Key {
+            if keyed {
                 *self.busy.entry(w.key).or_default() += 1;
+                self.in_calls.insert(w.record.offset, w.key);
             }
-            keys.push(w.key);
             records.push(w.record);
         }
         self.calls += 1;
-        Some(Batch {
-            records,
-            keys,
-            waited,
-        })
+        Some(Batch { records, waited })
     }
 
-    /// A call with `keys` finished: its keys are free again.
-    pub fn finished(&mut self, keys: &[u64]) {
-        self.calls -= 1;
-        if self.settings.ordering != ProcessingOrder::Key {
+    /// The record at `offset` is resolved: under `key`, its key is free again
+    /// once no other record of it is in a call.
+    pub fn settled(&mut self, offset: i64) {
+        let Some(key) = self.in_calls.remove(&offset) else {
             return;
-        }
-        for key in keys {
-            if let Some(count) = self.busy.get_mut(key) {
-                *count -= 1;
-                if *count == 0 {
-                    self.busy.remove(key);
-                }
+        };
+        if let Some(count) = self.busy.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                self.busy.remove(&key);
             }
         }
+    }
+
+    /// A call gave its slot back (its records may still be retrying).
+    pub fn call_ended(&mut self) {
+        self.calls -= 1;
+    }
+
+    /// Whether a call keeps its slot until its retries are done too: under
+    /// `partition` the next call must not overtake a record being retried.
+    pub fn retries_hold_the_slot(&self) -> bool {
+        self.settings.ordering == ProcessingOrder::Partition
     }
 
     /// How many waiting records a call may take now.
@@ -276,6 +282,37 @@ mod tests {
         batch.records.iter().map(|r| r.offset).collect()
     }
 
+    /// Every record of `batch` resolved, and its call over.
+    fn finish(s: &mut Scheduler, batch: &Batch) {
+        for offset in offsets(batch) {
+            s.settled(offset);
+        }
+        s.call_ended();
+    }
+
+    #[tokio::test]
+    async fn a_retrying_record_holds_only_its_own_key() {
+        let mut s = scheduler(ProcessingOrder::Key, 1, 10);
+        for (offset, key) in [(0, "a"), (1, "b"), (2, "c")] {
+            s.push(record(offset, key));
+        }
+        let now = Instant::now();
+        let first = s.next_batch(now, true).unwrap();
+        assert_eq!(offsets(&first), [0, 1, 2]);
+        // b and c are resolved; a waits for a retry, its call's slot is free.
+        s.settled(1);
+        s.settled(2);
+        s.call_ended();
+        for (offset, key) in [(3, "a"), (4, "b"), (5, "c")] {
+            s.push(record(offset, key));
+        }
+        let second = s.next_batch(now, true).unwrap();
+        assert_eq!(offsets(&second), [4, 5], "a's next record waits for a");
+        s.settled(0);
+        finish(&mut s, &second);
+        assert_eq!(offsets(&s.next_batch(now, true).unwrap()), [3]);
+    }
+
     #[tokio::test]
     async fn a_key_never_runs_in_two_calls_and_waits_behind_its_own_earlier_records() {
         let mut s = scheduler(ProcessingOrder::Key, 2, 10);
@@ -294,15 +331,15 @@ mod tests {
         assert!(s.next_batch(now, true).is_none(), "no free call slot");
         s.push(record(6, "a"));
         s.push(record(7, "e"));
-        s.finished(&second.keys);
+        finish(&mut s, &second);
         let third = s.next_batch(now, true).unwrap();
         assert_eq!(
             offsets(&third),
             [7],
             "a is still in a call: its record 6 waits"
         );
-        s.finished(&first.keys);
-        s.finished(&third.keys);
+        finish(&mut s, &first);
+        finish(&mut s, &third);
         assert_eq!(offsets(&s.next_batch(now, true).unwrap()), [6]);
     }
 
@@ -316,7 +353,7 @@ mod tests {
         let first = s.next_batch(now, false).unwrap();
         assert_eq!(offsets(&first), [0, 1], "a full batch goes at once");
         assert!(s.next_batch(now, true).is_none(), "one call at a time");
-        s.finished(&first.keys);
+        finish(&mut s, &first);
         assert!(
             s.next_batch(now, false).is_none(),
             "a partial batch lingers"

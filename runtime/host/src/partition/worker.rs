@@ -18,12 +18,16 @@ use crate::config::FailurePolicy;
 use crate::kafka::ProduceError;
 use crate::offsets::{OffsetError, OffsetTracker};
 use crate::panics::{self, Stage};
-use crate::process::{resolve_chain, ChainStage, FailureKind, RecordFailure, Resolution};
+use crate::process::{
+    resolve_chain, Chain, ChainStage, FailureKind, Progress, RecordFailure, Resolution,
+};
 use crate::record::{Header, Output, Record};
+use crate::telemetry::ConcurrencyGauges;
 use crate::wasm::{PluginError, PluginPool, TrapKind};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,19 +39,22 @@ use tokio_util::sync::CancellationToken;
 /// Resolves when every delivery of a segment is acknowledged.
 type SegmentAck = BoxFuture<'static, Result<Finished, AckError>>;
 
-/// A plugin call of this partition, running.
-type Call = BoxFuture<'static, CallDone>;
+/// A plugin call of this partition, or the retries of some of its records,
+/// running.
+type Call = BoxFuture<'static, CallStep>;
 
-/// What a plugin call came back with.
-struct CallDone {
-    /// The key hashes its records held.
-    keys: Vec<u64>,
+/// What a plugin call, or the retries of some of its records, came back with.
+struct CallStep {
+    /// Which call of the partition.
+    call: u64,
+    /// Whether this is the call itself (not retries of its records).
+    first: bool,
     /// The plugin versions it used.
     versions: Versions,
-    /// When it started.
+    /// When the call started.
     started: SystemTime,
-    /// One resolution per record, in the order given.
-    resolved: Result<Vec<(Record, Resolution)>, PluginError>,
+    /// The records resolved, and the retries still going on.
+    progress: Result<Progress, PluginError>,
 }
 
 /// Processes the records of one partition: in offset order under `ordering =
@@ -64,8 +71,12 @@ pub struct PartitionWorker {
     acks: FuturesUnordered<SegmentAck>,
     /// Records taken in and not yet in a plugin call.
     scheduler: Scheduler,
-    /// Plugin calls in flight.
+    /// Plugin calls, and retries of their records, in flight.
     calls: FuturesUnordered<Call>,
+    /// How many steps each call still has in flight.
+    steps_in_flight: HashMap<u64, usize>,
+    /// The id of the next call.
+    next_call: u64,
     /// Resolutions waiting for earlier records' before being handed over.
     reorder: Reorder,
     /// Set once a hand-over stopped short (a stop, or the `stop` policy):
@@ -74,11 +85,13 @@ pub struct PartitionWorker {
     /// Set while a dead letter is being retried: no new calls start, so the
     /// partition's buffer fills and the router pauses it.
     dead_letter_blocked: Arc<AtomicBool>,
-    /// What this worker last added to the pipeline's concurrency gauges.
+    /// This partition's concurrency gauges.
+    gauges: ConcurrencyGauges,
+    /// What this worker last set them to.
     reported: InFlightReport,
 }
 
-/// A worker's share of the pipeline's concurrency gauges.
+/// What a worker last reported of its concurrency.
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
 struct InFlightReport {
     calls: i64,
@@ -113,6 +126,7 @@ impl PartitionWorker {
     ) -> Self {
         let commits = context.committer.partition(&topic, partition);
         let scheduler = Scheduler::new(context.concurrency);
+        let gauges = context.metrics.partition_concurrency(&topic, partition);
         Self {
             topic,
             partition,
@@ -124,9 +138,12 @@ impl PartitionWorker {
             acks: FuturesUnordered::new(),
             scheduler,
             calls: FuturesUnordered::new(),
+            steps_in_flight: HashMap::new(),
+            next_call: 0,
             reorder: Reorder::default(),
             handing_over_ended: false,
             dead_letter_blocked: Arc::new(AtomicBool::new(false)),
+            gauges,
             reported: InFlightReport::default(),
         }
     }
@@ -222,58 +239,95 @@ impl PartitionWorker {
             // Every record of this call is processed by these versions.
             let versions: Versions =
                 Arc::new(context.stages.iter().map(|s| s.slot.current()).collect());
-            let stop = stop.clone();
-            let keys = batch.keys;
-            let records = batch.records;
-            let call = async move {
-                let started = SystemTime::now();
-                let chain: Vec<ChainStage<'_>> = context
-                    .stages
-                    .iter()
-                    .zip(versions.iter())
-                    .map(|(stage, pool)| ChainStage {
-                        pool,
-                        settings: &stage.resolve,
-                    })
-                    .collect();
-                let resolved = match &context.schema {
+            let chain: Chain = context
+                .stages
+                .iter()
+                .zip(versions.iter())
+                .map(|(stage, pool)| ChainStage {
+                    pool: Arc::clone(pool),
+                    settings: stage.resolve,
+                })
+                .collect();
+            let (stop, records) = (stop.clone(), batch.records);
+            let call = self.next_call;
+            self.next_call += 1;
+            self.steps_in_flight.insert(call, 1);
+            let started = SystemTime::now();
+            let step = async move {
+                let progress = match &context.schema {
                     Some(schema) => {
-                        schema
-                            .resolve(&chain, records, &context.output_topic, &stop)
+                        let topic = Arc::clone(&context.output_topic);
+                        Arc::clone(schema)
+                            .resolve(chain, records, topic, stop)
                             .await
                     }
-                    None => resolve_chain(&chain, records, &stop).await,
+                    None => resolve_chain(chain, records, stop).await,
                 };
-                drop(chain);
-                CallDone {
-                    keys,
+                CallStep {
+                    call,
+                    first: true,
                     versions,
                     started,
-                    resolved,
+                    progress,
                 }
             };
-            self.calls.push(call.boxed());
+            self.calls.push(step.boxed());
         }
     }
 
-    /// A call came back: queue its resolutions and hand over what is due.
+    /// A call (or retries of its records) came back: queue what it resolved,
+    /// start what it still retries, and hand over what is due.
     async fn on_call(
         &mut self,
-        done: CallDone,
+        step: CallStep,
         stop: &CancellationToken,
     ) -> Result<(), PipelineError> {
-        self.scheduler.finished(&done.keys);
-        let resolved = done.resolved.map_err(|source| PipelineError::Plugin {
+        let progress = step.progress.map_err(|source| PipelineError::Plugin {
             topic: self.topic.clone(),
             partition: self.partition,
             source,
         })?;
-        for (record, resolution) in resolved {
+        let in_flight = self
+            .steps_in_flight
+            .get_mut(&step.call)
+            .expect("a step of a known call");
+        *in_flight = *in_flight - 1 + progress.later.len();
+        let call_over = *in_flight == 0;
+        if call_over {
+            self.steps_in_flight.remove(&step.call);
+        }
+        // A call's slot is free once its batch is resolved, or, under
+        // `partition`, once its retries are done too.
+        let slot_free = if self.scheduler.retries_hold_the_slot() {
+            call_over
+        } else {
+            step.first
+        };
+        if slot_free {
+            self.scheduler.call_ended();
+        }
+        for later in progress.later {
+            let (call, versions, started) = (step.call, Arc::clone(&step.versions), step.started);
+            self.calls.push(
+                async move {
+                    CallStep {
+                        call,
+                        first: false,
+                        versions,
+                        started,
+                        progress: later.await,
+                    }
+                }
+                .boxed(),
+            );
+        }
+        for settled in progress.settled {
+            self.scheduler.settled(settled.record.offset);
             self.reorder.insert(Resolved {
-                record,
-                resolution,
-                versions: Arc::clone(&done.versions),
-                started: done.started,
+                record: settled.record,
+                resolution: settled.resolution,
+                versions: Arc::clone(&step.versions),
+                started: step.started,
             });
         }
         loop {
@@ -337,19 +391,14 @@ impl PartitionWorker {
         }
     }
 
-    /// Add this worker's change to the pipeline's concurrency gauges.
+    /// Set this partition's concurrency gauges.
     fn report(&mut self, now: InFlightReport) {
         if now == self.reported {
             return;
         }
-        let metrics = &self.context.metrics;
-        metrics
-            .calls_in_flight
-            .inc_by(now.calls - self.reported.calls);
-        metrics.keys_in_flight.inc_by(now.keys - self.reported.keys);
-        metrics
-            .unfinished_offsets
-            .inc_by(now.unfinished - self.reported.unfinished);
+        self.gauges.calls.set(now.calls);
+        self.gauges.keys.set(now.keys);
+        self.gauges.unfinished.set(now.unfinished);
         self.reported = now;
     }
 

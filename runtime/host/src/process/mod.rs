@@ -6,4 +6,6 @@ pub mod failure;
 mod resolve;
 
 pub use failure::{Backoff, FailureKind, PluginIdentity, RecordFailure};
-pub use resolve::{resolve, resolve_chain, ChainStage, Resolution, ResolveSettings};
+pub use resolve::{
+    resolve_chain, Chain, ChainStage, Later, Progress, Resolution, ResolveSettings, Settled,
+};

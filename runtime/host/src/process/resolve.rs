@@ -2,12 +2,14 @@
 //! the plugin; if the call fails (a trap, a deadline, the memory cap), call the
 //! plugin again with each record alone so that only the offending record fails
 //! and the good ones still go through; retry records whose error the plugin
-//! marks retryable, with exponential backoff, up to the attempt limit; hold each
-//! record's outputs to the per-record output limits.
+//! marks retryable, with exponential backoff, up to the attempt limit, each
+//! apart from the rest of its call (so a record waiting to be retried holds
+//! back no other); hold each record's outputs to the per-record output limits.
 
 use crate::process::{Backoff, FailureKind, RecordFailure};
 use crate::record::{Outcome, Output, Record};
 use crate::wasm::{OutputLimits, PluginError, PluginPool, TrapKind};
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -65,30 +67,243 @@ enum State {
     },
 }
 
-/// Resolve every record of `records` (one partition, in offset order). The result
-/// keeps the order. Once `stop` is cancelled, records not yet resolved are left
-/// unfinished. Fails only if the plugin cannot make a fresh instance, which is no
-/// record's fault.
-pub async fn resolve(
-    pool: &Arc<PluginPool>,
-    settings: &ResolveSettings,
+/// One record of a call, resolved.
+#[derive(Debug)]
+pub struct Settled {
+    /// Its place in the records the call was given.
+    pub index: usize,
+    /// The record (as the call was given it).
+    pub record: Record,
+    /// What became of it.
+    pub resolution: Resolution,
+}
+
+/// Work still going on for records of a call that wait for a retry: it
+/// resolves to more progress.
+pub type Later = BoxFuture<'static, Result<Progress, PluginError>>;
+
+/// Where a call's records stand: those resolved, and those still retrying.
+/// A record waiting for a retry does not hold back the others.
+#[derive(Default)]
+pub struct Progress {
+    /// Records resolved.
+    pub settled: Vec<Settled>,
+    /// The records still retrying, each group with its own future.
+    pub later: Vec<Later>,
+}
+
+impl Progress {
+    /// Wait for every record still retrying; the resolutions in the order the
+    /// records were given.
+    pub async fn finish(self) -> Result<Vec<(Record, Resolution)>, PluginError> {
+        let mut settled = self.settled;
+        let mut later = self.later;
+        while let Some(work) = later.pop() {
+            let more = work.await?;
+            settled.extend(more.settled);
+            later.extend(more.later);
+        }
+        settled.sort_by_key(|s| s.index);
+        Ok(settled
+            .into_iter()
+            .map(|s| (s.record, s.resolution))
+            .collect())
+    }
+}
+
+/// One plugin of a chain, at the version a call uses.
+#[derive(Clone)]
+pub struct ChainStage {
+    /// The plugin's instances.
+    pub pool: Arc<PluginPool>,
+    /// Its retry settings and output limits.
+    pub settings: ResolveSettings,
+}
+
+/// The plugins a call goes through, first to last.
+pub type Chain = Arc<[ChainStage]>;
+
+/// Resolve `records` (one partition, in offset order) through a chain of
+/// plugins: each record's outputs from one plugin are resolved by the next as
+/// records of their own (with the original's topic, partition, offset and
+/// timestamp); the record's resolution is the last plugin's outputs, or the
+/// first failure (or stop) any of its outputs met. Records the plugin calls
+/// retryable are retried with backoff in [`Progress::later`], each apart from
+/// the rest. Once `stop` is cancelled, records not yet resolved are left
+/// unfinished. Fails only if a plugin cannot make a fresh instance, which is
+/// no record's fault.
+pub async fn resolve_chain(
+    chain: Chain,
+    records: Vec<Record>,
+    stop: CancellationToken,
+) -> Result<Progress, PluginError> {
+    let first = &chain[0];
+    let pending = first_pass(first, records, &stop).await?;
+    let mut settled = Vec::with_capacity(pending.len());
+    let mut later: Vec<Later> = Vec::new();
+    for (index, item) in pending.into_iter().enumerate() {
+        match item.state {
+            State::Resolved(resolution) => {
+                count_processed(&first.pool, &resolution);
+                settled.push(Settled {
+                    index,
+                    record: item.record,
+                    resolution,
+                });
+            }
+            State::Retry { .. } => {
+                let (chain, stop) = (Arc::clone(&chain), stop.clone());
+                later.push(Box::pin(async move {
+                    let first = &chain[0];
+                    let (record, resolution) = retry(first, item, &stop).await?;
+                    count_processed(&first.pool, &resolution);
+                    let owner = Settled {
+                        index,
+                        record,
+                        resolution,
+                    };
+                    continue_chain(chain, 1, vec![owner], stop).await
+                }));
+            }
+        }
+    }
+    let mut progress = continue_chain(chain, 1, settled, stop).await?;
+    progress.later.extend(later);
+    Ok(progress)
+}
+
+/// Pass the outputs of `owners` (resolved up to plugin `at - 1`) through the
+/// chain from plugin `at` on.
+fn continue_chain(
+    chain: Chain,
+    at: usize,
+    mut owners: Vec<Settled>,
+    stop: CancellationToken,
+) -> BoxFuture<'static, Result<Progress, PluginError>> {
+    Box::pin(async move {
+        let Some(stage) = chain.get(at).cloned() else {
+            return Ok(Progress {
+                settled: owners,
+                later: Vec::new(),
+            });
+        };
+        let mut inputs = Vec::new();
+        let mut of_owner = Vec::new();
+        for (owner, settled) in owners.iter_mut().enumerate() {
+            if let Resolution::Outputs(outputs) = &mut settled.resolution {
+                let record = &settled.record;
+                for output in std::mem::take(outputs) {
+                    inputs.push(Record {
+                        topic: record.topic.clone(),
+                        partition: record.partition,
+                        offset: record.offset,
+                        timestamp: record.timestamp,
+                        key: output.key,
+                        value: output.value,
+                        headers: output.headers,
+                    });
+                    of_owner.push(owner);
+                }
+            }
+        }
+        if inputs.is_empty() {
+            return Ok(Progress {
+                settled: owners,
+                later: Vec::new(),
+            });
+        }
+        // In calls of at most `max_batch` records, like the first plugin's.
+        let mut pending: Vec<Vec<Pending>> = owners.iter().map(|_| Vec::new()).collect();
+        let mut inputs = inputs.into_iter().peekable();
+        let mut of_owner = of_owner.into_iter();
+        while inputs.peek().is_some() {
+            let call: Vec<Record> = inputs
+                .by_ref()
+                .take(stage.settings.max_batch.max(1))
+                .collect();
+            for item in first_pass(&stage, call, &stop).await? {
+                pending[of_owner.next().expect("one owner per input")].push(item);
+            }
+        }
+        let mut done = Vec::with_capacity(owners.len());
+        let mut later: Vec<Later> = Vec::new();
+        for (mut owner, items) in owners.into_iter().zip(pending) {
+            if !matches!(owner.resolution, Resolution::Outputs(_)) {
+                done.push(owner);
+            } else if items
+                .iter()
+                .all(|item| matches!(item.state, State::Resolved(_)))
+            {
+                let outcomes = items.into_iter().map(|item| match item.state {
+                    State::Resolved(resolution) => resolution,
+                    State::Retry { .. } => unreachable!("checked above"),
+                });
+                owner.resolution = combine(&stage, outcomes);
+                done.push(owner);
+            } else {
+                let (chain, stop, stage) = (Arc::clone(&chain), stop.clone(), stage.clone());
+                later.push(Box::pin(async move {
+                    let mut outcomes = Vec::with_capacity(items.len());
+                    for item in items {
+                        outcomes.push(retry(&stage, item, &stop).await?.1);
+                    }
+                    owner.resolution = combine(&stage, outcomes);
+                    continue_chain(chain, at + 1, vec![owner], stop).await
+                }));
+            }
+        }
+        let mut progress = continue_chain(chain, at + 1, done, stop).await?;
+        progress.later.extend(later);
+        Ok(progress)
+    })
+}
+
+/// A record's resolution from the resolutions of its outputs by `stage`: all
+/// their outputs together (within the per-record limits), or the first
+/// failure (or stop) any of them met.
+fn combine(stage: &ChainStage, outcomes: impl IntoIterator<Item = Resolution>) -> Resolution {
+    let mut combined = Vec::new();
+    for outcome in outcomes {
+        count_processed(&stage.pool, &outcome);
+        match outcome {
+            Resolution::Outputs(mut more) => combined.append(&mut more),
+            other => return other,
+        }
+    }
+    // Each output was checked alone; together they are one record's outputs.
+    check_output_limits(&stage.pool, &stage.settings, combined, 1)
+}
+
+/// Count `resolution` as processed by `pool` if it has outputs.
+fn count_processed(pool: &PluginPool, resolution: &Resolution) {
+    if matches!(resolution, Resolution::Outputs(_)) {
+        pool.metrics().processed.inc();
+    }
+}
+
+/// Call `stage`'s plugin with `records` in one batch; if the call fails, call
+/// it again with each record alone, so that only the record at fault fails.
+/// One pending resolution per record, in order.
+async fn first_pass(
+    stage: &ChainStage,
     records: Vec<Record>,
     stop: &CancellationToken,
-) -> Result<Vec<(Record, Resolution)>, PluginError> {
+) -> Result<Vec<Pending>, PluginError> {
+    let (pool, settings) = (&stage.pool, &stage.settings);
     let batch = pool.process(records, settings.output_limits()).await;
-    let pending: Vec<Pending> = match batch.outcomes {
-        Ok(outcomes) => batch
+    match batch.outcomes {
+        Ok(outcomes) => Ok(batch
             .records
             .into_iter()
             .zip(outcomes)
             .map(|(record, outcome)| judge(pool, settings, record, outcome, 1))
-            .collect(),
-        Err(error @ PluginError::Unavailable { .. }) => return Err(error),
-        Err(error) if batch.records.len() == 1 => batch
+            .collect()),
+        Err(error @ PluginError::Unavailable { .. }) => Err(error),
+        Err(error) if batch.records.len() == 1 => Ok(batch
             .records
             .into_iter()
             .map(|record| trapped(pool, record, &error, 1))
-            .collect(),
+            .collect()),
         Err(error) => {
             let (first, last) = offsets(&batch.records);
             tracing::warn!(topic = %batch.records[0].topic, partition = batch.records[0].partition,
@@ -106,113 +321,18 @@ pub async fn resolve(
                     isolated.push(call_alone(pool, settings, record, 2).await?);
                 }
             }
-            isolated
-        }
-    };
-    let mut resolved = Vec::with_capacity(pending.len());
-    for item in pending {
-        resolved.push(retry(pool, settings, item, stop).await?);
-    }
-    let processed = resolved
-        .iter()
-        .filter(|(_, r)| matches!(r, Resolution::Outputs(_)))
-        .count();
-    pool.metrics().processed.inc_by(processed as u64);
-    Ok(resolved)
-}
-
-/// One plugin of a chain, at the version a batch uses.
-pub struct ChainStage<'a> {
-    /// The plugin's instances.
-    pub pool: &'a Arc<PluginPool>,
-    /// Its retry settings and output limits.
-    pub settings: &'a ResolveSettings,
-}
-
-/// Resolve `records` through a chain of plugins: each record's outputs from one
-/// plugin are resolved by the next as records of their own (with the original's
-/// topic, partition, offset and timestamp); the record's resolution is the last
-/// plugin's outputs, or the first failure (or stop) any of its outputs met.
-pub async fn resolve_chain(
-    stages: &[ChainStage<'_>],
-    records: Vec<Record>,
-    stop: &CancellationToken,
-) -> Result<Vec<(Record, Resolution)>, PluginError> {
-    let (first, rest) = stages
-        .split_first()
-        .expect("a chain has at least one plugin");
-    let mut resolved = resolve(first.pool, first.settings, records, stop).await?;
-    for stage in rest {
-        resolved = feed(stage, resolved, stop).await?;
-    }
-    Ok(resolved)
-}
-
-/// Pass the outputs in `resolved` through `stage`.
-async fn feed(
-    stage: &ChainStage<'_>,
-    mut resolved: Vec<(Record, Resolution)>,
-    stop: &CancellationToken,
-) -> Result<Vec<(Record, Resolution)>, PluginError> {
-    let mut inputs = Vec::new();
-    let mut owners = Vec::new();
-    for (owner, (record, resolution)) in resolved.iter_mut().enumerate() {
-        if let Resolution::Outputs(outputs) = resolution {
-            for output in std::mem::take(outputs) {
-                inputs.push(Record {
-                    topic: record.topic.clone(),
-                    partition: record.partition,
-                    offset: record.offset,
-                    timestamp: record.timestamp,
-                    key: output.key,
-                    value: output.value,
-                    headers: output.headers,
-                });
-                owners.push(owner);
-            }
+            Ok(isolated)
         }
     }
-    if inputs.is_empty() {
-        return Ok(resolved);
-    }
-    // In calls of at most `max_batch` records, like the first plugin's.
-    let mut next = Vec::with_capacity(inputs.len());
-    let mut inputs = inputs.into_iter().peekable();
-    while inputs.peek().is_some() {
-        let call: Vec<Record> = inputs
-            .by_ref()
-            .take(stage.settings.max_batch.max(1))
-            .collect();
-        next.extend(resolve(stage.pool, stage.settings, call, stop).await?);
-    }
-    for ((_, outcome), owner) in next.into_iter().zip(owners) {
-        let resolution = &mut resolved[owner].1;
-        match (&mut *resolution, outcome) {
-            (Resolution::Outputs(outputs), Resolution::Outputs(mut more)) => {
-                outputs.append(&mut more)
-            }
-            // The first failure (or stop) of any of its outputs decides the record.
-            (Resolution::Outputs(_), other) => *resolution = other,
-            _ => {}
-        }
-    }
-    // Each output was checked alone; together they are one record's outputs.
-    for (_, resolution) in &mut resolved {
-        if let Resolution::Outputs(outputs) = resolution {
-            let combined = std::mem::take(outputs);
-            *resolution = check_output_limits(stage.pool, stage.settings, combined, 1);
-        }
-    }
-    Ok(resolved)
 }
 
 /// Retry `item` while the plugin calls its error retryable and attempts remain.
 async fn retry(
-    pool: &Arc<PluginPool>,
-    settings: &ResolveSettings,
+    stage: &ChainStage,
     mut item: Pending,
     stop: &CancellationToken,
 ) -> Result<(Record, Resolution), PluginError> {
+    let (pool, settings) = (&stage.pool, &stage.settings);
     loop {
         let message = match item.state {
             State::Resolved(resolution) => return Ok((item.record, resolution)),

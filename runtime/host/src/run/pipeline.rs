@@ -125,7 +125,7 @@ fn consume(
         metrics,
         tracing,
         schema,
-        output_topic: config.output_topic.clone(),
+        output_topic: Arc::from(config.output_topic.as_str()),
         concurrency: config.concurrency,
         max_uncommitted: config.max_uncommitted,
     });

@@ -6,12 +6,16 @@
 
 use super::registry::{Codec, Registered, Registry, RegistryError};
 use super::wire;
-use crate::process::{resolve_chain, ChainStage, FailureKind, RecordFailure, Resolution};
+use crate::process::{
+    resolve_chain, Chain, ChainStage, FailureKind, Later, Progress, RecordFailure, Resolution,
+    Settled,
+};
 use crate::record::{Header, Output, Record};
 use crate::telemetry::SchemaMetrics;
 use crate::wasm::PluginError;
+use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +88,26 @@ pub struct SchemaStage {
     waits: AtomicU64,
 }
 
+/// The records whose decoded copies went into the chain, by the copy's place
+/// in the chain's input.
+#[derive(Default)]
+struct Originals {
+    /// The original records (taken once their copy is resolved).
+    records: Vec<Option<Record>>,
+    /// Each one's place in the records the call was given.
+    indexes: Vec<usize>,
+}
+
+impl Originals {
+    /// The original of the chain's input `at`, with its place in the call.
+    fn take(&mut self, at: usize) -> (usize, Record) {
+        let record = self.records[at]
+            .take()
+            .expect("each input is resolved once");
+        (self.indexes[at], record)
+    }
+}
+
 /// What became of one record before the plugins.
 enum Prepared {
     /// Decoded: the next input of the chain.
@@ -108,124 +132,189 @@ impl SchemaStage {
     /// Resolve `records` through `chain` with decoding before it and encoding
     /// after it. Each record keeps its original bytes (for dead letters).
     /// Outputs without a topic of their own go to `output_topic`, whose
-    /// subject encodes them.
+    /// subject encodes them. Records the plugins retry come later in the
+    /// progress, encoded as they come.
     pub async fn resolve(
-        &self,
-        chain: &[ChainStage<'_>],
+        self: Arc<Self>,
+        chain: Chain,
         records: Vec<Record>,
-        output_topic: &str,
-        stop: &CancellationToken,
-    ) -> Result<Vec<(Record, Resolution)>, PluginError> {
-        let first = chain.first().expect("a chain has at least one plugin");
-        let mut prepared = Vec::with_capacity(records.len());
-        for record in &records {
-            let next = if prepared.iter().any(|p| matches!(p, Prepared::Unfinished)) {
+        output_topic: Arc<str>,
+        stop: CancellationToken,
+    ) -> Result<Progress, PluginError> {
+        let first = &chain[0];
+        let mut inputs = Vec::new();
+        let mut originals = Originals::default();
+        let mut settled = Vec::new();
+        let mut stopped = false;
+        for (index, record) in records.into_iter().enumerate() {
+            // Once stopped, every later record stays unfinished too.
+            let prepared = if stopped {
                 Prepared::Unfinished
             } else {
-                self.decode(record, stop).await
+                self.decode(&record, &stop).await
             };
-            prepared.push(next);
-        }
-        let mut inputs = Vec::new();
-        let prepared: Vec<Option<Result<(), String>>> = prepared
-            .into_iter()
-            .map(|p| match p {
+            stopped = matches!(prepared, Prepared::Unfinished);
+            let resolution = match prepared {
                 Prepared::Input(decoded) => {
                     inputs.push(decoded);
-                    Some(Ok(()))
+                    originals.records.push(Some(record));
+                    originals.indexes.push(index);
+                    continue;
                 }
-                Prepared::Failed(message) => Some(Err(message)),
-                Prepared::Unfinished => None,
-            })
-            .collect();
-        let mut resolved = if inputs.is_empty() {
-            Vec::new().into_iter()
-        } else {
-            resolve_chain(chain, inputs, stop).await?.into_iter()
-        };
-        let last = chain.last().expect("a chain has at least one plugin");
-        let mut out = Vec::with_capacity(records.len());
-        for (original, state) in records.into_iter().zip(prepared) {
-            let resolution = match state {
-                Some(Ok(())) => {
-                    let (_, resolution) = resolved.next().expect("one resolution per input");
-                    self.encode(resolution, last, output_topic, stop).await
-                }
-                Some(Err(message)) => {
+                Prepared::Failed(message) => {
                     self.metrics.failures("decode").inc();
                     schema_failure(message, first)
                 }
-                None => Resolution::Unfinished,
+                Prepared::Unfinished => Resolution::Unfinished,
             };
-            out.push((original, resolution));
+            settled.push(Settled {
+                index,
+                record,
+                resolution,
+            });
         }
-        Ok(out)
+        if inputs.is_empty() {
+            return Ok(Progress {
+                settled,
+                later: Vec::new(),
+            });
+        }
+        let progress = resolve_chain(Arc::clone(&chain), inputs, stop.clone()).await?;
+        let originals = Arc::new(Mutex::new(originals));
+        let mut encoded = self
+            .encode_progress(progress, chain, originals, output_topic, stop)
+            .await;
+        encoded.settled.extend(settled);
+        Ok(encoded)
     }
 
-    /// `record` with its configured parts decoded to JSON.
-    async fn decode(&self, record: &Record, stop: &CancellationToken) -> Prepared {
-        let mut decoded = record.clone();
-        for (is_key, asked) in [
-            (true, self.settings.decode.key),
-            (false, self.settings.decode.value),
-        ] {
-            let part = if is_key {
-                &mut decoded.key
-            } else {
-                &mut decoded.value
-            };
-            let Some(bytes) = part.as_deref().filter(|_| asked) else {
-                continue;
-            };
-            let what = if is_key { "key" } else { "value" };
-            let (id, payload) = match wire::split(bytes) {
-                Ok(split) => split,
-                Err(e) => return Prepared::Failed(format!("the record's {what} {e}")),
-            };
-            let schema = match self.wait_for(|| self.registry.by_id(id), stop).await {
-                Some(Ok(schema)) => schema,
-                Some(Err(e)) => return Prepared::Failed(format!("the record's {what}: {e}")),
-                None => return Prepared::Unfinished,
-            };
-            let max = self.settings.max_decoded_bytes;
-            let json = match &schema.codec {
-                Codec::Avro(avro) => avro.decode(payload, max),
-                Codec::Json(json) => json.decode(payload, max),
-                Codec::Protobuf(proto) => proto.decode(payload, max),
-            };
-            match json {
-                Ok(json) => *part = Some(json),
-                Err(e) => {
-                    return Prepared::Failed(format!(
-                        "the record's {what} does not decode with schema {id} ({}): {e}",
-                        schema.format().as_str()
-                    ))
-                }
-            }
-            let prefix = if is_key {
-                "weir.schema.key."
-            } else {
-                "weir.schema."
-            };
-            decoded.headers.push(Header {
-                key: format!("{prefix}id"),
-                value: id.to_string().into_bytes(),
-            });
-            if let Some(subject) = self.registry.subject_of(id).await {
-                decoded.headers.push(Header {
-                    key: format!("{prefix}subject"),
-                    value: subject.as_bytes().to_vec(),
+    /// `progress` of the decoded records with their outputs encoded and their
+    /// original records back; what comes later is encoded when it comes.
+    fn encode_progress(
+        self: Arc<Self>,
+        progress: Progress,
+        chain: Chain,
+        originals: Arc<Mutex<Originals>>,
+        output_topic: Arc<str>,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, Progress> {
+        Box::pin(async move {
+            let last = chain.last().expect("a chain has at least one plugin");
+            let mut settled = Vec::with_capacity(progress.settled.len());
+            for decoded in progress.settled {
+                let resolution = self
+                    .encode(decoded.resolution, last, &output_topic, &stop)
+                    .await;
+                let (index, record) = originals
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take(decoded.index);
+                settled.push(Settled {
+                    index,
+                    record,
+                    resolution,
                 });
             }
+            let later = progress
+                .later
+                .into_iter()
+                .map(|work| {
+                    let this = Arc::clone(&self);
+                    let (chain, originals) = (Arc::clone(&chain), Arc::clone(&originals));
+                    let (topic, stop) = (Arc::clone(&output_topic), stop.clone());
+                    Box::pin(async move {
+                        let progress = work.await?;
+                        Ok(this
+                            .encode_progress(progress, chain, originals, topic, stop)
+                            .await)
+                    }) as Later
+                })
+                .collect();
+            Progress { settled, later }
+        })
+    }
+
+    /// `record` with its configured parts decoded to JSON (the parts left as
+    /// they are are copied; the decoded ones are not copied first).
+    async fn decode(&self, record: &Record, stop: &CancellationToken) -> Prepared {
+        let mut headers = record.headers.clone();
+        let parts = [
+            (self.settings.decode.key, &record.key, true),
+            (self.settings.decode.value, &record.value, false),
+        ];
+        let mut decoded = [None, None];
+        for ((asked, part, is_key), slot) in parts.into_iter().zip(&mut decoded) {
+            *slot = match part.as_deref().filter(|_| asked) {
+                Some(bytes) => match self.decode_part(bytes, is_key, &mut headers, stop).await {
+                    Ok(json) => Some(json),
+                    Err(unfinished_or_failed) => return unfinished_or_failed,
+                },
+                None => part.clone(),
+            };
         }
-        Prepared::Input(decoded)
+        let [key, value] = decoded;
+        Prepared::Input(Record {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            key,
+            value,
+            headers,
+        })
+    }
+
+    /// The JSON of one framed key or value, with its schema id and subject
+    /// added to `headers`.
+    async fn decode_part(
+        &self,
+        bytes: &[u8],
+        is_key: bool,
+        headers: &mut Vec<Header>,
+        stop: &CancellationToken,
+    ) -> Result<Vec<u8>, Prepared> {
+        let (what, [id_header, subject_header]) = if is_key {
+            ("key", KEY_HEADERS)
+        } else {
+            ("value", VALUE_HEADERS)
+        };
+        let (id, payload) =
+            wire::split(bytes).map_err(|e| Prepared::Failed(format!("the record's {what} {e}")))?;
+        let schema = match self.wait_for(|| self.registry.by_id(id), stop).await {
+            Some(Ok(schema)) => schema,
+            Some(Err(e)) => return Err(Prepared::Failed(format!("the record's {what}: {e}"))),
+            None => return Err(Prepared::Unfinished),
+        };
+        let max = self.settings.max_decoded_bytes;
+        let json = match &schema.codec {
+            Codec::Avro(avro) => avro.decode(payload, max),
+            Codec::Json(json) => json.decode(payload, max),
+            Codec::Protobuf(proto) => proto.decode(payload, max),
+        }
+        .map_err(|e| {
+            Prepared::Failed(format!(
+                "the record's {what} does not decode with schema {id} ({}): {e}",
+                schema.format().as_str()
+            ))
+        })?;
+        headers.push(Header {
+            key: id_header.to_string(),
+            value: id.to_string().into_bytes(),
+        });
+        if let Some(subject) = self.registry.subject_of(id).await {
+            headers.push(Header {
+                key: subject_header.to_string(),
+                value: subject.as_bytes().to_vec(),
+            });
+        }
+        Ok(json)
     }
 
     /// `resolution` with its outputs' configured parts encoded.
     async fn encode(
         &self,
         resolution: Resolution,
-        producer: &ChainStage<'_>,
+        producer: &ChainStage,
         output_topic: &str,
         stop: &CancellationToken,
     ) -> Resolution {
@@ -355,7 +444,7 @@ impl SchemaStage {
 }
 
 /// A record failed by the schema stage, charged to `stage`'s plugin.
-fn schema_failure(message: String, stage: &ChainStage<'_>) -> Resolution {
+fn schema_failure(message: String, stage: &ChainStage) -> Resolution {
     Resolution::Failed(RecordFailure {
         kind: FailureKind::Schema,
         message,

@@ -62,11 +62,11 @@ families! {
     skipped: Family<Labels, Counter> = Family::default(), RECORDS_SKIPPED = "records_skipped" "_total";
     /// Records per batch handed to the plugin chain.
     batch_records: Histograms = Family::new_with_constructor(batch_buckets), BATCH_RECORDS = "batch_records" "";
-    /// Plugin calls in flight (several per partition under `ordering = "key"` or `"unordered"`).
+    /// Plugin calls in flight per partition (several under `ordering = "key"` or `"unordered"`).
     calls_in_flight: Family<Labels, Gauge> = Family::default(), PLUGIN_CALLS_IN_FLIGHT = "plugin_calls_in_flight" "";
-    /// Keys held by plugin calls in flight (`ordering = "key"`).
+    /// Keys held by plugin calls in flight or by records waiting for a retry, per partition (`ordering = "key"`).
     keys_in_flight: Family<Labels, Gauge> = Family::default(), KEYS_IN_FLIGHT = "keys_in_flight" "";
-    /// Offsets taken in and not yet finished (the records a crash would redeliver), summed over partitions.
+    /// Offsets taken in and not yet finished, per partition (the records a crash would redeliver).
     unfinished_offsets: Family<Labels, Gauge> = Family::default(), UNFINISHED_OFFSETS = "unfinished_offsets" "";
     /// How long records waited for a plugin call (behind their key, a full batch or a free call slot), the longest of each call.
     key_wait: Histograms = Family::new_with_constructor(latency_buckets), RECORD_WAIT_SECONDS = "record_wait_seconds" "";

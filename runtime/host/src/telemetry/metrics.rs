@@ -63,12 +63,6 @@ pub struct PipelineMetrics {
     pipeline: String,
     /// Records per batch.
     pub batch_records: Histogram,
-    /// Plugin calls in flight, all partitions.
-    pub calls_in_flight: Gauge,
-    /// Keys held by calls in flight, all partitions.
-    pub keys_in_flight: Gauge,
-    /// Offsets taken in and not finished, all partitions.
-    pub unfinished_offsets: Gauge,
     /// The longest wait of a record of each call for that call, in seconds.
     pub key_wait: Histogram,
     /// Record timestamp to outputs acknowledged, in seconds.
@@ -98,6 +92,17 @@ pub struct PipelineMetrics {
     transaction_offsets: Arc<Mutex<HashMap<(String, i32), i64>>>,
 }
 
+/// How much of one partition's work is in flight.
+#[derive(Clone)]
+pub struct ConcurrencyGauges {
+    /// Plugin calls in flight.
+    pub calls: Gauge,
+    /// Keys held by calls in flight or records waiting for a retry.
+    pub keys: Gauge,
+    /// Offsets taken in and not finished.
+    pub unfinished: Gauge,
+}
+
 /// A partition's offsets from the consumer's statistics (-1 where unknown).
 #[derive(Debug, Clone, Copy)]
 pub struct PartitionOffsets {
@@ -117,9 +122,6 @@ impl PipelineMetrics {
         let own = labels(&[("pipeline", group)]);
         Self {
             batch_records: families.batch_records.get_or_create_owned(&own),
-            calls_in_flight: families.calls_in_flight.get_or_create_owned(&own),
-            keys_in_flight: families.keys_in_flight.get_or_create_owned(&own),
-            unfinished_offsets: families.unfinished_offsets.get_or_create_owned(&own),
             key_wait: families.key_wait.get_or_create_owned(&own),
             end_to_end: families.end_to_end.get_or_create_owned(&own),
             commit_duration: families.commit_duration.get_or_create_owned(&own),
@@ -241,6 +243,19 @@ impl PipelineMetrics {
         self.families.lag.remove(&key);
         self.families.committed_offset.remove(&key);
         self.families.high_watermark.remove(&key);
+        self.families.calls_in_flight.remove(&key);
+        self.families.keys_in_flight.remove(&key);
+        self.families.unfinished_offsets.remove(&key);
+    }
+
+    /// The concurrency gauges of one partition, set by its worker.
+    pub fn partition_concurrency(&self, topic: &str, partition: i32) -> ConcurrencyGauges {
+        let key = self.partition_labels(topic, partition);
+        ConcurrencyGauges {
+            calls: self.families.calls_in_flight.get_or_create_owned(&key),
+            keys: self.families.keys_in_flight.get_or_create_owned(&key),
+            unfinished: self.families.unfinished_offsets.get_or_create_owned(&key),
+        }
     }
 
     fn partition_labels(&self, topic: &str, partition: i32) -> Labels {

@@ -8,5 +8,6 @@ pub use families::names;
 
 pub use health::{PipelineHealth, Readiness};
 pub use metrics::{
-    HttpMetrics, Metrics, PartitionOffsets, PipelineMetrics, PluginMetrics, SchemaMetrics,
+    ConcurrencyGauges, HttpMetrics, Metrics, PartitionOffsets, PipelineMetrics, PluginMetrics,
+    SchemaMetrics,
 };
