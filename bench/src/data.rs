@@ -82,13 +82,14 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Resu
 }
 
 /// Hand `record` to `producer`, waiting while its queue is full.
-pub fn send_waiting<K, V>(
-    producer: &ThreadedProducer<DefaultProducerContext>,
-    mut record: BaseRecord<'_, K, V>,
+pub fn send_waiting<K, V, C>(
+    producer: &ThreadedProducer<C>,
+    mut record: BaseRecord<'_, K, V, C::DeliveryOpaque>,
 ) -> Result<(), KafkaError>
 where
     K: rdkafka::message::ToBytes + ?Sized,
     V: rdkafka::message::ToBytes + ?Sized,
+    C: rdkafka::producer::ProducerContext + 'static,
 {
     loop {
         match producer.send(record) {

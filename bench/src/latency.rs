@@ -1,7 +1,8 @@
 //! End-to-end latency at a fixed offered load: records are produced at a steady
 //! rate (each stamped with its send time) while the output topic is read; an
 //! output keeps its input's timestamp, so its latency is arrival time minus
-//! timestamp. The first second is warm-up and not counted.
+//! timestamp. The first second is warm-up and not counted. With the same
+//! topic as input and output, it measures the broker alone.
 
 use crate::data::{client, key, send_waiting, value, Shape};
 use anyhow::Context;
@@ -27,6 +28,8 @@ pub struct Load<'a> {
     pub shape: Shape,
     /// Outputs expected per input.
     pub outputs_per_input: f64,
+    /// The load producer's `linger.ms`.
+    pub linger_ms: u64,
 }
 
 /// Warm-up during which outputs are not counted.
@@ -61,7 +64,7 @@ pub fn measure(load: &Load<'_>) -> anyhow::Result<serde_json::Value> {
     }
     let producer: ThreadedProducer<DefaultProducerContext> = client(load.brokers)
         .set("enable.idempotence", "true")
-        .set("linger.ms", "1")
+        .set("linger.ms", load.linger_ms.to_string())
         .create()
         .context("creating the load producer")?;
     let started_ms = now_ms();

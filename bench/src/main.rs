@@ -4,7 +4,7 @@
 //! - `produce`: fill a topic with test records of one shape;
 //! - `consume`: the ceiling, a raw librdkafka consumer that does nothing with
 //!   the records (optionally committing like Weir does);
-//! - `pipe`: a hand-written Rust consume-produce-commit loop, no sandbox;
+//! - `pipe`: the cheapest correct Rust consume-produce-store pipe, no sandbox;
 //! - `latency`: offer records at a fixed rate and time each output's arrival;
 //! - `micro`: in-process plugin-call costs, WASM against native Rust, load times
 //!   and the hot-reload swap pause.
@@ -54,8 +54,8 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         commit_interval_ms: u64,
     },
-    /// Copy `records` records of `topic` to `output` with a hand-written Rust
-    /// consume-produce-commit loop (no sandbox): the ceiling of a pipeline.
+    /// Copy `records` records of `topic` to `output` with the cheapest correct
+    /// Rust pipe (no sandbox): the fair ceiling of a pipeline.
     Pipe {
         #[arg(long)]
         topic: String,
@@ -63,6 +63,10 @@ enum Command {
         output: String,
         #[arg(long)]
         records: u64,
+        /// The consumer's `fetch.wait.max.ms` (librdkafka's default if unset),
+        /// as Weir is given for latency runs.
+        #[arg(long)]
+        fetch_wait_ms: Option<u64>,
     },
     /// Produce to `input` at `rate` records/s for `seconds`, read `output`, and
     /// report the latency from each record's timestamp to its output's arrival.
@@ -80,6 +84,10 @@ enum Command {
         /// Outputs expected per input (e.g. 0.25 for a filter keeping a quarter).
         #[arg(long, default_value_t = 1.0)]
         outputs_per_input: f64,
+        /// The load producer's `linger.ms` (5, as clients commonly run; 0
+        /// floods the local broker with one request per record).
+        #[arg(long, default_value_t = 5)]
+        linger_ms: u64,
     },
     /// In-process microbenchmarks of the plugin host (no broker).
     Micro {
@@ -114,7 +122,8 @@ fn main() -> anyhow::Result<()> {
             topic,
             output,
             records,
-        } => raw::pipe(&cli.brokers, &topic, &output, records)?,
+            fetch_wait_ms,
+        } => raw::pipe(&cli.brokers, &topic, &output, records, fetch_wait_ms)?,
         Command::Latency {
             input,
             output,
@@ -122,6 +131,7 @@ fn main() -> anyhow::Result<()> {
             seconds,
             shape,
             outputs_per_input,
+            linger_ms,
         } => latency::measure(&latency::Load {
             brokers: &cli.brokers,
             input: &input,
@@ -130,6 +140,7 @@ fn main() -> anyhow::Result<()> {
             seconds,
             shape,
             outputs_per_input,
+            linger_ms,
         })?,
         Command::Micro {
             uppercase,
