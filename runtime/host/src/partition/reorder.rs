@@ -7,7 +7,7 @@
 use crate::process::Resolution;
 use crate::record::Record;
 use crate::wasm::PluginPool;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -29,44 +29,51 @@ pub struct Resolved {
 /// Resolutions waiting for every earlier record's.
 #[derive(Default)]
 pub struct Reorder {
-    /// Offsets taken in, not yet handed over, in order.
-    expected: VecDeque<i64>,
-    ready: HashMap<i64, Resolved>,
+    /// Offsets taken in and not yet handed over, in order, each with its
+    /// resolution once it came back.
+    expected: VecDeque<(i64, Option<Resolved>)>,
 }
 
 impl Reorder {
     /// `offset` was taken in (offsets come in increasing order).
     pub fn expect(&mut self, offset: i64) {
-        self.expected.push_back(offset);
+        self.expected.push_back((offset, None));
     }
 
-    /// A resolution came back.
+    /// A resolution came back (for an offset taken in and not handed over).
     pub fn insert(&mut self, resolved: Resolved) {
-        self.ready.insert(resolved.record.offset, resolved);
+        let offset = resolved.record.offset;
+        match self.expected.binary_search_by_key(&offset, |(o, _)| *o) {
+            Ok(at) => self.expected[at].1 = Some(resolved),
+            Err(_) => debug_assert!(false, "offset {offset} was not expected"),
+        }
     }
 
     /// The resolutions now due, in offset order, all resolved by the same
     /// plugin versions (call again for the next run).
     pub fn take_run(&mut self) -> Vec<Resolved> {
-        let mut run: Vec<Resolved> = Vec::new();
-        while let Some(offset) = self.expected.front() {
-            let same_versions = match (run.first(), self.ready.get(offset)) {
-                (_, None) => false,
-                (None, Some(_)) => true,
-                (Some(first), Some(next)) => Arc::ptr_eq(&first.versions, &next.versions),
-            };
-            if !same_versions {
-                break;
+        // Sized first: a run can be thousands of records, and growing it
+        // step by step cost fresh pages for every batch (perf).
+        let mut due = self.expected.iter().map_while(|(_, r)| r.as_ref());
+        let length = match due.next() {
+            Some(first) => {
+                1 + due
+                    .take_while(|next| Arc::ptr_eq(&first.versions, &next.versions))
+                    .count()
             }
-            let offset = self.expected.pop_front().expect("front exists");
-            run.push(self.ready.remove(&offset).expect("checked above"));
-        }
-        run
+            None => 0,
+        };
+        self.expected
+            .drain(..length)
+            .map(|(_, resolved)| resolved.expect("counted as resolved"))
+            .collect()
     }
 
     /// Everything not handed over, for giving its load back at a stop.
     pub fn drain(&mut self) -> Vec<Record> {
-        self.expected.clear();
-        self.ready.drain().map(|(_, r)| r.record).collect()
+        self.expected
+            .drain(..)
+            .filter_map(|(_, resolved)| resolved.map(|r| r.record))
+            .collect()
     }
 }

@@ -66,12 +66,17 @@ impl Scheduler {
         }
     }
 
-    /// Queue `record` (records arrive in offset order).
-    pub fn push(&mut self, record: Record) {
-        let key = key_hash(record.key.as_deref());
+    /// Queue `record`, which arrived at `now` (records arrive in offset order).
+    pub fn push(&mut self, record: Record, now: Instant) {
+        // Only `key` ordering looks at keys.
+        let key = if self.settings.ordering == ProcessingOrder::Key {
+            key_hash(record.key.as_deref())
+        } else {
+            0
+        };
         self.waiting.push_back(Waiting {
             record,
-            arrived: Instant::now(),
+            arrived: now,
             key,
         });
     }
@@ -294,7 +299,7 @@ mod tests {
     async fn a_retrying_record_holds_only_its_own_key() {
         let mut s = scheduler(ProcessingOrder::Key, 1, 10);
         for (offset, key) in [(0, "a"), (1, "b"), (2, "c")] {
-            s.push(record(offset, key));
+            s.push(record(offset, key), Instant::now());
         }
         let now = Instant::now();
         let first = s.next_batch(now, true).unwrap();
@@ -304,7 +309,7 @@ mod tests {
         s.settled(2);
         s.call_ended();
         for (offset, key) in [(3, "a"), (4, "b"), (5, "c")] {
-            s.push(record(offset, key));
+            s.push(record(offset, key), Instant::now());
         }
         let second = s.next_batch(now, true).unwrap();
         assert_eq!(offsets(&second), [4, 5], "a's next record waits for a");
@@ -317,7 +322,7 @@ mod tests {
     async fn a_key_never_runs_in_two_calls_and_waits_behind_its_own_earlier_records() {
         let mut s = scheduler(ProcessingOrder::Key, 2, 10);
         for (offset, key) in [(0, "a"), (1, "b"), (2, "a"), (3, "c"), (4, "b"), (5, "d")] {
-            s.push(record(offset, key));
+            s.push(record(offset, key), Instant::now());
         }
         let now = Instant::now();
         let first = s.next_batch(now, true).unwrap();
@@ -329,8 +334,8 @@ mod tests {
         let second = s.next_batch(now, true).unwrap();
         assert_eq!(offsets(&second), [3, 5], "the other keys go side by side");
         assert!(s.next_batch(now, true).is_none(), "no free call slot");
-        s.push(record(6, "a"));
-        s.push(record(7, "e"));
+        s.push(record(6, "a"), now);
+        s.push(record(7, "e"), now);
         finish(&mut s, &second);
         let third = s.next_batch(now, true).unwrap();
         assert_eq!(
@@ -347,7 +352,7 @@ mod tests {
     async fn partition_ordering_runs_one_call_at_a_time_in_offset_order() {
         let mut s = scheduler(ProcessingOrder::Partition, 1, 2);
         for offset in 0..3 {
-            s.push(record(offset, "k"));
+            s.push(record(offset, "k"), Instant::now());
         }
         let now = Instant::now();
         let first = s.next_batch(now, false).unwrap();
@@ -366,7 +371,7 @@ mod tests {
     async fn unordered_takes_any_record() {
         let mut s = scheduler(ProcessingOrder::Unordered, 2, 2);
         for offset in 0..4 {
-            s.push(record(offset, "same"));
+            s.push(record(offset, "same"), Instant::now());
         }
         let now = Instant::now();
         assert_eq!(offsets(&s.next_batch(now, true).unwrap()), [0, 1]);

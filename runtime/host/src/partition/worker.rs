@@ -208,8 +208,9 @@ impl PartitionWorker {
                     if taken == 0 {
                         open = false;
                     }
+                    let now = Instant::now();
                     for record in incoming.drain(..) {
-                        self.take_in(record)?;
+                        self.take_in(record, now)?;
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
@@ -217,13 +218,14 @@ impl PartitionWorker {
         }
     }
 
-    /// Take `record` into the partition's window of unfinished offsets.
-    fn take_in(&mut self, record: Record) -> Result<(), PipelineError> {
+    /// Take `record`, received at `now`, into the partition's window of
+    /// unfinished offsets.
+    fn take_in(&mut self, record: Record, now: Instant) -> Result<(), PipelineError> {
         self.tracker
             .dispatch(record.offset)
             .map_err(|source| self.offsets_error(source))?;
         self.reorder.expect(record.offset);
-        self.scheduler.push(record);
+        self.scheduler.push(record, now);
         Ok(())
     }
 
