@@ -377,3 +377,55 @@ async fn protobuf_records_with_nested_messages_and_an_import_round_trip() {
         );
     }
 }
+
+/// Any producer can write a record naming any schema id. Records naming ids the
+/// registry does not know are dead-lettered (kind `schema`) without costing a
+/// registry request each: a 404 is remembered, so 150 records of one unknown id
+/// ask once, and 50 distinct unknown ids ask at most once each (at a bounded
+/// rate).
+#[tokio::test]
+async fn records_naming_unknown_schema_ids_cannot_drive_the_registrys_load() {
+    let _serial = serial().await;
+    let registry = SchemaRegistry::start();
+    let (input, output, group) = topics("schema-unknown").await;
+    let framed = |id: u32| {
+        let mut value = vec![0u8];
+        value.extend_from_slice(&id.to_be_bytes());
+        value.extend_from_slice(b"payload");
+        value
+    };
+    let values: Vec<Vec<u8>> = (0..200)
+        .map(|i| framed(if i < 150 { 999_999 } else { 1_000_000 + i }))
+        .collect();
+    let ends = produce(&input, &keyed_orders(&values)).await;
+    let weir = Weir::start(&pipeline_args(
+        &group,
+        &input,
+        &output,
+        &example_plugin("noop"),
+        &["--schema-registry", registry.url()],
+    ));
+    wait_for_committed(&group, &input, ends.values().sum(), &weir);
+    let letters = read_all(
+        &format!("{input}.dlq"),
+        200,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert_eq!(letters.len(), 200);
+    for letter in &letters {
+        assert_eq!(
+            letter.header_text("weir.error.kind").as_deref(),
+            Some("schema")
+        );
+    }
+    // Each partition's worker may ask about the shared id before the first
+    // 404 is remembered.
+    let requests = registry.requests();
+    assert!(
+        requests <= 51 + PARTITIONS as u64,
+        "{requests} registry requests for 51 unknown ids (200 records)"
+    );
+}

@@ -7,6 +7,7 @@
 use super::avro::AvroSchema;
 use super::json_schema::JsonSchema;
 use super::protobuf::ProtobufSchema;
+use super::unknown_ids::UnknownIds;
 use crate::telemetry::SchemaMetrics;
 use base64::Engine;
 use bytes::Bytes;
@@ -127,6 +128,8 @@ pub struct Registry {
     versions: Mutex<HashMap<SubjectVersion, (Instant, Arc<Registered>)>>,
     subjects: Mutex<HashMap<u32, Option<Arc<str>>>>,
     registered: Mutex<HashMap<String, Arc<Registered>>>,
+    /// Ids the registry answered 404 for, and the budget of such lookups.
+    unknown: Mutex<UnknownIds>,
     metrics: SchemaMetrics,
 }
 
@@ -148,6 +151,7 @@ impl Registry {
             versions: Mutex::default(),
             subjects: Mutex::default(),
             registered: Mutex::default(),
+            unknown: Mutex::default(),
             metrics,
         })
     }
@@ -158,7 +162,31 @@ impl Registry {
             self.metrics.cache_hits.inc();
             return Ok(Arc::clone(found));
         }
-        let answer = self.get(&format!("/schemas/ids/{id}")).await?;
+        // Records name ids of their producer's choosing: unknown ones must not
+        // drive the registry's load (see `unknown_ids`).
+        loop {
+            let wait = {
+                let mut unknown = self.unknown.lock().expect("cache lock");
+                if unknown.is_known_unknown(id, Instant::now()) {
+                    return Err(RegistryError::NotFound(format!(
+                        "schema id {id} is not in the registry (it said so within the last minute)"
+                    )));
+                }
+                unknown.wait_before_asking(Instant::now())
+            };
+            match wait {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => break,
+            }
+        }
+        let answer = match self.get(&format!("/schemas/ids/{id}")).await {
+            Err(RegistryError::NotFound(message)) => {
+                let mut unknown = self.unknown.lock().expect("cache lock");
+                unknown.missed(id, Instant::now());
+                return Err(RegistryError::NotFound(message));
+            }
+            other => other?,
+        };
         let registered = Arc::new(self.parse(id, &answer).await?);
         self.by_id
             .lock()
