@@ -35,6 +35,17 @@ fn keyed_orders(values: &[Vec<u8>]) -> Vec<TestRecord> {
     keyed_orders_from(values, 0)
 }
 
+/// Weir decoding `input` through `registry` for the no-op plugin.
+fn noop_through(registry: &SchemaRegistry, group: &str, input: &str, output: &str) -> Weir {
+    Weir::start(&pipeline_args(
+        group,
+        input,
+        output,
+        &example_plugin("noop"),
+        &["--schema-registry", registry.url()],
+    ))
+}
+
 /// The schema id of a framed value.
 fn schema_id(value: &[u8]) -> u32 {
     u32::from_be_bytes(value[1..5].try_into().unwrap())
@@ -258,13 +269,7 @@ async fn records_wait_out_a_registry_outage_and_none_is_failed() {
     let second = registry.serialize(&SchemaFormat::Avro, &input, &v2_file, &later);
     assert_ne!(schema_id(&first[0]), schema_id(&second[0]));
     let mut ends = produce(&input, &keyed_orders(&first)).await;
-    let weir = Weir::start(&pipeline_args(
-        &group,
-        &input,
-        &output,
-        &example_plugin("noop"),
-        &["--schema-registry", registry.url()],
-    ));
+    let weir = noop_through(&registry, &group, &input, &output);
     let mut reader = TopicReader::new(&output);
     reader.read_until(6, Duration::from_secs(60));
     registry.down();
@@ -398,13 +403,7 @@ async fn records_naming_unknown_schema_ids_cannot_drive_the_registrys_load() {
         .map(|i| framed(if i < 150 { 999_999 } else { 1_000_000 + i }))
         .collect();
     let ends = produce(&input, &keyed_orders(&values)).await;
-    let weir = Weir::start(&pipeline_args(
-        &group,
-        &input,
-        &output,
-        &example_plugin("noop"),
-        &["--schema-registry", registry.url()],
-    ));
+    let weir = noop_through(&registry, &group, &input, &output);
     wait_for_committed(&group, &input, ends.values().sum(), &weir);
     let letters = read_all(
         &format!("{input}.dlq"),

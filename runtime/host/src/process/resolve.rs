@@ -144,7 +144,6 @@ pub async fn resolve_chain(
     for (index, item) in pending.into_iter().enumerate() {
         match item.state {
             State::Resolved(resolution) => {
-                count_processed(&first.pool, &resolution);
                 settled.push(Settled {
                     index,
                     record: item.record,
@@ -167,6 +166,12 @@ pub async fn resolve_chain(
             }
         }
     }
+    // One atomic add per call, not per record.
+    let processed = settled
+        .iter()
+        .filter(|s| matches!(s.resolution, Resolution::Outputs(_)))
+        .count();
+    first.pool.metrics().processed.inc_by(processed as u64);
     let mut progress = continue_chain(chain, 1, settled, stop).await?;
     progress.later.extend(later);
     Ok(progress)
