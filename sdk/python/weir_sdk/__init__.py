@@ -36,8 +36,10 @@ Bytes = Union[bytes, str]
 
 
 def _as_bytes(value: Optional[Bytes]) -> Optional[bytes]:
-    if value is None or isinstance(value, bytes):
+    if value is None or value.__class__ is bytes:
         return value
+    if isinstance(value, bytes):
+        return bytes(value)
     if isinstance(value, str):
         return value.encode("utf-8")
     raise TypeError(f"expected bytes, str or None, got {type(value).__name__}")
@@ -73,9 +75,14 @@ class Record:
     def to_output(self, **changes: Any) -> "Output":
         """An output with this record's key, value and headers, and ``changes``
         applied (any ``Output`` field: value, key, headers, topic, partition)."""
-        base = {"value": self.value, "key": self.key, "headers": list(self.headers)}
-        base.update(changes)
-        return Output(**base)
+        # Called once per record by most plugins: build the output directly
+        # rather than through a dict of fields (measurably cheaper in the guest).
+        output = Output(self.value, self.key, list(self.headers))
+        for name, value in changes.items():
+            if name not in _OUTPUT_FIELDS:
+                raise TypeError(f"to_output() got an unexpected field {name!r}; Output has {', '.join(_OUTPUT_FIELDS)}")
+            setattr(output, name, value)
+        return output
 
 
 @dataclass
@@ -89,6 +96,9 @@ class Output:
     """Target topic; ``None`` for the pipeline's output topic."""
     partition: Optional[int] = None
     """Target partition; ``None`` lets the key decide."""
+
+
+_OUTPUT_FIELDS = ("value", "key", "headers", "topic", "partition")
 
 
 class ProcessError(Exception):
@@ -113,7 +123,7 @@ def normalize_outputs(result: Any) -> list[Output]:
     """What ``process`` returned, as a list of outputs."""
     if result is None:
         return []
-    if isinstance(result, Output):
+    if result.__class__ is Output or isinstance(result, Output):
         return [result]
     if isinstance(result, (list, tuple)):
         for item in result:
