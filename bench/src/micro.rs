@@ -21,6 +21,10 @@ const BATCH_SIZES: [usize; 4] = [1, 10, 100, 1000];
 const REPETITIONS: usize = 3;
 /// Swaps timed for the reload pause.
 const SWAPS: usize = 30;
+/// Instance counts of the scaling measurement (the machine's cores bound it).
+const SCALING_INSTANCES: [usize; 2] = [1, 2];
+/// Batch size of the scaling measurement.
+const SCALING_BATCH: usize = 100;
 
 /// Run every microbenchmark.
 pub fn run(
@@ -59,16 +63,14 @@ pub fn run(
     ] {
         let mut native = make_native(&config);
         eprintln!("  micro: {name}");
-        let loader = PluginLoader::new(
-            &PluginConfig {
-                path: path.to_owned(),
-                config,
-                instances: Some(1),
-                cache_dir: Some(cache.clone()),
-                ..PluginConfig::default()
-            },
-            PluginMetrics::detached(),
-        )?;
+        let plugin = PluginConfig {
+            path: path.to_owned(),
+            config,
+            instances: Some(1),
+            cache_dir: Some(cache.clone()),
+            ..PluginConfig::default()
+        };
+        let loader = PluginLoader::new(&plugin, PluginMetrics::detached())?;
         let cold = loader.compile(path)?;
         let cached = loader.compile(path)?;
         anyhow::ensure!(
@@ -88,6 +90,7 @@ pub fn run(
                 json!({"wasm_ns_per_record": wasm, "native_ns_per_record": native}),
             );
         }
+        let scaling = scaling(&runtime, &plugin, shape, seconds)?;
         let slot = PluginSlot::new(name, version, PluginMetrics::detached());
         let mut pauses: Vec<Duration> = (0..SWAPS)
             .map(|_| Ok(slot.install(loader.instantiate(&cached, path)?)))
@@ -100,6 +103,7 @@ pub fn run(
                 "load_from_cache_ms": cached.elapsed.as_secs_f64() * 1e3,
                 "instantiate_ms": instantiate.as_secs_f64() * 1e3,
                 "batches": per_batch,
+                "scaling_records_per_second": scaling,
                 "swap_pause_us_median": pauses[SWAPS / 2].as_secs_f64() * 1e6,
                 "swap_pause_us_max": pauses[SWAPS - 1].as_secs_f64() * 1e6,
             }),
@@ -107,6 +111,49 @@ pub fn run(
     }
     let _ = std::fs::remove_dir_all(&cache);
     Ok(serde_json::Value::Object(report))
+}
+
+/// Records per second through a pool of N instances kept busy by N callers,
+/// for each N of `SCALING_INSTANCES`: how the plugin scales with cores in one
+/// process, without a broker competing for them.
+fn scaling(
+    runtime: &tokio::runtime::Runtime,
+    plugin: &PluginConfig,
+    shape: Shape,
+    seconds: f64,
+) -> anyhow::Result<serde_json::Value> {
+    let mut figures = serde_json::Map::new();
+    for instances in SCALING_INSTANCES {
+        eprintln!("  micro: {instances} instance(s) busy");
+        let loader = PluginLoader::new(
+            &PluginConfig {
+                instances: Some(instances),
+                ..plugin.clone()
+            },
+            PluginMetrics::detached(),
+        )?;
+        let compiled = loader.compile(&plugin.path)?;
+        let pool = loader.instantiate(&compiled, &plugin.path)?.pool;
+        let rate = median(|| {
+            runtime.block_on(async {
+                let callers: Vec<_> = (0..instances)
+                    .map(|_| {
+                        let pool = Arc::clone(&pool);
+                        tokio::spawn(async move {
+                            wasm_ns_per_record(&pool, SCALING_BATCH, shape, seconds).await
+                        })
+                    })
+                    .collect();
+                let mut rate = 0.0;
+                for caller in callers {
+                    rate += 1e9 / caller.await.expect("a scaling caller panicked");
+                }
+                rate
+            })
+        });
+        figures.insert(instances.to_string(), json!(rate));
+    }
+    Ok(serde_json::Value::Object(figures))
 }
 
 /// The median of `REPETITIONS` runs of `measure`.
