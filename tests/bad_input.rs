@@ -1,6 +1,7 @@
 //! Bad input gives one clear error line and a non-zero exit, never a panic or a
 //! hang: missing or invalid plugins, a plugin for another contract, a plugin that
-//! refuses its config, missing settings, an unreachable broker, a missing topic;
+//! refuses its config, missing settings, an unreachable broker, a missing topic,
+//! an invalid topic name or pattern;
 //! and records no producer should write, which are processed, not fatal.
 
 use std::path::PathBuf;
@@ -117,6 +118,35 @@ fn a_missing_topic() {
     let topic = unique("no-such-topic");
     let args = args_with("g", &brokers(), &topic, plugin.to_str().unwrap(), &[]);
     expect_failure(&args, 1, &format!("topic `{topic}` does not exist"));
+}
+
+#[test]
+fn an_invalid_topic_pattern() {
+    let plugin = example_plugin("uppercase");
+    let args = args_with(
+        "g",
+        &brokers(),
+        "^orders-(eu",
+        plugin.to_str().unwrap(),
+        &[],
+    );
+    expect_failure(&args, 2, "`^orders-(eu` is not a valid topic pattern");
+}
+
+#[test]
+fn an_invalid_topic_name() {
+    let plugin = example_plugin("uppercase");
+    let args = args_with("g", &brokers(), "orders eu", plugin.to_str().unwrap(), &[]);
+    expect_failure(&args, 2, "`orders eu` is not a valid Kafka topic name");
+}
+
+#[test]
+fn a_pattern_against_an_unreachable_broker_says_the_broker_is_unreachable() {
+    let plugin = example_plugin("uppercase");
+    let mut args = args_with("g", "127.0.0.1:1", "t", plugin.to_str().unwrap(), &[]);
+    let topic = args.iter().position(|a| a == "--topic").unwrap();
+    args[topic + 1] = "^pat-.*".into();
+    expect_failure(&args, 1, "cannot reach Kafka at 127.0.0.1:1");
 }
 
 /// Kafka header keys are bytes; one that is not UTF-8 once panicked the

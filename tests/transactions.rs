@@ -321,7 +321,7 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
     let mut config = weir_host::config::PipelineSettings {
         brokers: brokers(),
         group: group.clone(),
-        topics: vec![input.clone()],
+        subscription: weir_host::config::Subscription::new(&[input.as_str()], []).unwrap(),
         output_topic: output.clone(),
         transactional_id: Some(format!("weir-{group}-eos-poison")),
         instance_id: Some("eos-poison".into()),

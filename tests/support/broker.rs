@@ -6,6 +6,7 @@
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -77,6 +78,19 @@ pub async fn create_topic(name: &str, partitions: i32) {
     for r in results {
         r.unwrap_or_else(|(topic, e)| panic!("creating topic {topic}: {e}"));
     }
+}
+
+/// Whether `topic` exists on the broker (asking does not create it).
+pub fn topic_exists(topic: &str) -> bool {
+    let consumer: BaseConsumer = client_config().create().unwrap();
+    consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map(|m| {
+            m.topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        })
+        .unwrap_or(false)
 }
 
 /// Partitions of the topics made by [`topics`].

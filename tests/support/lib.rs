@@ -16,7 +16,8 @@ pub mod schema_registry;
 
 pub use admin::{admin_request, admin_request_with, lags, scrape, wait_for_zero_lag};
 pub use broker::{
-    brokers, create_topic, require_broker, serial, topics, unique, use_brokers, PARTITIONS,
+    brokers, create_topic, require_broker, serial, topic_exists, topics, unique, use_brokers,
+    PARTITIONS,
 };
 pub use http_service::LookupService;
 pub use plugins::{c_plugin, example_plugin, js_plugin, python_plugin, workspace_root};

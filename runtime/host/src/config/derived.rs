@@ -86,6 +86,17 @@ impl RunConfig {
             .map(|ms| ms.unwrap_or(Duration::from_millis(45_000)))
     }
 
+    /// How often topic patterns are matched against the cluster's topics again:
+    /// librdkafka's `topic.metadata.refresh.interval.ms` if set, else its
+    /// default (5 minutes); at least a second.
+    pub fn topic_refresh(&self) -> Result<Duration, ConfigError> {
+        self.librdkafka_millis("topic.metadata.refresh.interval.ms")
+            .map(|ms| {
+                ms.unwrap_or(Duration::from_secs(300))
+                    .max(Duration::from_secs(1))
+            })
+    }
+
     /// A librdkafka passthrough property given in milliseconds, if set.
     pub(super) fn librdkafka_millis(
         &self,
@@ -118,10 +129,22 @@ impl RunConfig {
     /// Where records from `source` that the plugin failed on are written under the
     /// `dlq` policy.
     pub fn dead_letter_topic(&self, source: &str) -> String {
-        match &self.plugin.failure.dlq_topic {
-            Some(topic) => topic.clone(),
-            None => format!("{source}.dlq"),
+        self.dead_letter_route().topic_for(source)
+    }
+
+    /// Where dead letters go, by input topic.
+    pub fn dead_letter_route(&self) -> super::DeadLetterRoute {
+        super::DeadLetterRoute {
+            fixed: self.plugin.failure.dlq_topic.clone(),
         }
+    }
+
+    /// The input topics: names and `^` patterns, which never match the
+    /// output topic or a fixed dead-letter topic.
+    pub fn subscription(&self) -> Result<super::Subscription, super::TopicEntryError> {
+        let excluded =
+            std::iter::once(self.output_topic.clone()).chain(self.plugin.failure.dlq_topic.clone());
+        super::Subscription::new(&self.topics, excluded)
     }
 
     /// Every plugin, in the order records go through them.

@@ -7,6 +7,7 @@ mod error;
 mod schema_registry;
 mod secrets;
 mod settings;
+mod subscription;
 #[cfg(test)]
 mod tests;
 mod topic_patterns;
@@ -15,7 +16,8 @@ mod validate;
 pub use defaults::DEFAULT_TRANSACTION_TIMEOUT;
 use defaults::*;
 pub use error::ConfigError;
-pub use settings::{PipelineSettings, RunSettings};
+pub use settings::{DeadLetterRoute, PipelineSettings, RunSettings};
+pub use subscription::{Subscription, TopicEntryError, DEAD_LETTER_SUFFIX};
 pub use topic_patterns::TopicPatterns;
 pub use validate::parse_key_value;
 

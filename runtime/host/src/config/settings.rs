@@ -4,7 +4,8 @@
 //! worked out. Nothing downstream re-checks or unwraps.
 
 use super::{
-    BatchConfig, ConfigError, FailureConfig, OffsetReset, PluginConfig, RunConfig, TopicPatterns,
+    BatchConfig, ConfigError, FailureConfig, OffsetReset, PluginConfig, RunConfig, Subscription,
+    TopicPatterns, DEAD_LETTER_SUFFIX,
 };
 use crate::admin::AdminSettings;
 use std::collections::BTreeMap;
@@ -21,6 +22,24 @@ pub struct RunSettings {
     pub pipelines: Vec<PipelineSettings>,
 }
 
+/// Where the dead letters of each input topic go: the fixed topic if one is
+/// configured, else `<topic>.dlq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterRoute {
+    /// The one dead-letter topic of every input topic, if configured.
+    pub fixed: Option<String>,
+}
+
+impl DeadLetterRoute {
+    /// The dead-letter topic of records consumed from `source`.
+    pub fn topic_for(&self, source: &str) -> String {
+        match &self.fixed {
+            Some(topic) => topic.clone(),
+            None => format!("{source}{DEAD_LETTER_SUFFIX}"),
+        }
+    }
+}
+
 /// One pipeline's settings: its Kafka clients, topics, plugins and limits.
 #[derive(Debug, Clone)]
 pub struct PipelineSettings {
@@ -28,8 +47,8 @@ pub struct PipelineSettings {
     pub brokers: String,
     /// Consumer group.
     pub group: String,
-    /// Input topics.
-    pub topics: Vec<String>,
+    /// Input topics: names and patterns.
+    pub subscription: Subscription,
     /// Default output topic.
     pub output_topic: String,
     /// Topics plugin outputs may go to: the output topic and the allowed ones.
@@ -49,7 +68,10 @@ pub struct PipelineSettings {
     /// Whether outputs carry the `weir.plugin.version` header.
     pub version_header: bool,
     /// Dead-letter topic of each input topic.
-    pub dead_letter_topics: BTreeMap<String, String>,
+    pub dead_letter: DeadLetterRoute,
+    /// How often the topic patterns are matched against the cluster's topics
+    /// again (librdkafka's `topic.metadata.refresh.interval.ms`).
+    pub topic_refresh: Duration,
     /// Batching into plugin calls.
     pub batch: BatchConfig,
     /// How long finishing in-flight work may take.
@@ -100,7 +122,9 @@ fn pipeline_settings(config: &RunConfig) -> PipelineSettings {
     PipelineSettings {
         brokers: config.brokers.clone(),
         group: config.group.clone(),
-        topics: config.topics.clone(),
+        subscription: config
+            .subscription()
+            .expect("validate() checked the topic entries"),
         output_topic: config.output_topic.clone(),
         output_topics: TopicPatterns::new(
             std::iter::once(&config.output_topic).chain(&config.allowed_output_topics),
@@ -124,11 +148,10 @@ fn pipeline_settings(config: &RunConfig) -> PipelineSettings {
             linger: config.batch.linger,
         },
         max_uncommitted: config.max_uncommitted,
-        dead_letter_topics: config
-            .topics
-            .iter()
-            .map(|topic| (topic.clone(), config.dead_letter_topic(topic)))
-            .collect(),
+        dead_letter: config.dead_letter_route(),
+        topic_refresh: config
+            .topic_refresh()
+            .expect("validate() checked the refresh interval"),
         batch: config.batch.clone(),
         drain_timeout: config.drain_timeout,
         commit_interval: config.commit_interval,

@@ -82,6 +82,20 @@ impl RunConfig {
         if self.topics.is_empty() {
             return Err(missing("input topic", "--topic", "WEIR_TOPICS", "topics"));
         }
+        self.subscription().map_err(|e| ConfigError::Invalid {
+            key: "topics",
+            reason: e.to_string(),
+        })?;
+        self.topic_refresh()?;
+        super::subscription::check_topic_name(&self.output_topic).map_err(|reason| {
+            ConfigError::Invalid {
+                key: "output_topic",
+                reason: format!(
+                    "`{}` is not a valid Kafka topic name: {reason}",
+                    self.output_topic
+                ),
+            }
+        })?;
         if self.output_topic.trim().is_empty() {
             return Err(missing(
                 "output topic",
@@ -145,7 +159,12 @@ impl RunConfig {
             ));
         }
         if failure.policy == FailurePolicy::Dlq {
-            for topic in &self.topics {
+            // Patterns never match dead-letter topics (see `Subscription`).
+            for topic in self
+                .topics
+                .iter()
+                .filter(|t| !super::subscription::is_pattern(t))
+            {
                 let dlq = self.dead_letter_topic(topic);
                 if self.topics.contains(&dlq) || dlq == self.output_topic {
                     return Err(ConfigError::Invalid {

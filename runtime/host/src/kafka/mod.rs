@@ -15,7 +15,7 @@ pub use clients::{
 pub use context::{LagBounds, RebalanceListener, WeirContext};
 pub use convert::input_record;
 pub use output::{OutputSink, PendingDelivery, ProduceError};
-pub use preflight::check_topics;
+pub use preflight::{check_topics, cluster_topics};
 pub use topics::ensure_dead_letter_topics;
 
 /// A Kafka problem the user has to act on.
@@ -35,6 +35,22 @@ pub enum KafkaSetupError {
     /// A topic Weir needs does not exist.
     #[error("topic `{topic}` does not exist on {brokers}; create it first (e.g. scripts/broker create-topic {topic} 4) or fix --topic/--output-topic")]
     MissingTopic {
+        /// The topic.
+        topic: String,
+        /// The configured bootstrap servers.
+        brokers: String,
+    },
+    /// A topic name the brokers refuse as invalid.
+    #[error("`{topic}` is not a valid topic name for the brokers at {brokers}; topic names use ASCII letters, digits, `.`, `_` and `-` (a pattern starts with `^`); fix --topic/--output-topic")]
+    InvalidTopic {
+        /// The topic.
+        topic: String,
+        /// The configured bootstrap servers.
+        brokers: String,
+    },
+    /// The brokers refuse Weir's credentials access to a topic.
+    #[error("not authorized to use topic `{topic}` on {brokers}; grant this principal Describe and Read (Write for the output) on it, or check the credentials in -X sasl.* / [librdkafka]")]
+    NotAuthorized {
         /// The topic.
         topic: String,
         /// The configured bootstrap servers.

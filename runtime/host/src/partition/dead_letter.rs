@@ -7,12 +7,12 @@
 //! written, its partition waits (the others go on).
 
 use crate::commit::BatchScope;
+use crate::config::DeadLetterRoute;
 use crate::kafka::KafkaSetupError;
 use crate::kafka::{self, OutputSink, PendingDelivery, ProduceError, WeirAdmin, WeirConsumer};
 use crate::process::{Backoff, RecordFailure};
 use crate::record::{cut_at_char, Header, Output, Record};
 use crate::telemetry::PipelineMetrics;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,7 +58,7 @@ const RETRY: Backoff = Backoff {
 /// A pipeline's dead letters: where they go and how they are written.
 pub struct DeadLetters {
     /// The dead-letter topic of each input topic.
-    topics: BTreeMap<String, String>,
+    route: DeadLetterRoute,
     sink: Arc<OutputSink>,
     metrics: PipelineMetrics,
 }
@@ -83,41 +83,34 @@ pub struct RetryInPlace {
 }
 
 impl DeadLetters {
-    /// Letters for records of each input topic go to its dead-letter topic in
-    /// `topics`, through `sink`; written letters are counted in `metrics`.
-    pub fn new(
-        topics: BTreeMap<String, String>,
-        sink: Arc<OutputSink>,
-        metrics: PipelineMetrics,
-    ) -> Self {
+    /// Letters for records of each input topic go to its dead-letter topic by
+    /// `route`, through `sink`; written letters are counted in `metrics`.
+    pub fn new(route: DeadLetterRoute, sink: Arc<OutputSink>, metrics: PipelineMetrics) -> Self {
         Self {
-            topics,
+            route,
             sink,
             metrics,
         }
     }
 
-    /// Create the dead-letter topics that do not exist yet, like their input topics.
+    /// Create the dead-letter topics of the input topics `sources` that do not
+    /// exist yet, like their input topics.
     pub async fn ensure_topics(
         &self,
         consumer: &WeirConsumer,
         admin: &WeirAdmin,
+        sources: impl IntoIterator<Item = &str>,
     ) -> Result<(), KafkaSetupError> {
-        let pairs: Vec<(String, String)> = self
-            .topics
-            .iter()
-            .map(|(source, dlq)| (source.clone(), dlq.clone()))
+        let pairs: Vec<(String, String)> = sources
+            .into_iter()
+            .map(|source| (source.to_string(), self.route.topic_for(source)))
             .collect();
         kafka::ensure_dead_letter_topics(consumer, admin, &pairs).await
     }
 
     /// The letter for `record`, to its input topic's dead-letter topic.
     pub fn letter_for(&self, record: &Record, failure: &RecordFailure) -> Output {
-        let dlq = self
-            .topics
-            .get(&record.topic)
-            .expect("every input topic has a dead-letter topic");
-        letter(record, failure, dlq)
+        letter(record, failure, &self.route.topic_for(&record.topic))
     }
 
     /// Hand `letter`, the dead letter of `record`, to the producer. Refused

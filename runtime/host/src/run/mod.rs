@@ -5,10 +5,12 @@
 //! States of a pipeline: start-up checks → consuming → draining (no new records;
 //! workers finish their current batch and their outputs are acknowledged) →
 //! final commit → producer flush → leave the group. Kafka failures restart it
-//! from the last committed offsets (`pipeline`); `plugins` loads the chains.
+//! from the last committed offsets (`pipeline`); `plugins` loads the chains;
+//! `topic_watch` follows topic patterns.
 
 mod pipeline;
 mod plugins;
+mod topic_watch;
 
 use crate::admin;
 use crate::commit::CommitError;

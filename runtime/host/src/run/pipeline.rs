@@ -2,6 +2,7 @@
 //! dedicated thread (the consumer loop blocks in `poll`); a Kafka failure ends a
 //! life and, after a backoff, starts the next from the last committed offsets.
 
+use super::topic_watch::{self, TopicWatch};
 use super::{Pipeline, RunError};
 use crate::budget::InFlightBudget;
 use crate::commit::{CommitError, Committer};
@@ -12,6 +13,7 @@ use crate::partition::{DeadLetters, PipelineContext, PipelineError};
 use crate::telemetry::PipelineMetrics;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::Producer;
+use std::collections::BTreeSet;
 use std::sync::{mpsc as sync_mpsc, Arc};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -108,10 +110,17 @@ fn consume(
         },
     );
     let producer = kafka::create_producer(&config)?;
-    let mut needed: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    let mut needed: Vec<&str> = config
+        .subscription
+        .names()
+        .iter()
+        .map(String::as_str)
+        .collect();
     needed.push(&config.output_topic);
     kafka::check_topics(&consumer, &config.brokers, &needed)?;
-    let (output, dead_letters) = outputs(&config, &consumer, &producer, &metrics, &runtime)?;
+    let topics = topic_watch::input_topics(&config, &consumer)?;
+    let (output, dead_letters) =
+        outputs(&config, &consumer, &producer, &metrics, &runtime, &topics)?;
     let context = Arc::new(PipelineContext {
         committer: committer(&config, &consumer, producer, &metrics)?,
         output,
@@ -136,7 +145,17 @@ fn consume(
         results_tx,
         config.drain_timeout,
     );
-    subscribe(&config, &consumer, &context)?;
+    subscribe(&config, &consumer, &context, &topics)?;
+    let watch = match config.subscription.has_patterns() {
+        true => Some(TopicWatch::start(
+            &config,
+            Arc::clone(&consumer),
+            Arc::clone(&context),
+            runtime.clone(),
+            topics,
+        )?),
+        false => None,
+    };
     let stop = consume::consume_loop(
         &consumer,
         &mut router,
@@ -144,6 +163,9 @@ fn consume(
         &shutdown,
         config.commit_interval,
     );
+    if let Some(watch) = watch {
+        watch.stop();
+    }
     // Not ready while draining: no new records are taken from here on.
     health.set_joined(false);
     let mut failure = stop.map(|cause| match cause {
@@ -199,18 +221,26 @@ fn outputs(
     producer: &WeirProducer,
     metrics: &PipelineMetrics,
     runtime: &tokio::runtime::Handle,
+    topics: &BTreeSet<String>,
 ) -> Result<(Arc<OutputSink>, DeadLetters), RunError> {
-    let dead_letter_topics = config.dead_letter_topics.clone();
     let output = Arc::new(OutputSink::new(
         producer.clone(),
         config.output_topic.clone(),
-        dead_letter_topics.values().cloned(),
+        topics.iter().map(|t| config.dead_letter.topic_for(t)),
         metrics.clone(),
     ));
-    let dead_letters = DeadLetters::new(dead_letter_topics, Arc::clone(&output), metrics.clone());
+    let dead_letters = DeadLetters::new(
+        config.dead_letter.clone(),
+        Arc::clone(&output),
+        metrics.clone(),
+    );
     if config.failure.policy == FailurePolicy::Dlq {
         let admin = kafka::create_admin(config)?;
-        runtime.block_on(dead_letters.ensure_topics(consumer, &admin))?;
+        runtime.block_on(dead_letters.ensure_topics(
+            consumer,
+            &admin,
+            topics.iter().map(String::as_str),
+        ))?;
     }
     Ok((output, dead_letters))
 }
@@ -237,22 +267,19 @@ fn committer(
     })
 }
 
-/// Subscribe to the input topics.
+/// Subscribe to the input `topics`.
 fn subscribe(
     config: &PipelineSettings,
     consumer: &WeirConsumer,
     context: &PipelineContext,
+    topics: &BTreeSet<String>,
 ) -> Result<(), KafkaSetupError> {
-    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|source| KafkaSetupError::Subscribe {
-            topics: config.topics.clone(),
-            source,
-        })?;
+    topic_watch::subscribe_to(consumer, topics)?;
+    context.metrics.subscription_changed(topics, []);
     tracing::info!(
         group = %config.group,
-        topics = ?config.topics,
+        ?topics,
+        patterns = ?config.subscription.patterns().collect::<Vec<_>>(),
         output = %config.output_topic,
         plugins = ?context.stages.iter().map(|s| s.slot.name()).collect::<Vec<_>>(),
         exactly_once = config.exactly_once(),

@@ -78,6 +78,8 @@ families! {
     commits: Family<Labels, Counter> = Family::default(), COMMITS = "commits" "_total";
     /// Duration of the commits Weir makes itself (revocation, shutdown, transactions).
     commit_duration: Histograms = Family::new_with_constructor(commit_buckets), COMMIT_SECONDS = "commit_seconds" "";
+    /// Input topics the pipeline is subscribed to (plain names and the topics its patterns match); always 1.
+    subscribed: Family<Labels, Gauge> = Family::default(), SUBSCRIBED_TOPIC = "subscribed_topic" "";
     /// Partitions assigned to this process by rebalances.
     assigned_total: Family<Labels, Counter> = Family::default(), PARTITIONS_ASSIGNED = "partitions_assigned" "_total";
     /// Partitions revoked from this process by rebalances.

@@ -159,6 +159,22 @@ impl PipelineMetrics {
             .get_or_create_owned(&labels(&[("pipeline", &self.pipeline), ("topic", topic)]))
     }
 
+    /// Show the input topics `added` to the subscription, and stop showing those `removed`.
+    pub fn subscription_changed<'a>(
+        &self,
+        added: impl IntoIterator<Item = &'a String>,
+        removed: impl IntoIterator<Item = &'a String>,
+    ) {
+        let family = &self.families.subscribed;
+        let key = |topic: &str| labels(&[("pipeline", &self.pipeline), ("topic", topic)]);
+        for topic in added {
+            family.get_or_create(&key(topic)).set(1);
+        }
+        for topic in removed {
+            family.remove(&key(topic));
+        }
+    }
+
     /// Count a dead letter acknowledged on `topic`.
     pub fn dead_lettered(&self, topic: &str) {
         self.families

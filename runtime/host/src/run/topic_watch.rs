@@ -1,0 +1,167 @@
+//! The input topics a pipeline subscribes to, and following its topic patterns
+//! while it runs: every refresh interval the cluster's topics are matched
+//! again; a newly matched topic first gets its dead-letter topic (under the
+//! `dlq` policy), then joins the subscription, and a topic that went away
+//! leaves it. A changed subscription makes the group rebalance, as
+//! librdkafka's own pattern subscriptions do.
+
+use crate::config::{FailurePolicy, PipelineSettings};
+use crate::kafka::{self, KafkaSetupError, WeirAdmin, WeirConsumer};
+use crate::partition::PipelineContext;
+use rdkafka::consumer::Consumer;
+use std::collections::BTreeSet;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// The topics to consume now: every plain name (checked to exist) and each
+/// existing topic a pattern matches. Logs what each pattern matches.
+pub fn input_topics(
+    config: &PipelineSettings,
+    consumer: &WeirConsumer,
+) -> Result<BTreeSet<String>, KafkaSetupError> {
+    let subscription = &config.subscription;
+    if !subscription.has_patterns() {
+        return Ok(subscription.resolve([]));
+    }
+    let existing = kafka::cluster_topics(consumer, &config.brokers)?;
+    let names: Vec<&str> = existing.iter().map(String::as_str).collect();
+    for (pattern, matched) in subscription.matches_by_pattern(&names) {
+        if matched.is_empty() {
+            tracing::warn!(pattern, refresh = ?config.topic_refresh,
+                "topic pattern matches no topic yet; topics created later are consumed once a refresh finds them");
+        } else {
+            tracing::info!(pattern, topics = ?matched, "topic pattern matches");
+        }
+    }
+    Ok(subscription.resolve(existing.iter().map(String::as_str)))
+}
+
+/// Subscribe `consumer` to exactly `topics` (none: no subscription).
+pub fn subscribe_to(
+    consumer: &WeirConsumer,
+    topics: &BTreeSet<String>,
+) -> Result<(), KafkaSetupError> {
+    if topics.is_empty() {
+        consumer.unsubscribe();
+        return Ok(());
+    }
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(|source| KafkaSetupError::Subscribe {
+            topics: topics.iter().cloned().collect(),
+            source,
+        })
+}
+
+/// A thread that follows the pipeline's topic patterns until stopped.
+pub struct TopicWatch {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl TopicWatch {
+    /// Start following `config`'s patterns, from the subscription `current`.
+    pub fn start(
+        config: &PipelineSettings,
+        consumer: Arc<WeirConsumer>,
+        context: Arc<PipelineContext>,
+        runtime: tokio::runtime::Handle,
+        current: BTreeSet<String>,
+    ) -> Result<Self, KafkaSetupError> {
+        let admin = match config.failure.policy {
+            FailurePolicy::Dlq => Some(kafka::create_admin(config)?),
+            _ => None,
+        };
+        let (stop, stopped) = mpsc::channel();
+        let mut watch = Watch {
+            config: config.clone(),
+            consumer,
+            context,
+            runtime,
+            admin,
+            current,
+        };
+        let thread = std::thread::Builder::new()
+            .name("weir-topics".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(watch.config.topic_refresh)
+                {
+                    watch.refresh();
+                }
+            })
+            .map_err(|e| KafkaSetupError::Subscribe {
+                topics: Vec::new(),
+                source: rdkafka::error::KafkaError::Subscription(format!(
+                    "cannot start the topic pattern thread: {e}"
+                )),
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    /// Stop following the patterns (the subscription stays as it is).
+    pub fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// The topic watch thread's state.
+struct Watch {
+    config: PipelineSettings,
+    consumer: Arc<WeirConsumer>,
+    context: Arc<PipelineContext>,
+    runtime: tokio::runtime::Handle,
+    admin: Option<WeirAdmin>,
+    current: BTreeSet<String>,
+}
+
+impl Watch {
+    /// Match the patterns again and change the subscription if that changes
+    /// the topics. Failures are logged and retried at the next refresh.
+    fn refresh(&mut self) {
+        let existing = match kafka::cluster_topics(&self.consumer, &self.config.brokers) {
+            Ok(topics) => topics,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list topics to match the topic patterns; trying again at the next refresh");
+                return;
+            }
+        };
+        let wanted = self
+            .config
+            .subscription
+            .resolve(existing.iter().map(String::as_str));
+        if wanted == self.current {
+            return;
+        }
+        let added: Vec<String> = wanted.difference(&self.current).cloned().collect();
+        let removed: Vec<String> = self.current.difference(&wanted).cloned().collect();
+        if let Some(admin) = &self.admin {
+            let ensured = self
+                .runtime
+                .block_on(self.context.dead_letters.ensure_topics(
+                    &self.consumer,
+                    admin,
+                    added.iter().map(String::as_str),
+                ));
+            if let Err(error) = ensured {
+                tracing::error!(%error, topics = ?added,
+                    "newly matched topics are not consumed until their dead-letter topics exist; trying again at the next refresh");
+                return;
+            }
+        }
+        if let Err(error) = subscribe_to(&self.consumer, &wanted) {
+            tracing::error!(%error, "cannot change the subscription; trying again at the next refresh");
+            return;
+        }
+        tracing::info!(
+            ?added,
+            ?removed,
+            "topic patterns match other topics now; subscription changed"
+        );
+        self.context.metrics.subscription_changed(&added, &removed);
+        self.current = wanted;
+    }
+}
