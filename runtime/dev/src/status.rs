@@ -206,6 +206,16 @@ fn render_pipeline(out: &mut String, current: &Snapshot, pipeline: &str) {
         count(names::PAUSED_PARTITIONS),
         count(names::PIPELINE_RESTARTS),
     );
+    let mut topics: Vec<&str> = current
+        .samples
+        .iter()
+        .filter(|s| s.name == names::SUBSCRIBED_TOPIC && s.label("pipeline") == pipeline)
+        .map(|s| s.label("topic"))
+        .collect();
+    if !topics.is_empty() {
+        topics.sort_unstable();
+        let _ = writeln!(out, "  topics {}", topics.join(", "));
+    }
     for plugin in current
         .samples
         .iter()
@@ -316,12 +326,14 @@ weir_assigned_partitions{pipeline="g"} 1
 weir_records_consumed_total{pipeline="g",topic="in"} 100
 weir_plugin_info{pipeline="g",plugin="up",version="0123456789abcdef"} 1
 weir_odd{pipeline="g",note="a \"quoted\", value"} 2.5
+weir_subscribed_topic{pipeline="g",topic="in"} 1
+weir_subscribed_topic{pipeline="g",topic="in-b"} 1
 "#;
 
     #[test]
     fn parses_samples_with_labels_and_escapes() {
         let samples = parse_samples(TEXT);
-        assert_eq!(samples.len(), 7);
+        assert_eq!(samples.len(), 9);
         assert_eq!(samples[0].name, "weir_consumer_lag");
         assert_eq!(samples[0].label("partition"), "0");
         assert_eq!(samples[0].value, 40.0);
@@ -347,6 +359,7 @@ weir_odd{pipeline="g",note="a \"quoted\", value"} 2.5
             "{view}"
         );
         assert!(view.contains("plugin up  version 0123456789ab"), "{view}");
+        assert!(view.contains("  topics in, in-b\n"), "{view}");
         let row = view.lines().find(|l| l.contains("in/0")).expect(&view);
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cells, ["in/0", "60", "100", "40", "10.0"], "{view}");
