@@ -1,7 +1,8 @@
 //! Subscribing by topic pattern against the real broker: the topics a pattern
 //! matches at start-up are consumed, a topic created while Weir runs is
 //! consumed after the next refresh, and a failing record goes to its own
-//! topic's dead-letter topic, which the pattern never consumes. Mistakes
+//! topic's dead-letter topic, which the pattern never consumes; a pattern that
+//! matches nothing at start-up is ready and consumes its first topic. Mistakes
 //! about topics at start-up are in `bad_input.rs`.
 
 use std::time::Duration;
@@ -98,4 +99,52 @@ async fn a_pattern_consumes_its_topics_and_later_ones_but_never_their_dead_lette
     let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
     assert!(status.success(), "exit {status}; log:\n{log}");
     assert!(log.contains("subscription changed"), "log:\n{log}");
+}
+
+#[tokio::test]
+async fn a_pattern_that_matches_nothing_yet_is_ready_and_consumes_its_first_topic() {
+    require_broker();
+    let prefix = unique("later");
+    let output = unique("later-out");
+    create_topic(&output, 1).await;
+    let refresh = format!("topic.metadata.refresh.interval.ms={REFRESH_MS}");
+    let args = pipeline_args(
+        &unique("later-g"),
+        &format!("^{prefix}-.*"),
+        &output,
+        &example_plugin("uppercase"),
+        &["-X", &refresh],
+    );
+    let weir = Weir::start(&args);
+    // Nothing to consume yet is not a failure: the process is ready.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while admin_request(&weir.admin_addr(), "GET", "/readyz").0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready; log:\n{}",
+            weir.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let topic = format!("{prefix}-first");
+    create_topic(&topic, 1).await;
+    produce(&topic, &[TestRecord::new("k", b"hello", &[])]).await;
+    let outputs = read_all(
+        &output,
+        1,
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+    );
+    assert_eq!(
+        outputs.iter().map(|r| r.value_text()).collect::<Vec<_>>(),
+        ["HELLO"],
+        "log:\n{}",
+        weir.log_text()
+    );
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert!(
+        log.contains("topic pattern matches no topic yet"),
+        "log:\n{log}"
+    );
 }

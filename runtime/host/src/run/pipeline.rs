@@ -146,13 +146,18 @@ fn consume(
         config.drain_timeout,
     );
     subscribe(&config, &consumer, &context, &topics)?;
+    if topics.is_empty() {
+        // Patterns that match nothing yet: there is no group to join until
+        // they do, and the process is doing what it should.
+        health.set_joined(true);
+    }
     let watch = match config.subscription.has_patterns() {
         true => Some(TopicWatch::start(
             &config,
             Arc::clone(&consumer),
             Arc::clone(&context),
             runtime.clone(),
-            topics,
+            topics.clone(),
         )?),
         false => None,
     };
@@ -163,9 +168,10 @@ fn consume(
         &shutdown,
         config.commit_interval,
     );
-    if let Some(watch) = watch {
-        watch.stop();
-    }
+    let subscribed = match watch {
+        Some(watch) => watch.stop(),
+        None => topics,
+    };
     // Not ready while draining: no new records are taken from here on.
     health.set_joined(false);
     let mut failure = stop.map(|cause| match cause {
@@ -191,6 +197,8 @@ fn consume(
             .map(RunError::Pipeline);
     }
     let result = wind_down(&context, &runtime, failure);
+    // A restarted life shows its own subscription, not this one's.
+    context.metrics.subscription_changed([], &subscribed);
     close_within((router, context, consumer), CLOSE_TIMEOUT);
     result
 }

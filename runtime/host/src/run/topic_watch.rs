@@ -58,7 +58,8 @@ pub fn subscribe_to(
 /// A thread that follows the pipeline's topic patterns until stopped.
 pub struct TopicWatch {
     stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
+    /// Returns the subscription it left.
+    thread: JoinHandle<BTreeSet<String>>,
 }
 
 impl TopicWatch {
@@ -91,6 +92,7 @@ impl TopicWatch {
                 {
                     watch.refresh();
                 }
+                watch.current
             })
             .map_err(|e| KafkaSetupError::Subscribe {
                 topics: Vec::new(),
@@ -101,10 +103,11 @@ impl TopicWatch {
         Ok(Self { stop, thread })
     }
 
-    /// Stop following the patterns (the subscription stays as it is).
-    pub fn stop(self) {
+    /// Stop following the patterns; returns the topics subscribed to now
+    /// (empty if the thread panicked).
+    pub fn stop(self) -> BTreeSet<String> {
         drop(self.stop);
-        let _ = self.thread.join();
+        self.thread.join().unwrap_or_default()
     }
 }
 
