@@ -321,7 +321,8 @@ async fn a_batch_aborted_halfway_poisons_its_transaction() {
     let mut config = weir_host::config::PipelineSettings {
         brokers: brokers(),
         group: group.clone(),
-        subscription: weir_host::config::Subscription::new(&[input.as_str()], []).unwrap(),
+        subscription: weir_host::config::Subscription::new(&[input.as_str()], Default::default())
+            .unwrap(),
         output_topic: output.clone(),
         transactional_id: Some(format!("weir-{group}-eos-poison")),
         instance_id: Some("eos-poison".into()),

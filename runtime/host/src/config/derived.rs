@@ -88,13 +88,18 @@ impl RunConfig {
 
     /// How often topic patterns are matched against the cluster's topics again:
     /// librdkafka's `topic.metadata.refresh.interval.ms` if set, else its
-    /// default (5 minutes); at least a second.
-    pub fn topic_refresh(&self) -> Result<Duration, ConfigError> {
-        self.librdkafka_millis("topic.metadata.refresh.interval.ms")
-            .map(|ms| {
-                ms.unwrap_or(Duration::from_secs(300))
-                    .max(Duration::from_secs(1))
-            })
+    /// default (5 minutes); at least a second; `None` (only at start-up) for
+    /// a value of 0 or less, which turns librdkafka's refresh off too.
+    pub fn topic_refresh(&self) -> Result<Option<Duration>, ConfigError> {
+        const KEY: &str = "topic.metadata.refresh.interval.ms";
+        let Some(ms) = self.librdkafka.get(KEY) else {
+            return Ok(Some(Duration::from_secs(300)));
+        };
+        let ms: i64 = ms.parse().map_err(|_| ConfigError::Invalid {
+            key: KEY,
+            reason: format!("`{ms}` is not a number of milliseconds"),
+        })?;
+        Ok((ms > 0).then(|| Duration::from_millis(ms as u64).max(Duration::from_secs(1))))
     }
 
     /// A librdkafka passthrough property given in milliseconds, if set.
@@ -139,12 +144,13 @@ impl RunConfig {
         }
     }
 
-    /// The input topics: names and `^` patterns, which never match the
-    /// output topic or a fixed dead-letter topic.
+    /// The input topics: names and `^` patterns, which never match a topic
+    /// the plugins may write to or a fixed dead-letter topic.
     pub fn subscription(&self) -> Result<super::Subscription, super::TopicEntryError> {
-        let excluded =
-            std::iter::once(self.output_topic.clone()).chain(self.plugin.failure.dlq_topic.clone());
-        super::Subscription::new(&self.topics, excluded)
+        let excluded = std::iter::once(&self.output_topic)
+            .chain(&self.allowed_output_topics)
+            .chain(&self.plugin.failure.dlq_topic);
+        super::Subscription::new(&self.topics, super::TopicPatterns::new(excluded))
     }
 
     /// Every plugin, in the order records go through them.

@@ -70,8 +70,9 @@ pub struct PipelineSettings {
     /// Dead-letter topic of each input topic.
     pub dead_letter: DeadLetterRoute,
     /// How often the topic patterns are matched against the cluster's topics
-    /// again (librdkafka's `topic.metadata.refresh.interval.ms`).
-    pub topic_refresh: Duration,
+    /// again (librdkafka's `topic.metadata.refresh.interval.ms`); `None`:
+    /// only at start-up.
+    pub topic_refresh: Option<Duration>,
     /// Batching into plugin calls.
     pub batch: BatchConfig,
     /// How long finishing in-flight work may take.
@@ -149,9 +150,8 @@ fn pipeline_settings(config: &RunConfig) -> PipelineSettings {
         },
         max_uncommitted: config.max_uncommitted,
         dead_letter: config.dead_letter_route(),
-        topic_refresh: config
-            .topic_refresh()
-            .expect("validate() checked the refresh interval"),
+        // Checked by validate() where there are patterns; unused elsewhere.
+        topic_refresh: config.topic_refresh().unwrap_or_default(),
         batch: config.batch.clone(),
         drain_timeout: config.drain_timeout,
         commit_interval: config.commit_interval,

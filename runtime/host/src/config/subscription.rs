@@ -3,8 +3,10 @@
 //! the patterns itself against the cluster's topic list rather than handing
 //! them to librdkafka, so that a pattern never feeds the pipeline what it
 //! writes: dead-letter topics (`<topic>.dlq`, or the configured one), the
-//! output topic, and Kafka's internal topics (`__…`) are never matched.
+//! topics its plugins may write to, and Kafka's internal topics (`__…`) are
+//! never matched.
 
+use super::TopicPatterns;
 use regex::Regex;
 use std::collections::BTreeSet;
 
@@ -19,8 +21,8 @@ const MAX_TOPIC_NAME_LEN: usize = 249;
 pub struct Subscription {
     names: Vec<String>,
     patterns: Vec<Regex>,
-    /// Topics no pattern may match (the output and a fixed dead-letter topic).
-    excluded: BTreeSet<String>,
+    /// Topics no pattern may match (outputs and a fixed dead-letter topic).
+    excluded: TopicPatterns,
 }
 
 /// Why an entry of `topics` is not usable.
@@ -46,10 +48,10 @@ pub enum TopicEntryError {
 
 impl Subscription {
     /// The subscription of `entries` (names, and `^` patterns), whose patterns
-    /// never match the topics in `excluded`.
+    /// never match the topics (names and `*` patterns) in `excluded`.
     pub fn new<S: AsRef<str>>(
         entries: &[S],
-        excluded: impl IntoIterator<Item = String>,
+        excluded: TopicPatterns,
     ) -> Result<Self, TopicEntryError> {
         let mut names = Vec::new();
         let mut patterns = Vec::new();
@@ -77,7 +79,7 @@ impl Subscription {
         Ok(Self {
             names,
             patterns,
-            excluded: excluded.into_iter().collect(),
+            excluded,
         })
     }
 
@@ -100,7 +102,7 @@ impl Subscription {
     fn may_match(&self, topic: &str) -> bool {
         !topic.starts_with("__")
             && !topic.ends_with(DEAD_LETTER_SUFFIX)
-            && !self.excluded.contains(topic)
+            && !self.excluded.matches(topic)
     }
 
     /// Whether `topic` is one a pattern feeds the pipeline with.
@@ -171,12 +173,14 @@ mod tests {
 
     #[test]
     fn patterns_match_topics_but_never_dead_letter_output_or_internal_ones() {
-        let s = Subscription::new(&["^orders-.*", "audit"], ["orders-out".to_string()]).unwrap();
+        let excluded = TopicPatterns::new(["orders-out", "orders-audit-*"]);
+        let s = Subscription::new(&["^orders-.*", "audit"], excluded).unwrap();
         let existing = [
             "orders-eu",
             "orders-us",
             "orders-eu.dlq",
             "orders-out",
+            "orders-audit-eu",
             "__consumer_offsets",
             "payments",
             "audit",
@@ -191,22 +195,22 @@ mod tests {
 
     #[test]
     fn plain_names_are_kept_even_before_they_exist() {
-        let s = Subscription::new(&["a", "b"], []).unwrap();
+        let s = Subscription::new(&["a", "b"], TopicPatterns::default()).unwrap();
         assert!(!s.has_patterns());
         assert_eq!(s.resolve([]).len(), 2);
     }
 
     #[test]
     fn bad_entries_say_what_is_wrong() {
-        let err = Subscription::new(&["^orders-(eu"], []).unwrap_err();
+        let err = Subscription::new(&["^orders-(eu"], TopicPatterns::default()).unwrap_err();
         assert!(
             matches!(&err, TopicEntryError::InvalidPattern { reason, .. } if reason.contains("unclosed group")),
             "{err}"
         );
-        let err = Subscription::new(&["orders eu"], []).unwrap_err();
+        let err = Subscription::new(&["orders eu"], TopicPatterns::default()).unwrap_err();
         assert!(err.to_string().contains("only ASCII letters"), "{err}");
-        assert!(Subscription::new(&[".."], []).is_err());
-        assert!(Subscription::new(&["x".repeat(250)], []).is_err());
-        assert!(Subscription::new(&["ok.topic_name-1"], []).is_ok());
+        assert!(Subscription::new(&[".."], TopicPatterns::default()).is_err());
+        assert!(Subscription::new(&["x".repeat(250)], TopicPatterns::default()).is_err());
+        assert!(Subscription::new(&["ok.topic_name-1"], TopicPatterns::default()).is_ok());
     }
 }

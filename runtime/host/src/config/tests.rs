@@ -65,6 +65,35 @@ fn a_dead_letter_topic_must_not_be_an_input_or_the_output() {
 }
 
 #[test]
+fn topic_patterns_keep_the_dead_letter_rules_and_librdkafkas_refresh_values() {
+    let mut c: RunConfig = toml::from_str(
+        "brokers = \"b\"\ngroup = \"g\"\ntopics = [\"^orders-.*\"]\noutput_topic = \"o\"\nallowed_output_topics = [\"orders-audit*\"]\n[plugin]\npath = \"p.wasm\"\n[plugin.failure]\ndlq_topic = \"o\"",
+    )
+    .unwrap();
+    // Only patterns as inputs: a fixed dead-letter topic still may not be the output.
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("dlq_topic"), "{err}");
+    c.plugin.failure.dlq_topic = Some("failed".into());
+    c.validate().unwrap();
+    // Topics the plugins may write to are never read back by a pattern.
+    let topics = c
+        .subscription()
+        .unwrap()
+        .resolve(["orders-eu", "orders-audit-eu", "failed", "o"]);
+    assert_eq!(topics.into_iter().collect::<Vec<_>>(), ["orders-eu"]);
+    // librdkafka's -1 (no periodic refresh) is accepted: patterns then match at start-up only.
+    c.librdkafka
+        .insert("topic.metadata.refresh.interval.ms".into(), "-1".into());
+    c.validate().unwrap();
+    assert_eq!(c.topic_refresh().unwrap(), None);
+    c.librdkafka
+        .insert("topic.metadata.refresh.interval.ms".into(), "soon".into());
+    assert!(c.validate().is_err());
+    c.topics = vec!["orders-eu".into()];
+    c.validate().unwrap();
+}
+
+#[test]
 fn unknown_keys_and_missing_settings_are_reported() {
     assert!(toml::from_str::<RunConfig>("brokerz = 1").is_err());
     let err = RunConfig::default().validate().unwrap_err().to_string();

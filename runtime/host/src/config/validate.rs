@@ -86,16 +86,13 @@ impl RunConfig {
             key: "topics",
             reason: e.to_string(),
         })?;
-        self.topic_refresh()?;
-        super::subscription::check_topic_name(&self.output_topic).map_err(|reason| {
-            ConfigError::Invalid {
-                key: "output_topic",
-                reason: format!(
-                    "`{}` is not a valid Kafka topic name: {reason}",
-                    self.output_topic
-                ),
-            }
-        })?;
+        if self
+            .topics
+            .iter()
+            .any(|t| super::subscription::is_pattern(t))
+        {
+            self.topic_refresh()?;
+        }
         if self.output_topic.trim().is_empty() {
             return Err(missing(
                 "output topic",
@@ -107,6 +104,15 @@ impl RunConfig {
         if self.plugin.path.as_os_str().is_empty() {
             return Err(missing("plugin", "--plugin", "WEIR_PLUGIN", "plugin.path"));
         }
+        super::subscription::check_topic_name(&self.output_topic).map_err(|reason| {
+            ConfigError::Invalid {
+                key: "output_topic",
+                reason: format!(
+                    "`{}` is not a valid Kafka topic name: {reason}",
+                    self.output_topic
+                ),
+            }
+        })?;
         Ok(())
     }
 
@@ -159,6 +165,16 @@ impl RunConfig {
             ));
         }
         if failure.policy == FailurePolicy::Dlq {
+            if let Some(dlq) = &failure.dlq_topic {
+                if self.topics.contains(dlq) || *dlq == self.output_topic {
+                    return Err(ConfigError::Invalid {
+                        key: "plugin.failure.dlq_topic",
+                        reason: format!(
+                            "`{dlq}` is also an input or the output topic; name a topic of its own"
+                        ),
+                    });
+                }
+            }
             // Patterns never match dead-letter topics (see `Subscription`).
             for topic in self
                 .topics

@@ -151,15 +151,21 @@ fn consume(
         // they do, and the process is doing what it should.
         health.set_joined(true);
     }
-    let watch = match config.subscription.has_patterns() {
-        true => Some(TopicWatch::start(
+    let watch = match (config.subscription.has_patterns(), config.topic_refresh) {
+        (true, Some(refresh)) => Some(TopicWatch::start(
             &config,
+            refresh,
             Arc::clone(&consumer),
             Arc::clone(&context),
             runtime.clone(),
             topics.clone(),
+            shutdown.clone(),
         )?),
-        false => None,
+        (true, None) => {
+            tracing::info!("topic patterns are matched at start-up only (topic.metadata.refresh.interval.ms is 0 or less)");
+            None
+        }
+        (false, _) => None,
     };
     let stop = consume::consume_loop(
         &consumer,
@@ -168,12 +174,14 @@ fn consume(
         &shutdown,
         config.commit_interval,
     );
+    // Not ready while draining: no new records are taken from here on.
+    health.set_joined(false);
+    // No subscription change from here on: it would start a rebalance
+    // nobody serves while this life drains and commits.
     let subscribed = match watch {
         Some(watch) => watch.stop(),
         None => topics,
     };
-    // Not ready while draining: no new records are taken from here on.
-    health.set_joined(false);
     let mut failure = stop.map(|cause| match cause {
         StopCause::Partition(e) => RunError::Pipeline(e),
         StopCause::Commit(e) => RunError::Commit(e),

@@ -10,9 +10,12 @@ use crate::kafka::{self, KafkaSetupError, WeirAdmin, WeirConsumer};
 use crate::partition::PipelineContext;
 use rdkafka::consumer::Consumer;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The topics to consume now: every plain name (checked to exist) and each
 /// existing topic a pattern matches. Logs what each pattern matches.
@@ -58,25 +61,33 @@ pub fn subscribe_to(
 /// A thread that follows the pipeline's topic patterns until stopped.
 pub struct TopicWatch {
     stop: mpsc::Sender<()>,
+    /// Set before stopping: a refresh in progress changes nothing more.
+    stopping: Arc<AtomicBool>,
     /// Returns the subscription it left.
     thread: JoinHandle<BTreeSet<String>>,
 }
 
 impl TopicWatch {
-    /// Start following `config`'s patterns, from the subscription `current`.
+    /// Start following `config`'s patterns every `refresh`, from the
+    /// subscription `current`, until stopped or `shutdown` is cancelled.
     pub fn start(
         config: &PipelineSettings,
+        refresh: Duration,
         consumer: Arc<WeirConsumer>,
         context: Arc<PipelineContext>,
         runtime: tokio::runtime::Handle,
         current: BTreeSet<String>,
+        shutdown: CancellationToken,
     ) -> Result<Self, KafkaSetupError> {
         let admin = match config.failure.policy {
             FailurePolicy::Dlq => Some(kafka::create_admin(config)?),
             _ => None,
         };
         let (stop, stopped) = mpsc::channel();
+        let stopping = Arc::new(AtomicBool::new(false));
         let mut watch = Watch {
+            stopping: Arc::clone(&stopping),
+            shutdown,
             config: config.clone(),
             consumer,
             context,
@@ -87,9 +98,7 @@ impl TopicWatch {
         let thread = std::thread::Builder::new()
             .name("weir-topics".into())
             .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(watch.config.topic_refresh)
-                {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(refresh) {
                     watch.refresh();
                 }
                 watch.current
@@ -100,12 +109,17 @@ impl TopicWatch {
                     "cannot start the topic pattern thread: {e}"
                 )),
             })?;
-        Ok(Self { stop, thread })
+        Ok(Self {
+            stop,
+            stopping,
+            thread,
+        })
     }
 
     /// Stop following the patterns; returns the topics subscribed to now
     /// (empty if the thread panicked).
     pub fn stop(self) -> BTreeSet<String> {
+        self.stopping.store(true, Ordering::Release);
         drop(self.stop);
         self.thread.join().unwrap_or_default()
     }
@@ -113,6 +127,8 @@ impl TopicWatch {
 
 /// The topic watch thread's state.
 struct Watch {
+    stopping: Arc<AtomicBool>,
+    shutdown: CancellationToken,
     config: PipelineSettings,
     consumer: Arc<WeirConsumer>,
     context: Arc<PipelineContext>,
@@ -122,8 +138,14 @@ struct Watch {
 }
 
 impl Watch {
+    /// Whether the pipeline is stopping: no subscription change may start.
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire) || self.shutdown.is_cancelled()
+    }
+
     /// Match the patterns again and change the subscription if that changes
-    /// the topics. Failures are logged and retried at the next refresh.
+    /// the topics. A new topic whose dead-letter topic cannot be created is
+    /// left out; failures are logged and retried at the next refresh.
     fn refresh(&mut self) {
         let existing = match kafka::cluster_topics(&self.consumer, &self.config.brokers) {
             Ok(topics) => topics,
@@ -132,29 +154,38 @@ impl Watch {
                 return;
             }
         };
-        let wanted = self
+        let mut wanted = self
             .config
             .subscription
             .resolve(existing.iter().map(String::as_str));
         if wanted == self.current {
             return;
         }
-        let added: Vec<String> = wanted.difference(&self.current).cloned().collect();
-        let removed: Vec<String> = self.current.difference(&wanted).cloned().collect();
         if let Some(admin) = &self.admin {
-            let ensured = self
-                .runtime
-                .block_on(self.context.dead_letters.ensure_topics(
-                    &self.consumer,
-                    admin,
-                    added.iter().map(String::as_str),
-                ));
-            if let Err(error) = ensured {
-                tracing::error!(%error, topics = ?added,
-                    "newly matched topics are not consumed until their dead-letter topics exist; trying again at the next refresh");
-                return;
+            let new: Vec<String> = wanted.difference(&self.current).cloned().collect();
+            for topic in new {
+                if self.stopping() {
+                    return;
+                }
+                let ensured = self
+                    .runtime
+                    .block_on(self.context.dead_letters.ensure_topics(
+                        &self.consumer,
+                        admin,
+                        [topic.as_str()],
+                    ));
+                if let Err(error) = ensured {
+                    tracing::error!(%error, %topic,
+                        "a newly matched topic is not consumed until its dead-letter topic exists; trying again at the next refresh");
+                    wanted.remove(&topic);
+                }
             }
         }
+        if wanted == self.current || self.stopping() {
+            return;
+        }
+        let added: Vec<String> = wanted.difference(&self.current).cloned().collect();
+        let removed: Vec<String> = self.current.difference(&wanted).cloned().collect();
         if let Err(error) = subscribe_to(&self.consumer, &wanted) {
             tracing::error!(%error, "cannot change the subscription; trying again at the next refresh");
             return;
