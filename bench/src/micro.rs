@@ -193,7 +193,7 @@ async fn wasm_ns_per_record(
     let started = Instant::now();
     let mut done = 0;
     while started.elapsed().as_secs_f64() < seconds {
-        let processed = pool.process(batch, limits).await;
+        let processed = pool.process(batch, limits, None).await;
         assert!(
             processed.outcomes.is_ok(),
             "the plugin failed a benchmark batch"

@@ -24,7 +24,7 @@ pub use plugins::{c_plugin, example_plugin, js_plugin, python_plugin, workspace_
 pub use process::{pipeline_args, run_to_exit, slow_args, weir_base_args, weir_bin, Weir};
 pub use records::{
     all_partitions, committed_offsets, committed_total, env_or, numbered, output_counts,
-    outputs_and_letters, produce, produce_with_raw_header_key, read_all, wait_for_commits,
-    wait_for_committed, TestRecord, TopicReader,
+    outputs_and_letters, produce, produce_paced, produce_with_raw_header_key, read_all,
+    wait_for_commits, wait_for_committed, TestRecord, TopicReader,
 };
 pub use schema_registry::{schema_fixture, SchemaFormat, SchemaRegistry};

@@ -26,7 +26,7 @@ pub fn example_plugin(crate_name: &str) -> PathBuf {
             .current_dir(workspace_root())
             .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"])
             .args(["-p", "uppercase", "-p", "json-filter", "-p", "slow", "-p", "poison"])
-            .args(["-p", "enrich", "-p", "noop"])
+            .args(["-p", "enrich", "-p", "noop", "-p", "dedupe", "-p", "count-by-key"])
             .env("CARGO_TARGET_DIR", &target_dir)
             .status()
             .expect("running cargo to build the example plugins");

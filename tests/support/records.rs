@@ -66,6 +66,17 @@ impl TestRecord {
 /// Produce `records` (idempotently, in order) and return the end offset of each
 /// partition they landed in, from the delivery reports.
 pub async fn produce(topic: &str, records: &[TestRecord]) -> BTreeMap<i32, i64> {
+    produce_paced(topic, records, usize::MAX, Duration::ZERO).await
+}
+
+/// Like [`produce`], pausing `pause` after every `per_pause` records (one
+/// producer throughout), so that a pipeline cannot run far ahead of its input.
+pub async fn produce_paced(
+    topic: &str,
+    records: &[TestRecord],
+    per_pause: usize,
+    pause: Duration,
+) -> BTreeMap<i32, i64> {
     let producer: FutureProducer = client_config()
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
@@ -78,7 +89,10 @@ pub async fn produce(topic: &str, records: &[TestRecord]) -> BTreeMap<i32, i64> 
         let end = ends.entry(delivery.partition).or_insert(0);
         *end = (*end).max(delivery.offset + 1);
     };
-    for r in records {
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 && i % per_pause.max(1) == 0 {
+            tokio::time::sleep(pause).await;
+        }
         let headers = r.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
             h.insert(Header {
                 key: k,

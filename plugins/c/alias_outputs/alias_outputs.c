@@ -59,7 +59,7 @@ void exports_weir_processor_processor_process(
 
 // Overrides the generated (weak) post-return of `process`: free the arrays
 // allocated above, never the aliased buffer, which lives until the instance dies.
-__attribute__((__export_name__("cabi_post_weir:processor/processor@0.1.0#process")))
+__attribute__((__export_name__("cabi_post_weir:processor/processor@0.1.1#process")))
 void __wasm_export_exports_weir_processor_processor_process_post_return(uint8_t *arg0) {
     exports_weir_processor_processor_list_outcome_t *ret =
         (exports_weir_processor_processor_list_outcome_t *)arg0;

@@ -15,9 +15,15 @@
 //! "topic": null, "partition": null}]}` or `{"line": 1, "offset": 0, "error":
 //! {"kind": "error", "message": "..", "attempts": 1}}`. Bytes are written as
 //! strings when they are UTF-8, else as `{"base64": ".."}`.
+//!
+//! A plugin with state keeps it in memory, one store per topic and partition,
+//! carried from line to line (a record's writes take effect only if it is
+//! processed, as in `weir run`); a seed file sets it first, one JSON object
+//! per line: `{"key": "k", "value": "v", "topic": "test", "partition": 0}`.
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use weir_host::config::{ConfigError, PluginConfig, SchemaRegistryConfig};
 use weir_host::process::{resolve_chain, Backoff, Chain, ChainStage, Resolution, ResolveSettings};
 use weir_host::record::{Header, Output, Record};
 use weir_host::schema::{Registry, SchemaStage};
+use weir_host::state::{MemoryBackend, PartitionState, StateWrite};
 use weir_host::telemetry::PipelineMetrics;
 use weir_host::telemetry::PluginMetrics;
 use weir_host::wasm::PluginError;
@@ -62,6 +69,9 @@ pub enum TestRunError {
     /// The schema registry settings are not usable.
     #[error("schema registry: {0}")]
     Schema(String),
+    /// The plugin's state could not be read or written.
+    #[error("plugin state: {0}")]
+    State(String),
     /// Writing the results failed.
     #[error("cannot write results: {0}")]
     Write(std::io::Error),
@@ -87,10 +97,13 @@ pub struct TestSummary {
 /// With `schema` (a schema registry and the default output topic), records
 /// are decoded before the plugin and outputs encoded after it, as `weir run`
 /// does.
+/// With `state_seed`, a plugin with state starts from the keys and values in
+/// that file.
 pub async fn run_file(
     plugin: &PluginConfig,
     input: &Path,
     schema: Option<(&SchemaRegistryConfig, &str)>,
+    state_seed: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<TestSummary, TestRunError> {
     let records = read_records(input)?;
@@ -131,14 +144,26 @@ pub async fn run_file(
         records: records.len(),
         failed: 0,
     };
+    let mut states = MemoryStates::new(plugin, version.pool.uses_state());
+    if let Some(seed) = state_seed {
+        states.seed(seed)?;
+    }
     let (lines, mut pending): (Vec<usize>, Vec<Record>) = records.into_iter().unzip();
     let mut lines = lines.into_iter();
     while !pending.is_empty() {
-        let rest = pending.split_off(pending.len().min(BATCH));
+        // A call holds records of one partition, as in `weir run`.
+        let first = (&pending[0].topic, pending[0].partition);
+        let same = pending
+            .iter()
+            .take(BATCH)
+            .take_while(|r| (&r.topic, r.partition) == first)
+            .count();
+        let rest = pending.split_off(same);
         let batch = std::mem::replace(&mut pending, rest);
         let chain: Chain = Arc::new([ChainStage {
             pool: Arc::clone(&version.pool),
             settings,
+            state: states.of(&batch[0].topic, batch[0].partition)?,
         }]);
         let progress = match &schema {
             Some((stage, topic)) => {
@@ -150,11 +175,18 @@ pub async fn run_file(
             None => resolve_chain(chain, batch, stop.clone()).await?,
         };
         let resolved = progress.finish().await?;
-        for (record, resolution) in resolved {
+        for settled in resolved {
+            let (record, resolution) = (settled.record, settled.resolution);
             let line = lines.next().expect("one line per record");
             let mut result = json!({ "line": line, "offset": record.offset });
             match resolution {
                 Resolution::Outputs(outputs) => {
+                    for writes in &settled.writes {
+                        writes
+                            .state
+                            .apply(&writes.writes)
+                            .map_err(|e| TestRunError::State(e.to_string()))?;
+                    }
                     result["outputs"] = Value::Array(outputs.iter().map(output_json).collect());
                 }
                 Resolution::Failed(failure) => {
@@ -171,6 +203,80 @@ pub async fn run_file(
         }
     }
     Ok(summary)
+}
+
+/// In-memory state of each topic and partition, for a plugin with state.
+struct MemoryStates {
+    plugin: Option<(Arc<str>, weir_host::state::StateLimits)>,
+    partitions: HashMap<(String, i32), Arc<PartitionState>>,
+}
+
+impl MemoryStates {
+    /// States for `plugin`, if it `uses_state`.
+    fn new(plugin: &PluginConfig, uses_state: bool) -> Self {
+        Self {
+            plugin: uses_state.then(|| (Arc::from(plugin.display_name()), plugin.state_limits())),
+            partitions: HashMap::new(),
+        }
+    }
+
+    /// The state of `topic`/`partition`, empty at first; `None` for a
+    /// plugin without state.
+    fn of(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<Arc<PartitionState>>, TestRunError> {
+        let Some((plugin, limits)) = &self.plugin else {
+            return Ok(None);
+        };
+        if let Some(state) = self.partitions.get(&(topic.to_string(), partition)) {
+            return Ok(Some(Arc::clone(state)));
+        }
+        let state = PartitionState::new(
+            Arc::clone(plugin),
+            (topic, partition),
+            Arc::from("test.state"),
+            Box::new(MemoryBackend::default()),
+            *limits,
+            None,
+        )
+        .map_err(|e| TestRunError::State(e.to_string()))?;
+        let state = Arc::new(state);
+        self.partitions
+            .insert((topic.to_string(), partition), Arc::clone(&state));
+        Ok(Some(state))
+    }
+
+    /// Set the keys and values of a seed file.
+    fn seed(&mut self, path: &Path) -> Result<(), TestRunError> {
+        for (line, record) in read_records(path)? {
+            let bad = |reason: &str| TestRunError::BadLine {
+                path: path.to_owned(),
+                line,
+                reason: reason.to_string(),
+            };
+            let Some(key) = record.key else {
+                return Err(bad("a state seed line needs a key"));
+            };
+            let Some(state) = self.of(&record.topic, record.partition)? else {
+                return Err(bad("the plugin does not use state; drop --state-seed"));
+            };
+            let delta = (key.len() + record.value.as_ref().map_or(0, Vec::len)) as i64
+                - state
+                    .entry_bytes(&key)
+                    .map_err(|e| TestRunError::State(e.to_string()))? as i64;
+            let write = StateWrite {
+                key,
+                value: record.value,
+                delta,
+            };
+            state
+                .apply(&[write])
+                .map_err(|e| TestRunError::State(e.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 /// The records of a JSON-lines file, with their line numbers (from 1).

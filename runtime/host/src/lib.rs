@@ -32,6 +32,7 @@ pub mod reload;
 pub mod run;
 pub mod schema;
 pub mod shutdown;
+pub mod state;
 pub mod telemetry;
 pub mod trace;
 pub mod wasm;

@@ -15,6 +15,18 @@ A plugin module defines ``process(record)`` and, optionally, ``init(config)``::
 transient condition) fails that record; any other exception does too, with its
 type and message, and never crashes the plugin.
 
+``state`` is a key-value store of bytes that Weir keeps per partition, across
+batches, crashes and rebalances (see ``weir_sdk.state``)::
+
+    from weir_sdk import state
+
+    def process(record: Record) -> Output | None:
+        key = record.key or b""
+        if state.get(key) is not None:
+            return None  # seen before
+        state.set(key, b"")
+        return record.to_output()
+
 These types are plain Python: plugin logic is unit-tested with pytest, no
 WebAssembly involved. ``weir build`` (or componentize-py with ``weir_sdk.entry``)
 turns the module into a component.
@@ -23,10 +35,15 @@ turns the module into a component.
 from __future__ import annotations
 
 import json as _json
+import sys as _sys
+import types as _types
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-__all__ = ["Record", "Output", "ProcessError", "Header", "log"]
+from . import _host
+from ._host import StateError
+
+__all__ = ["Record", "Output", "ProcessError", "Header", "log", "state", "StateError"]
 
 Header = tuple[str, bytes]
 """A Kafka record header: name and value."""
@@ -114,9 +131,40 @@ class ProcessError(Exception):
 def log(level: str, message: str) -> None:
     """Write to Weir's log, tagged with the plugin name. ``level`` is one of
     trace, debug, info, warn, error. Outside Weir (tests) it prints to stderr."""
-    from . import _host
-
     _host.log(level, message)
+
+
+state = _types.ModuleType(
+    "weir_sdk.state",
+    """Plugin state: a key-value store of byte strings that Weir keeps for the
+partition being processed, across batches, crashes and rebalances.
+
+- ``state.get(key) -> bytes | None``: the value of ``key``, if it has one.
+- ``state.set(key, value)``: set ``key`` to ``value``.
+- ``state.delete(key)``: remove ``key``.
+
+Keys and values are bytes (a ``str`` is encoded as UTF-8). Reads see the
+plugin's earlier writes in the same partition, including those of earlier
+records of the same batch. A write belongs to the record being processed: it
+takes effect only if that record is processed (an exception out of ``process``
+drops it, and a retry writes again), and it reaches Weir's changelog before the
+record's offset is committed. A write the host refuses (over the operator's
+``[plugin.state]`` caps, or made in ``init``, where there is no partition)
+raises ``StateError`` and fails the record whatever ``process`` returns.
+
+Outside Weir (pytest), the same functions use an in-memory dict, so plugin
+logic that keeps state unit-tests without the host; ``state.clear()`` empties
+it between tests.
+""",
+)
+state.get = _host.state_get
+state.set = _host.state_set
+state.delete = _host.state_delete
+state.clear = _host.state_clear
+state.StateError = StateError
+state.__all__ = ["get", "set", "delete", "clear", "StateError"]
+# `import weir_sdk.state` and `from weir_sdk.state import get` work too.
+_sys.modules[state.__name__] = state
 
 
 def normalize_outputs(result: Any) -> list[Output]:

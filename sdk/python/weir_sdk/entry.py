@@ -4,6 +4,8 @@
 Per record, ``process`` runs inside a try block: a ``ProcessError`` or any other
 exception becomes that record's error, so one bad record never traps the
 instance (which would discard it and fail the other records of the batch).
+Before it, the record's offset is noted: the state writes ``process`` makes
+belong to that record.
 """
 
 import importlib
@@ -13,7 +15,7 @@ from wit_world import exports
 from wit_world.imports import weir_processor_types as types
 
 import weir_plugin_module
-from weir_sdk import ProcessError, Record, _as_bytes, normalize_outputs
+from weir_sdk import ProcessError, Record, _as_bytes, _host, normalize_outputs
 
 _plugin = importlib.import_module(weir_plugin_module.NAME)
 
@@ -38,6 +40,7 @@ _OutputRecord = types.OutputRecord
 
 
 def _outcome(record: "types.InputRecord"):
+    _host.offset = record.offset  # what state writes name (weir_sdk.state)
     try:
         outputs = normalize_outputs(_plugin.process(_record(record)))
         return Ok([_output(o) for o in outputs])

@@ -33,6 +33,7 @@ mod config;
 pub mod http;
 mod log;
 mod record;
+pub mod state;
 
 #[doc(hidden)]
 pub mod __private;

@@ -142,6 +142,10 @@ pub struct RunArgs {
     /// Directory for compiled plugin artifacts.
     #[arg(long, env = "WEIR_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Where plugin state is kept on local disk (default: `state` in the
+    /// cache directory).
+    #[arg(long, env = "WEIR_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Longest wait for in-flight work on shutdown or revocation, e.g. `30s`.
     #[arg(long, env = "WEIR_DRAIN_TIMEOUT", value_parser = humantime::parse_duration)]
     pub drain_timeout: Option<Duration>,
@@ -231,6 +235,9 @@ impl RunArgs {
             if self.cache_dir.is_some() {
                 plugin.cache_dir.clone_from(&self.cache_dir);
             }
+        }
+        if self.state_dir.is_some() {
+            c.state_dir = self.state_dir;
         }
         set(&mut c.plugin.failure.policy, self.on_failure);
         if self.dlq_topic.is_some() {

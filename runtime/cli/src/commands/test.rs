@@ -47,6 +47,11 @@ pub struct TestArgs {
     /// outputs are encoded with).
     #[arg(long, default_value = "test-out")]
     pub output_topic: String,
+    /// JSON-lines file of state to start from, for a plugin with state
+    /// (`{"key": "k", "value": "v", "topic": "test", "partition": 0}`);
+    /// state is kept in memory and carried from line to line.
+    #[arg(long, value_name = "FILE")]
+    pub state_seed: Option<PathBuf>,
 }
 
 impl TestArgs {
@@ -108,6 +113,7 @@ pub fn execute(args: &TestArgs) -> ExitCode {
         &plugin,
         &args.input,
         schema.as_ref().map(|s| (s, args.output_topic.as_str())),
+        args.state_seed.as_deref(),
         &mut stdout,
     ));
     match result {

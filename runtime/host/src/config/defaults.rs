@@ -1,6 +1,8 @@
 //! Default values of every setting (see the field docs in `config`).
 
-use super::{BatchConfig, FailureConfig, FailurePolicy, HttpConfig, PluginConfig, RunConfig};
+use super::{
+    BatchConfig, FailureConfig, FailurePolicy, HttpConfig, PluginConfig, RunConfig, StateConfig,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -94,6 +96,26 @@ pub(super) fn default_partition_buffer() -> usize {
     10_000
 }
 
+pub(super) fn default_state_max_key_bytes() -> usize {
+    1024
+}
+pub(super) fn default_state_max_value_bytes() -> usize {
+    256 << 10
+}
+pub(super) fn default_state_max_mib_per_partition() -> u64 {
+    1024
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            max_key_bytes: default_state_max_key_bytes(),
+            max_value_bytes: default_state_max_value_bytes(),
+            max_mib_per_partition: default_state_max_mib_per_partition(),
+        }
+    }
+}
+
 impl Default for RunConfig {
     fn default() -> Self {
         toml::from_str("").expect("the empty config deserializes to the defaults")
@@ -118,6 +140,7 @@ impl Default for PluginConfig {
             version_header: false,
             allowed_outbound_hosts: Vec::new(),
             http: HttpConfig::default(),
+            state: StateConfig::default(),
         }
     }
 }

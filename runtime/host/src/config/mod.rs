@@ -149,6 +149,11 @@ pub struct RunConfig {
     /// encodes their outputs (`[schema_registry]`); none by default.
     #[serde(default)]
     pub schema_registry: Option<SchemaRegistryConfig>,
+    /// Where plugin state is kept on local disk (a cache of the changelog
+    /// topics), under `<group>/<instance_id>/<plugin>/`. Defaults to `state`
+    /// in the cache directory (`$XDG_CACHE_HOME/weir` or `~/.cache/weir`).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     /// More pipelines in this process (`[[pipeline]]` tables): each has its own
     /// input topics, output topic, plugins and consumer group, and shares every
     /// other setting with the top-level pipeline.
@@ -300,6 +305,27 @@ pub struct PluginConfig {
     /// Limits on the plugin's outbound HTTP.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Caps on the plugin's state (`[plugin.state]`), for a plugin that uses
+    /// the state interface.
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// Caps on a plugin's state. A write over them is refused and fails its
+/// record (kind `state`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Longest state key, in bytes.
+    #[serde(default = "default_state_max_key_bytes")]
+    pub max_key_bytes: usize,
+    /// Longest state value, in bytes (it also goes to the changelog topic as
+    /// one record, so it must stay below the broker's `message.max.bytes`).
+    #[serde(default = "default_state_max_value_bytes")]
+    pub max_value_bytes: usize,
+    /// Most MiB of keys and values one input partition's state may hold.
+    #[serde(default = "default_state_max_mib_per_partition")]
+    pub max_mib_per_partition: u64,
 }
 
 /// Limits on a plugin's outbound HTTP requests. The plugin call's deadline

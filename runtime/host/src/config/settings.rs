@@ -90,6 +90,8 @@ pub struct PipelineSettings {
     pub stats_interval: Duration,
     /// librdkafka properties passed through to the clients.
     pub librdkafka: BTreeMap<String, String>,
+    /// Where plugin state is kept on local disk.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Default for PipelineSettings {
@@ -160,5 +162,10 @@ fn pipeline_settings(config: &RunConfig) -> PipelineSettings {
         instance_id: config.instance_id.clone(),
         stats_interval: config.stats_interval,
         librdkafka: config.librdkafka.clone(),
+        state_dir: config.state_dir.clone().unwrap_or_else(|| {
+            crate::wasm::default_cache_dir()
+                .unwrap_or_else(|| std::path::PathBuf::from(".weir-cache"))
+                .join("state")
+        }),
     }
 }

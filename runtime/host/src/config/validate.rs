@@ -341,7 +341,17 @@ impl PluginConfig {
         )?;
         self.allowed_outbound()?;
         self.init_config()?;
+        self.state.validate(&self.display_name())?;
         self.http.validate()
+    }
+
+    /// The caps on the plugin's state.
+    pub fn state_limits(&self) -> crate::state::StateLimits {
+        crate::state::StateLimits {
+            max_key_bytes: self.state.max_key_bytes,
+            max_value_bytes: self.state.max_value_bytes,
+            max_partition_bytes: self.state.max_mib_per_partition.saturating_mul(1 << 20),
+        }
     }
 
     /// The key/value pairs the plugin's `init` gets, with `${env:...}` and
@@ -524,5 +534,31 @@ pub fn parse_key_value(flag: &'static str, arg: &str) -> Result<(String, String)
             flag,
             arg: arg.to_string(),
         }),
+    }
+}
+
+/// Longest state value: one changelog record, below the broker's default
+/// `message.max.bytes` (1 MiB) with room for its key and headers.
+const MAX_STATE_VALUE_BYTES: usize = 1000 << 10;
+
+impl super::StateConfig {
+    fn validate(&self, plugin: &str) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: format!("{reason} (plugin `{plugin}`)"),
+        };
+        if self.max_key_bytes == 0 || self.max_value_bytes == 0 || self.max_mib_per_partition == 0 {
+            return Err(invalid(
+                "plugin.state",
+                "max_key_bytes, max_value_bytes and max_mib_per_partition must be at least 1",
+            ));
+        }
+        if self.max_value_bytes > MAX_STATE_VALUE_BYTES {
+            return Err(invalid(
+                "plugin.state.max_value_bytes",
+                "must be at most 1024000: each value is one changelog record, which must stay below the broker's message.max.bytes",
+            ));
+        }
+        Ok(())
     }
 }

@@ -167,6 +167,17 @@ pub fn create_producer(config: &PipelineSettings) -> Result<WeirProducer, KafkaS
     Ok(producer)
 }
 
+/// The settings of the consumers that restore plugin state from changelog
+/// topics (no group; in exactly-once mode they read only committed records).
+pub fn restore_client_config(config: &PipelineSettings) -> ClientConfig {
+    let mut c = base_config(config, "weir-state-restore");
+    if config.exactly_once() {
+        c.set("isolation.level", "read_committed");
+    }
+    apply_passthrough(&mut c, config, Role::Admin);
+    c
+}
+
 /// An admin client (creating dead-letter topics), with the shared properties.
 pub fn create_admin(config: &PipelineSettings) -> Result<WeirAdmin, KafkaSetupError> {
     let mut c = base_config(config, "weir-admin");

@@ -10,13 +10,14 @@ mod preflight;
 mod topics;
 
 pub use clients::{
-    create_admin, create_consumer, create_producer, WeirAdmin, WeirConsumer, WeirProducer,
+    create_admin, create_consumer, create_producer, restore_client_config, WeirAdmin, WeirConsumer,
+    WeirProducer,
 };
 pub use context::{LagBounds, RebalanceListener, WeirContext};
 pub use convert::input_record;
 pub use output::{OutputSink, PendingDelivery, ProduceError};
 pub use preflight::{check_topics, cluster_topics};
-pub use topics::ensure_dead_letter_topics;
+pub use topics::{ensure_changelog_topic, ensure_dead_letter_topics};
 
 /// A Kafka problem the user has to act on.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,15 @@ pub enum KafkaSetupError {
         /// The topic.
         topic: String,
         /// Why creating it failed.
+        reason: String,
+    },
+    /// A plugin state's changelog topic is missing and could not be created,
+    /// or is too small.
+    #[error("state changelog topic `{topic}`: {reason}")]
+    ChangelogTopic {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
         reason: String,
     },
     /// Subscribing to the input topics failed.

@@ -1,6 +1,6 @@
-//! Making sure dead-letter topics exist before the first record can need one:
-//! a missing one is created like its input topic (same partition count) with the
-//! replication the cluster allows (up to 3).
+//! Making sure dead-letter and state changelog topics exist before the first
+//! record can need one: a missing one is created with its input topics'
+//! partition count and the replication the cluster allows (up to 3).
 
 use super::clients::{WeirAdmin, WeirConsumer};
 use super::KafkaSetupError;
@@ -28,27 +28,83 @@ pub async fn ensure_dead_letter_topics(
             continue;
         }
         let partitions = partition_count(consumer, source).map_err(&fail)?.max(1);
-        let brokers = consumer
-            .fetch_metadata(None, ADMIN_TIMEOUT)
-            .map(|m| m.brokers().len())
-            .map_err(|e| fail(e.to_string()))?;
-        let replication = brokers.clamp(1, 3) as i32;
-        let topic = NewTopic::new(dlq, partitions, TopicReplication::Fixed(replication));
-        let results = admin
-            .create_topics(
-                &[topic],
-                &AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT)),
-            )
+        create_topic(consumer, admin, dlq, partitions, &[])
             .await
-            .map_err(|e| fail(e.to_string()))?;
-        for result in results {
-            match result {
-                Ok(_) => tracing::info!(topic = %dlq, partitions, replication,
-                    "created dead-letter topic"),
-                // Another process of the group created it first.
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, code)) => return Err(fail(code.to_string())),
-            }
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Create the changelog topic of a plugin's state (compacted: only each
+/// key's last value matters) with as many partitions as the largest of
+/// `inputs`, if it does not exist yet. One that exists with fewer partitions
+/// is an error: a partition's state lives in the changelog partition of the
+/// same number.
+pub async fn ensure_changelog_topic(
+    consumer: &WeirConsumer,
+    admin: &WeirAdmin,
+    changelog: &str,
+    inputs: impl Iterator<Item = &str>,
+) -> Result<(), KafkaSetupError> {
+    let fail = |reason: String| KafkaSetupError::ChangelogTopic {
+        topic: changelog.to_string(),
+        reason,
+    };
+    let mut needed = 1;
+    for input in inputs {
+        needed = needed.max(partition_count(consumer, input).map_err(&fail)?);
+    }
+    let existing = partition_count(consumer, changelog).map_err(&fail)?;
+    if existing == 0 {
+        return create_topic(
+            consumer,
+            admin,
+            changelog,
+            needed,
+            &[("cleanup.policy", "compact")],
+        )
+        .await
+        .map_err(fail);
+    }
+    if existing < needed {
+        return Err(fail(format!(
+            "it has {existing} partitions and the input topics up to {needed}; add partitions to it (kafka-topics --alter --partitions {needed})"
+        )));
+    }
+    Ok(())
+}
+
+/// Create `topic` with `partitions` and the replication the cluster allows
+/// (up to 3); one another process created first is fine.
+async fn create_topic(
+    consumer: &WeirConsumer,
+    admin: &WeirAdmin,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), String> {
+    let brokers = consumer
+        .fetch_metadata(None, ADMIN_TIMEOUT)
+        .map(|m| m.brokers().len())
+        .map_err(|e| e.to_string())?;
+    let replication = brokers.clamp(1, 3) as i32;
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    for (key, value) in configs {
+        new = new.set(key, value);
+    }
+    let results = admin
+        .create_topics(
+            &[new],
+            &AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT)),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(topic, partitions, replication, "created topic"),
+            // Another process of the group created it first.
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(code.to_string()),
         }
     }
     Ok(())

@@ -70,6 +70,17 @@ pub enum PipelineError {
         /// The producer's error (boxed: it is large and rare).
         source: Box<ProduceError>,
     },
+    /// A plugin's state of the partition could not be opened, restored or
+    /// written.
+    #[error("{topic}/{partition}: {source}")]
+    State {
+        /// Input topic.
+        topic: String,
+        /// Input partition.
+        partition: i32,
+        /// What failed (boxed: it is large and rare).
+        source: Box<crate::state::StateError>,
+    },
     /// Offsets arrived out of order (a bug, or a broker serving odd offsets).
     #[error("{topic}/{partition}: {source}")]
     Offsets {
@@ -124,4 +135,6 @@ pub struct Stage {
     pub slot: Arc<PluginSlot>,
     /// Its retries and output limits.
     pub resolve: ResolveSettings,
+    /// Its state store, if the plugin has state.
+    pub state: Option<Arc<crate::state::PluginStateStore>>,
 }

@@ -55,16 +55,24 @@ pub async fn apply_to_refused(
 }
 
 /// A failure of kind `contract` if one of `outputs` names a topic outside
-/// `allowed` (checked before any output of the record is handed over).
+/// `allowed`, or a state changelog topic of the pipeline's `stages` (checked
+/// before any output of the record is handed over).
 pub(super) fn forbidden_topic(
     allowed: &TopicPatterns,
+    stages: &[super::Stage],
     outputs: &[Output],
     pool: &PluginPool,
 ) -> Option<RecordFailure> {
+    let is_changelog = |topic: &str| {
+        stages
+            .iter()
+            .filter_map(|s| s.state.as_ref())
+            .any(|store| store.changelog() == topic)
+    };
     let topic = outputs
         .iter()
         .filter_map(|o| o.topic.as_deref())
-        .find(|topic| !allowed.matches(topic))?;
+        .find(|topic| !allowed.matches(topic) || is_changelog(topic))?;
     Some(RecordFailure {
         kind: FailureKind::Trap(TrapKind::Contract),
         message: format!(

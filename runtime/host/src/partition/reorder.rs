@@ -24,6 +24,8 @@ pub struct Resolved {
     pub versions: Versions,
     /// When its call started (for its trace span).
     pub started: SystemTime,
+    /// Its state writes (already applied), for the changelog.
+    pub writes: Vec<crate::state::RecordWrites>,
 }
 
 /// Resolutions waiting for every earlier record's.
@@ -70,10 +72,10 @@ impl Reorder {
     }
 
     /// Everything not handed over, for giving its load back at a stop.
-    pub fn drain(&mut self) -> Vec<Record> {
+    pub fn drain(&mut self) -> Vec<Resolved> {
         self.expected
             .drain(..)
-            .filter_map(|(_, resolved)| resolved.map(|r| r.record))
+            .filter_map(|(_, resolved)| resolved)
             .collect()
     }
 }

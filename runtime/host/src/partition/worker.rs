@@ -22,6 +22,7 @@ use crate::process::{
     resolve_chain, Chain, ChainStage, FailureKind, Progress, RecordFailure, Resolution,
 };
 use crate::record::{Header, Output, Record};
+use crate::state::{PartitionState, RecordWrites};
 use crate::telemetry::ConcurrencyGauges;
 use crate::wasm::{PluginError, PluginPool, TrapKind};
 use futures::future::BoxFuture;
@@ -85,6 +86,9 @@ pub struct PartitionWorker {
     /// Set while a dead letter is being retried: no new calls start, so the
     /// partition's buffer fills and the router pauses it.
     dead_letter_blocked: Arc<AtomicBool>,
+    /// Each plugin's state of this partition (`None` for a plugin without
+    /// state), in chain order; opened when the worker starts.
+    states: Vec<Option<Arc<PartitionState>>>,
     /// This partition's concurrency gauges.
     gauges: ConcurrencyGauges,
     /// What this worker last set them to.
@@ -143,6 +147,7 @@ impl PartitionWorker {
             reorder: Reorder::default(),
             handing_over_ended: false,
             dead_letter_blocked: Arc::new(AtomicBool::new(false)),
+            states: Vec::new(),
             gauges,
             reported: InFlightReport::default(),
         }
@@ -156,21 +161,101 @@ impl PartitionWorker {
     pub async fn run(mut self, stop: CancellationToken) -> Result<(), PipelineError> {
         // Also cancelled when this worker fails, so that retries give up.
         let halt = stop.child_token();
-        let result = self.consume(&halt).await;
+        let result = match self.open_states(&halt).await {
+            Ok(true) => self.consume(&halt).await,
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             halt.cancel();
             self.drain_acks().await;
         }
         self.share.release(Load::of_all(&self.scheduler.drain()));
-        self.share.release(Load::of_all(&self.reorder.drain()));
+        let dropped = self.reorder.drain();
+        for resolved in &dropped {
+            out_of_sync(&resolved.writes);
+        }
+        self.share
+            .release(Load::of_all(dropped.iter().map(|r| &r.record)));
         self.records.close();
         while let Ok(record) = self.records.try_recv() {
             self.share.release(Load::of(&record));
         }
         self.report(InFlightReport::default());
+        self.close_states(result.is_ok()).await;
         // A batch that ended in an error may keep its bytes: the error ends this
         // run of the pipeline, and the next run starts with a fresh budget.
         result
+    }
+
+    /// Open each stateful plugin's state of this partition, restored up to
+    /// its changelog's end, before the first record is processed; records
+    /// meanwhile wait in the channel (the router pauses the partition once it
+    /// is full). False if `stop` came first.
+    async fn open_states(&mut self, stop: &CancellationToken) -> Result<bool, PipelineError> {
+        for stage in &self.context.stages {
+            let Some(store) = stage.state.clone() else {
+                self.states.push(None);
+                continue;
+            };
+            let plugin = stage.slot.current().name().to_string();
+            let gauges = self
+                .context
+                .metrics
+                .partition_state(&plugin, &self.topic, self.partition);
+            let (topic, partition, stopped) = (self.topic.clone(), self.partition, stop.clone());
+            let opened = tokio::task::spawn_blocking(move || {
+                let remaining = |n: i64| {
+                    gauges.restore_remaining.set(n);
+                };
+                let opened = store.open_partition(
+                    (&topic, partition),
+                    Some(gauges.bytes.clone()),
+                    &remaining,
+                    &|| stopped.is_cancelled(),
+                );
+                if let Ok(Some((_, restored))) = &opened {
+                    gauges.restore_seconds.observe(restored.took.as_secs_f64());
+                    gauges.restored.inc_by(restored.records);
+                }
+                opened
+            })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            .map_err(|source| PipelineError::State {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                source: Box::new(source),
+            })?;
+            match opened {
+                Some((state, _)) => self.states.push(Some(state)),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Close this partition's states; after a clean stop (`clean`: every
+    /// handed-over write acknowledged) they may be kept as checkpoints.
+    async fn close_states(&mut self, clean: bool) {
+        let stages = self.context.stages.iter();
+        for (stage, state) in stages.zip(std::mem::take(&mut self.states)) {
+            let (Some(store), Some(state)) = (stage.state.clone(), state) else {
+                continue;
+            };
+            let plugin = state.plugin().to_string();
+            if clean {
+                let closed =
+                    tokio::task::spawn_blocking(move || store.close_partition(state)).await;
+                if let Ok(Err(error)) = closed {
+                    tracing::warn!(topic = %self.topic, partition = self.partition, %error,
+                        "could not keep a checkpoint of the plugin state; the next owner restores it from the changelog");
+                }
+            }
+            self.context
+                .metrics
+                .forget_partition_state(&plugin, &self.topic, self.partition);
+        }
     }
 
     async fn consume(&mut self, stop: &CancellationToken) -> Result<(), PipelineError> {
@@ -245,9 +330,11 @@ impl PartitionWorker {
                 .stages
                 .iter()
                 .zip(versions.iter())
-                .map(|(stage, pool)| ChainStage {
+                .zip(&self.states)
+                .map(|((stage, pool), state)| ChainStage {
                     pool: Arc::clone(pool),
                     settings: stage.resolve,
+                    state: state.clone(),
                 })
                 .collect();
             let (stop, records) = (stop.clone(), batch.records);
@@ -323,13 +410,30 @@ impl PartitionWorker {
                 .boxed(),
             );
         }
-        for settled in progress.settled {
+        for mut settled in progress.settled {
             self.scheduler.settled(settled.record.offset);
+            // A processed record's state writes take effect now, so that the
+            // partition's next calls read them; they reach the changelog when
+            // the record is handed over.
+            if !matches!(settled.resolution, Resolution::Outputs(_)) {
+                settled.writes.clear();
+            }
+            for writes in &settled.writes {
+                writes
+                    .state
+                    .apply(&writes.writes)
+                    .map_err(|source| PipelineError::State {
+                        topic: self.topic.clone(),
+                        partition: self.partition,
+                        source: Box::new(source),
+                    })?;
+            }
             self.reorder.insert(Resolved {
                 record: settled.record,
                 resolution: settled.resolution,
                 versions: Arc::clone(&step.versions),
                 started: step.started,
+                writes: settled.writes,
             });
         }
         loop {
@@ -339,6 +443,9 @@ impl PartitionWorker {
             }
             if self.handing_over_ended {
                 // After a stop short of the end, later records stay unfinished.
+                for resolved in &run {
+                    out_of_sync(&resolved.writes);
+                }
                 let records: Vec<Record> = run.into_iter().map(|r| r.record).collect();
                 self.share.release(Load::of_all(&records));
                 continue;
@@ -366,21 +473,27 @@ impl PartitionWorker {
             halt: None,
             started: run[0].started,
         };
-        for resolved in run {
+        let mut run = run.into_iter();
+        for resolved in run.by_ref() {
+            let writes = resolved.writes;
             if !self
                 .hand_over(
                     &context,
                     &versions,
                     &mut batch,
                     resolved.record,
-                    resolved.resolution,
+                    (resolved.resolution, &writes),
                     stop,
                 )
                 .await?
             {
+                out_of_sync(&writes);
                 self.handing_over_ended = true;
                 break;
             }
+        }
+        for resolved in run {
+            out_of_sync(&resolved.writes);
         }
         batch.scope.close(&self.topic, self.partition, batch.next);
         // Records left unfinished give their load back with the last segment.
@@ -412,7 +525,7 @@ impl PartitionWorker {
         pools: &[Arc<PluginPool>],
         batch: &mut BatchInFlight<'c>,
         record: Record,
-        resolution: Resolution,
+        (resolution, writes): (Resolution, &[RecordWrites]),
         stop: &CancellationToken,
     ) -> Result<bool, PipelineError> {
         // The plugin whose outputs are produced.
@@ -429,11 +542,22 @@ impl PartitionWorker {
                 {
                     batch.segment.spans.push(span);
                 }
-                let handed =
-                    AssertUnwindSafe(self.send_all(&outputs, &record, pool, &mut batch.segment))
-                        .catch_unwind()
-                        .await;
-                handed.unwrap_or_else(|payload| Ok(Some(host_panicked(&*payload, pool))))?
+                let handed = AssertUnwindSafe(self.send_all(
+                    &outputs,
+                    writes,
+                    &record,
+                    pool,
+                    &mut batch.segment,
+                ))
+                .catch_unwind()
+                .await;
+                let failure =
+                    handed.unwrap_or_else(|payload| Ok(Some(host_panicked(&*payload, pool))))?;
+                if failure.is_some() {
+                    // Applied at resolution, but not all in the changelog.
+                    out_of_sync(writes);
+                }
+                failure
             }
             Resolution::Failed(failure) => Some(failure),
             Resolution::Unfinished => {
@@ -538,24 +662,34 @@ impl PartitionWorker {
         Ok(())
     }
 
-    /// Hand `record`'s outputs to the producer. An output the producer refuses
-    /// for good (too large, no such partition) makes the record a failure of kind
-    /// `produce`, returned for the failure policy; other producer errors stop
-    /// the pipeline.
+    /// Hand `record`'s outputs, then its state writes' changelog records, to
+    /// the producer. An output the producer refuses for good (too large, no
+    /// such partition) makes the record a failure of kind `produce`, returned
+    /// for the failure policy; other producer errors stop the pipeline.
     async fn send_all(
         &mut self,
         outputs: &[Output],
+        writes: &[RecordWrites],
         record: &Record,
         pool: &PluginPool,
         segment: &mut Segment,
     ) -> Result<Option<RecordFailure>, PipelineError> {
         panics::inject(Stage::HandOver, record.value.as_deref());
-        if let Some(failure) = forbidden_topic(&self.context.output_topics, outputs, pool) {
+        if let Some(failure) = forbidden_topic(
+            &self.context.output_topics,
+            &self.context.stages,
+            outputs,
+            pool,
+        ) {
             return Ok(Some(failure));
         }
         // The index `record` will have in `segment.sources` once its outputs are handed over.
         let source = segment.sources.len();
-        for output in outputs {
+        let changelog: Vec<Output> = writes
+            .iter()
+            .flat_map(|w| w.writes.iter().map(|write| w.state.changelog_record(write)))
+            .collect();
+        for output in outputs.iter().chain(&changelog) {
             match self.context.output.send(output, record.timestamp).await {
                 Ok(pending) => segment
                     .deliveries
@@ -622,6 +756,14 @@ impl PartitionWorker {
             partition: self.partition,
             source,
         }
+    }
+}
+
+/// Say that `writes`, applied when their record was resolved, will not reach
+/// the changelog (the record was not finished, or not all handed over).
+fn out_of_sync(writes: &[RecordWrites]) {
+    for record_writes in writes {
+        record_writes.state.mark_out_of_sync();
     }
 }
 

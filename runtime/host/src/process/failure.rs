@@ -20,6 +20,9 @@ pub enum FailureKind {
     /// It could not be decoded with its schema from the registry, or an
     /// output did not fit its subject's schema.
     Schema,
+    /// A state write it made was refused: a key or value over the plugin's
+    /// caps, or the partition's state over its cap.
+    State,
 }
 
 impl FailureKind {
@@ -31,6 +34,7 @@ impl FailureKind {
             FailureKind::OutputLimit => "output-limit",
             FailureKind::Produce => "produce",
             FailureKind::Schema => "schema",
+            FailureKind::State => "state",
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::process::{Backoff, FailureKind, RecordFailure};
 use crate::record::{Outcome, Output, Record};
+use crate::state::{PartitionState, RecordWrites};
 use crate::wasm::{OutputLimits, PluginError, PluginPool, TrapKind};
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ struct Pending {
     record: Record,
     attempts: u32,
     state: State,
+    /// Its state writes in the call that resolved it with outputs.
+    writes: Option<RecordWrites>,
 }
 
 enum State {
@@ -76,6 +79,9 @@ pub struct Settled {
     pub record: Record,
     /// What became of it.
     pub resolution: Resolution,
+    /// Its state writes, one entry per plugin of the chain that wrote; they
+    /// take effect only if the resolution is outputs.
+    pub writes: Vec<RecordWrites>,
 }
 
 /// Work still going on for records of a call that wait for a retry: it
@@ -93,9 +99,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Wait for every record still retrying; the resolutions in the order the
-    /// records were given.
-    pub async fn finish(self) -> Result<Vec<(Record, Resolution)>, PluginError> {
+    /// Wait for every record still retrying; the records resolved, in the
+    /// order they were given.
+    pub async fn finish(self) -> Result<Vec<Settled>, PluginError> {
         let mut settled = self.settled;
         let mut later = self.later;
         while let Some(work) = later.pop() {
@@ -104,10 +110,7 @@ impl Progress {
             later.extend(more.later);
         }
         settled.sort_by_key(|s| s.index);
-        Ok(settled
-            .into_iter()
-            .map(|s| (s.record, s.resolution))
-            .collect())
+        Ok(settled)
     }
 }
 
@@ -118,6 +121,8 @@ pub struct ChainStage {
     pub pool: Arc<PluginPool>,
     /// Its retry settings and output limits.
     pub settings: ResolveSettings,
+    /// Its state of the partition being processed, if it has state.
+    pub state: Option<Arc<PartitionState>>,
 }
 
 /// The plugins a call goes through, first to last.
@@ -148,18 +153,20 @@ pub async fn resolve_chain(
                     index,
                     record: item.record,
                     resolution,
+                    writes: item.writes.into_iter().collect(),
                 });
             }
             State::Retry { .. } => {
                 let (chain, stop) = (Arc::clone(&chain), stop.clone());
                 later.push(Box::pin(async move {
                     let first = &chain[0];
-                    let (record, resolution) = retry(first, item, &stop).await?;
+                    let (record, resolution, writes) = retry(first, item, &stop).await?;
                     count_processed(&first.pool, &resolution);
                     let owner = Settled {
                         index,
                         record,
                         resolution,
+                        writes: writes.into_iter().collect(),
                     };
                     continue_chain(chain, 1, vec![owner], stop).await
                 }));
@@ -239,18 +246,28 @@ fn continue_chain(
                 .iter()
                 .all(|item| matches!(item.state, State::Resolved(_)))
             {
-                let outcomes = items.into_iter().map(|item| match item.state {
-                    State::Resolved(resolution) => resolution,
-                    State::Retry { .. } => unreachable!("checked above"),
-                });
+                let mut writes = Vec::new();
+                let outcomes: Vec<Resolution> = items
+                    .into_iter()
+                    .map(|item| {
+                        writes.extend(item.writes);
+                        match item.state {
+                            State::Resolved(resolution) => resolution,
+                            State::Retry { .. } => unreachable!("checked above"),
+                        }
+                    })
+                    .collect();
                 owner.resolution = combine(&stage, outcomes);
+                owner.writes.extend(writes);
                 done.push(owner);
             } else {
                 let (chain, stop, stage) = (Arc::clone(&chain), stop.clone(), stage.clone());
                 later.push(Box::pin(async move {
                     let mut outcomes = Vec::with_capacity(items.len());
                     for item in items {
-                        outcomes.push(retry(&stage, item, &stop).await?.1);
+                        let (_, resolution, writes) = retry(&stage, item, &stop).await?;
+                        owner.writes.extend(writes);
+                        outcomes.push(resolution);
                     }
                     owner.resolution = combine(&stage, outcomes);
                     continue_chain(chain, at + 1, vec![owner], stop).await
@@ -295,13 +312,18 @@ async fn first_pass(
     stop: &CancellationToken,
 ) -> Result<Vec<Pending>, PluginError> {
     let (pool, settings) = (&stage.pool, &stage.settings);
-    let batch = pool.process(records, settings.output_limits()).await;
+    let mut batch = pool
+        .process(records, settings.output_limits(), stage.state.as_ref())
+        .await;
     match batch.outcomes {
         Ok(outcomes) => Ok(batch
             .records
             .into_iter()
             .zip(outcomes)
-            .map(|(record, outcome)| judge(pool, settings, record, outcome, 1))
+            .map(|(record, outcome)| {
+                let writes = batch.writes.claim(record.offset);
+                judge(pool, settings, record, outcome, 1, writes)
+            })
             .collect()),
         Err(error @ PluginError::Unavailable { .. }) => Err(error),
         Err(error) if batch.records.len() == 1 => Ok(batch
@@ -321,9 +343,10 @@ async fn first_pass(
                         record,
                         attempts: 1,
                         state: State::Resolved(Resolution::Unfinished),
+                        writes: None,
                     });
                 } else {
-                    isolated.push(call_alone(pool, settings, record, 2).await?);
+                    isolated.push(call_alone(stage, record, 2).await?);
                 }
             }
             Ok(isolated)
@@ -331,16 +354,17 @@ async fn first_pass(
     }
 }
 
-/// Retry `item` while the plugin calls its error retryable and attempts remain.
+/// Retry `item` while the plugin calls its error retryable and attempts
+/// remain: the record, its resolution and its state writes.
 async fn retry(
     stage: &ChainStage,
     mut item: Pending,
     stop: &CancellationToken,
-) -> Result<(Record, Resolution), PluginError> {
+) -> Result<(Record, Resolution, Option<RecordWrites>), PluginError> {
     let (pool, settings) = (&stage.pool, &stage.settings);
     loop {
         let message = match item.state {
-            State::Resolved(resolution) => return Ok((item.record, resolution)),
+            State::Resolved(resolution) => return Ok((item.record, resolution, item.writes)),
             State::Retry { message } => message,
         };
         if item.attempts >= settings.max_attempts {
@@ -353,47 +377,68 @@ async fn retry(
                 attempts: item.attempts,
                 plugin: pool.identity(),
             };
-            return Ok((item.record, Resolution::Failed(failure)));
+            return Ok((item.record, Resolution::Failed(failure), None));
         }
         let delay = settings.backoff.delay(item.attempts);
         tracing::debug!(topic = %item.record.topic, partition = item.record.partition,
             offset = item.record.offset, attempt = item.attempts + 1, ?delay, %message, "retrying record");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stop.cancelled() => return Ok((item.record, Resolution::Unfinished)),
+            _ = stop.cancelled() => return Ok((item.record, Resolution::Unfinished, None)),
         }
         pool.metrics().retries.inc();
-        item = call_alone(pool, settings, item.record, item.attempts + 1).await?;
+        item = call_alone(stage, item.record, item.attempts + 1).await?;
     }
 }
 
 /// Call the plugin with `record` alone; this is its `attempts`-th call.
 async fn call_alone(
-    pool: &Arc<PluginPool>,
-    settings: &ResolveSettings,
+    stage: &ChainStage,
     record: Record,
     attempts: u32,
 ) -> Result<Pending, PluginError> {
-    let mut call = pool.process(vec![record], settings.output_limits()).await;
+    let (pool, settings) = (&stage.pool, &stage.settings);
+    let mut call = pool
+        .process(vec![record], settings.output_limits(), stage.state.as_ref())
+        .await;
     let record = call.records.pop().expect("the pool hands records back");
     match call.outcomes {
         Ok(mut outcomes) => {
             let outcome = outcomes.pop().expect("one outcome per record is checked");
-            Ok(judge(pool, settings, record, outcome, attempts))
+            let writes = call.writes.claim(record.offset);
+            Ok(judge(pool, settings, record, outcome, attempts, writes))
         }
         Err(error @ PluginError::Unavailable { .. }) => Err(error),
         Err(error) => Ok(trapped(pool, record, &error, attempts)),
     }
 }
 
-/// What the plugin's `outcome` for `record` means.
+/// What the plugin's `outcome` for `record` means, given the state `writes`
+/// the call made for it (or why one was refused, which fails the record).
 fn judge(
     pool: &PluginPool,
     settings: &ResolveSettings,
     record: Record,
     outcome: Outcome,
     attempts: u32,
+    writes: Result<Option<RecordWrites>, String>,
 ) -> Pending {
+    let writes = match writes {
+        Ok(writes) => writes,
+        Err(reason) => {
+            return Pending {
+                record,
+                attempts,
+                state: State::Resolved(Resolution::Failed(RecordFailure {
+                    kind: FailureKind::State,
+                    message: reason,
+                    attempts,
+                    plugin: pool.identity(),
+                })),
+                writes: None,
+            }
+        }
+    };
     let state = match outcome {
         Outcome::Outputs(outputs) => {
             State::Resolved(check_output_limits(pool, settings, outputs, attempts))
@@ -414,10 +459,13 @@ fn judge(
             plugin: pool.identity(),
         })),
     };
+    // Only a record resolved with outputs keeps its writes.
+    let writes = writes.filter(|_| matches!(state, State::Resolved(Resolution::Outputs(_))));
     Pending {
         record,
         attempts,
         state,
+        writes,
     }
 }
 
@@ -464,6 +512,7 @@ fn trapped(pool: &PluginPool, record: Record, error: &PluginError, attempts: u32
     Pending {
         record,
         attempts,
+        writes: None,
         state: State::Resolved(Resolution::Failed(RecordFailure {
             kind: FailureKind::Trap(kind),
             message: error.to_string(),

@@ -33,6 +33,9 @@ pub enum RunError {
     /// The plugin could not be loaded or initialised.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// A plugin's state store could not be opened.
+    #[error(transparent)]
+    State(#[from] Box<crate::state::StateError>),
     /// Kafka could not be set up.
     #[error(transparent)]
     Kafka(#[from] KafkaSetupError),

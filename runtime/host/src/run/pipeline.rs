@@ -121,6 +121,15 @@ fn consume(
     let topics = topic_watch::input_topics(&config, &consumer)?;
     let (output, dead_letters) =
         outputs(&config, &consumer, &producer, &metrics, &runtime, &topics)?;
+    for store in stages.iter().filter_map(|s| s.state.as_ref()) {
+        let admin = kafka::create_admin(&config)?;
+        runtime.block_on(kafka::ensure_changelog_topic(
+            &consumer,
+            &admin,
+            store.changelog(),
+            topics.iter().map(String::as_str),
+        ))?;
+    }
     let context = Arc::new(PipelineContext {
         committer: committer(&config, &consumer, producer, &metrics)?,
         output,

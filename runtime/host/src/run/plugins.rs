@@ -7,6 +7,7 @@ use crate::config::PipelineSettings;
 use crate::partition::Stage;
 use crate::process::{Backoff, ResolveSettings};
 use crate::reload::{self, PluginWatch};
+use crate::state::{changelog, PluginStateStore, StateDirLock};
 use crate::telemetry::PipelineMetrics;
 use crate::wasm::{PluginLoader, PluginSlot};
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub(super) async fn load(
         watching: Vec::new(),
         managed: Vec::new(),
     };
+    // Taken when the first plugin with state is found.
+    let mut state_dir: Option<Arc<StateDirLock>> = None;
     for plugin in &config.plugins {
         let loader = Arc::new(PluginLoader::new(
             plugin,
@@ -47,6 +50,36 @@ pub(super) async fn load(
             tokio::task::spawn_blocking(move || loader.load(&path))
                 .await
                 .expect("plugin loading does not panic")?
+        };
+        let state = if first.pool.uses_state() {
+            let lock = match &state_dir {
+                Some(lock) => Arc::clone(lock),
+                None => {
+                    let lock = Arc::new(
+                        StateDirLock::acquire(
+                            &config.state_dir,
+                            &config.group,
+                            config.instance_id.as_deref(),
+                        )
+                        .map_err(Box::new)?,
+                    );
+                    state_dir = Some(Arc::clone(&lock));
+                    lock
+                }
+            };
+            let name = loader.name().to_string();
+            let store = PluginStateStore::open(
+                lock,
+                &name,
+                changelog::topic_name(&config.group, &name),
+                plugin.state_limits(),
+                crate::kafka::restore_client_config(config),
+                !config.exactly_once(),
+            )
+            .map_err(Box::new)?;
+            Some(Arc::new(store))
+        } else {
+            None
         };
         let slot = Arc::new(PluginSlot::new(
             loader.name(),
@@ -74,6 +107,7 @@ pub(super) async fn load(
                 max_output_bytes: plugin.max_output_bytes_per_record,
                 max_batch: config.batch.max_records,
             },
+            state,
         });
         let dir = plugin
             .path

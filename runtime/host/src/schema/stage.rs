@@ -171,6 +171,7 @@ impl SchemaStage {
                 index,
                 record,
                 resolution,
+                writes: Vec::new(),
             });
         }
         if inputs.is_empty() {
@@ -213,6 +214,7 @@ impl SchemaStage {
                     index,
                     record,
                     resolution,
+                    writes: decoded.writes,
                 });
             }
             let later = progress

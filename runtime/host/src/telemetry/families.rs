@@ -122,6 +122,14 @@ families! {
     schema_cache_hits: Family<Labels, Counter> = Family::default(), SCHEMA_CACHE_HITS = "schema_cache_hits" "_total";
     /// Records failed with kind `schema`, by direction (`decode`, `encode`).
     schema_failures: Family<Labels, Counter> = Family::default(), SCHEMA_FAILURES = "schema_failures" "_total";
+    /// Bytes (keys plus values) of a plugin's state, per input partition assigned here.
+    state_bytes: Family<Labels, Gauge> = Family::default(), STATE_BYTES = "state_bytes" "";
+    /// Changelog records still to read before a partition's state is restored (0 once it is).
+    state_restore_remaining: Family<Labels, Gauge> = Family::default(), STATE_RESTORE_REMAINING = "state_restore_remaining_records" "";
+    /// How long restoring a partition's state from its changelog took.
+    state_restore: Histograms = Family::new_with_constructor(latency_buckets), STATE_RESTORE_SECONDS = "state_restore_seconds" "";
+    /// Changelog records read while restoring state.
+    state_restored: Family<Labels, Counter> = Family::default(), STATE_RESTORED_RECORDS = "state_restored_records" "_total";
     /// Waits for an unavailable schema registry (each before a retry).
     registry_waits: Family<Labels, Counter> = Family::default(), SCHEMA_REGISTRY_WAITS = "schema_registry_waits" "_total";
 }

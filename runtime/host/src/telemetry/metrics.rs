@@ -103,6 +103,19 @@ pub struct ConcurrencyGauges {
     pub unfinished: Gauge,
 }
 
+/// One plugin's state figures of one partition.
+#[derive(Clone)]
+pub struct StateGauges {
+    /// Bytes of keys and values held.
+    pub bytes: Gauge,
+    /// Changelog records still to read before the state is restored.
+    pub restore_remaining: Gauge,
+    /// How long restores took (all partitions of the plugin).
+    pub restore_seconds: Histogram,
+    /// Changelog records read by restores (all partitions of the plugin).
+    pub restored: Counter,
+}
+
 /// A partition's offsets from the consumer's statistics (-1 where unknown).
 #[derive(Debug, Clone, Copy)]
 pub struct PartitionOffsets {
@@ -272,6 +285,37 @@ impl PipelineMetrics {
             keys: self.families.keys_in_flight.get_or_create_owned(&key),
             unfinished: self.families.unfinished_offsets.get_or_create_owned(&key),
         }
+    }
+
+    /// The state metrics of `plugin` for one input partition.
+    pub fn partition_state(&self, plugin: &str, topic: &str, partition: i32) -> StateGauges {
+        let key = self.state_labels(plugin, topic, partition);
+        let own = labels(&[("pipeline", &self.pipeline), ("plugin", plugin)]);
+        StateGauges {
+            bytes: self.families.state_bytes.get_or_create_owned(&key),
+            restore_remaining: self
+                .families
+                .state_restore_remaining
+                .get_or_create_owned(&key),
+            restore_seconds: self.families.state_restore.get_or_create_owned(&own),
+            restored: self.families.state_restored.get_or_create_owned(&own),
+        }
+    }
+
+    /// Stop exporting `plugin`'s state figures of a partition no longer assigned.
+    pub fn forget_partition_state(&self, plugin: &str, topic: &str, partition: i32) {
+        let key = self.state_labels(plugin, topic, partition);
+        self.families.state_bytes.remove(&key);
+        self.families.state_restore_remaining.remove(&key);
+    }
+
+    fn state_labels(&self, plugin: &str, topic: &str, partition: i32) -> Labels {
+        labels(&[
+            ("pipeline", &self.pipeline),
+            ("plugin", plugin),
+            ("topic", topic),
+            ("partition", &partition.to_string()),
+        ])
     }
 
     fn partition_labels(&self, topic: &str, partition: i32) -> Labels {

@@ -9,5 +9,5 @@ pub use families::names;
 pub use health::{PipelineHealth, Readiness};
 pub use metrics::{
     ConcurrencyGauges, HttpMetrics, Metrics, PartitionOffsets, PipelineMetrics, PluginMetrics,
-    SchemaMetrics,
+    SchemaMetrics, StateGauges,
 };

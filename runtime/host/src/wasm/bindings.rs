@@ -7,6 +7,13 @@ wasmtime::component::bindgen!({
     world: "plugin",
     // Async, so that a call can be stopped while the guest waits in the host.
     exports: { default: async },
+    // A state store that fails (disk full, I/O error) traps the call, so its
+    // records are isolated and retried instead of seeing wrong state.
+    imports: {
+        "weir:processor/state.get": trappable,
+        "weir:processor/state.set": trappable,
+        "weir:processor/state.delete": trappable,
+    },
 });
 
 pub use self::weir::processor::types::{Header, InputRecord};

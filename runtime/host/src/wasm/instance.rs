@@ -14,6 +14,7 @@ use super::limits::ResourceCap;
 use super::{PluginError, TrapKind};
 use crate::outbound::{Outbound, OutboundHooks};
 use crate::record::{cut_at_char, Outcome};
+use crate::state::{CallState, CallWrites};
 use crate::telemetry::PluginMetrics;
 use std::future::Future;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct PluginState {
     /// Outbound HTTP: the allow-list and limits of the plugin.
     http_hooks: OutboundHooks,
     table: ResourceTable,
+    /// The state of the partition whose batch is being processed, if any.
+    call_state: Option<CallState>,
 }
 
 impl WasiView for PluginState {
@@ -91,8 +94,48 @@ impl processor::host::Host for PluginState {
     }
 }
 
+impl processor::state::Host for PluginState {
+    fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        match &self.call_state {
+            Some(call) => Ok(call.get(&key)?),
+            None => Ok(None),
+        }
+    }
+
+    fn set(
+        &mut self,
+        offset: i64,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        self.write(offset, key, Some(value))
+    }
+
+    fn delete(&mut self, offset: i64, key: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        self.write(offset, key, None)
+    }
+}
+
+impl PluginState {
+    /// A state write of the current call; a storage failure traps the call.
+    fn write(
+        &mut self,
+        offset: i64,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match &mut self.call_state {
+            Some(call) => Ok(call.write(offset, key, value)?),
+            None => Ok(Err(format!(
+                "plugin `{}` has no state here: state is written while processing records (not in init), and only by a plugin that imported the state interface when its pipeline started",
+                self.plugin_name
+            ))),
+        }
+    }
+}
+
 /// The interface a plugin exports, and its batch function.
-const PROCESSOR_INTERFACE: &str = "weir:processor/processor@0.1.0";
+const PROCESSOR_INTERFACE: &str = "weir:processor/processor@0.1.1";
 const PROCESS_FUNCTION: &str = "process";
 
 /// Smallest amount of data a call may copy out of the guest, whatever the
@@ -143,6 +186,7 @@ impl PluginInstance {
             http: WasiHttpCtx::new(),
             http_hooks: outbound.hooks(),
             table: ResourceTable::new(),
+            call_state: None,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
@@ -182,14 +226,18 @@ impl PluginInstance {
         Ok(instance)
     }
 
-    /// Process one batch, lifting the results under `output_limits`. On `Err`
-    /// the instance is unusable (it trapped or was stopped) and must be discarded.
+    /// Process one batch, lifting the results under `output_limits`, with
+    /// `state` (the partition's state, if the plugin has state) for its
+    /// reads and writes. On `Err` the instance is unusable (it trapped or was
+    /// stopped) and must be discarded, and the call's writes with it.
     pub async fn process(
         &mut self,
         batch: &[InputRecord],
         output_limits: OutputLimits,
-    ) -> Result<Vec<Outcome>, PluginError> {
+        state: Option<CallState>,
+    ) -> Result<(Vec<Outcome>, CallWrites), PluginError> {
         self.arm_call();
+        self.store.data_mut().call_state = state;
         self.store
             .set_hostcall_fuel(hostcall_fuel(output_limits, batch.len()));
         let process = self
@@ -198,14 +246,16 @@ impl PluginInstance {
             .map_err(|e| PluginError::Runtime(format!("{e:#}")))?;
         let plugin = self.store.data().plugin_name.clone();
         let _limited = LimitedCall::new(output_limits, batch.len());
-        let (Outcomes(outcomes),) = within_deadline(
+        let called = within_deadline(
             &plugin,
             self.limits,
             process.call_async(&mut self.store, (batch,)),
         )
         .await
-        .and_then(|r| r.map_err(|e| failure(&self.store, self.limits, &e)))?;
-        Ok(outcomes)
+        .and_then(|r| r.map_err(|e| failure(&self.store, self.limits, &e)));
+        let writes = self.store.data_mut().call_state.take();
+        let (Outcomes(outcomes),) = called?;
+        Ok((outcomes, writes.map(CallState::finish).unwrap_or_default()))
     }
 
     /// Give the next call its full deadline and fuel.

@@ -49,7 +49,7 @@ pub enum PluginError {
         reason: String,
     },
     /// The component does not implement Weir's plugin world.
-    #[error("{path} does not fit Weir's plugin contract (weir:processor/plugin@0.1.0): {reason}; rebuild it against this version's wit/ with the Weir SDK")]
+    #[error("{path} does not fit Weir's plugin contract (weir:processor/plugin@0.1.x): {reason}; rebuild it against this version's wit/ with the Weir SDK")]
     WrongWorld {
         /// The file.
         path: std::path::PathBuf,

@@ -11,6 +11,7 @@ use super::{PluginError, TrapKind};
 use crate::outbound::Outbound;
 use crate::panics::{self, Stage};
 use crate::record::{Outcome, Record};
+use crate::state::{CallState, CallWrites, PartitionState};
 use crate::telemetry::PluginMetrics;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -26,7 +27,12 @@ pub struct ProcessedBatch {
     pub records: Vec<Record>,
     /// One outcome per record, or the call's failure.
     pub outcomes: Result<Vec<Outcome>, PluginError>,
+    /// The call's state writes, by record (none if the call failed).
+    pub writes: CallWrites,
 }
+
+/// The state interface's name, without its version.
+const STATE_INTERFACE: &str = "weir:processor/state@";
 
 /// Extra tries at making an instance before the pool gives up.
 const NEW_INSTANCE_RETRIES: u32 = 2;
@@ -43,6 +49,8 @@ pub struct PluginPool {
     permits: Semaphore,
     metrics: PluginMetrics,
     outbound: Arc<Outbound>,
+    /// Whether the plugin imports the state interface.
+    uses_state: bool,
     /// The runtime whose timers hold plugin calls to their deadline.
     runtime: tokio::runtime::Handle,
 }
@@ -84,6 +92,11 @@ impl PluginPool {
             .instantiate_pre(&loaded.component)
             .map_err(wrong_world)?;
         let pre = PluginPre::new(pre).map_err(wrong_world)?;
+        let uses_state = loaded
+            .component
+            .component_type()
+            .imports(engine.engine())
+            .any(|(name, _)| name.starts_with(STATE_INTERFACE));
         let pool = Self {
             engine,
             pre,
@@ -95,6 +108,7 @@ impl PluginPool {
             permits: Semaphore::new(size),
             metrics,
             outbound,
+            uses_state,
             runtime,
         };
         for _ in 0..size {
@@ -105,7 +119,7 @@ impl PluginPool {
                     max_outputs: 0,
                     max_bytes: 0,
                 };
-                pool.runtime.block_on(instance.process(&[], limits))?;
+                pool.runtime.block_on(instance.process(&[], limits, None))?;
             }
             pool.idle_instances().push(instance);
         }
@@ -122,6 +136,12 @@ impl PluginPool {
         &self.version
     }
 
+    /// Whether the plugin imports the state interface (a plugin built
+    /// against contract 0.1.0 never does).
+    pub fn uses_state(&self) -> bool {
+        self.uses_state
+    }
+
     /// The plugin's metrics.
     pub fn metrics(&self) -> &PluginMetrics {
         &self.metrics
@@ -136,13 +156,17 @@ impl PluginPool {
     }
 
     /// Run one batch through a free instance, waiting for one if all are busy,
-    /// and lift its results under `limits`. The call runs on a blocking thread
-    /// so it never stalls the async runtime.
+    /// and lift its results under `limits`; the plugin reads and writes
+    /// `state` (its state of the batch's partition), if it has state. The
+    /// call runs on a blocking thread so it never stalls the async runtime.
     pub async fn process(
         self: &Arc<Self>,
         records: Vec<Record>,
         limits: OutputLimits,
+        state: Option<&Arc<PartitionState>>,
     ) -> ProcessedBatch {
+        let state = state
+            .map(|s| CallState::new(Arc::clone(s), records.iter().map(|r| r.offset).collect()));
         let _permit = self
             .permits
             .acquire()
@@ -174,6 +198,7 @@ impl PluginPool {
                             plugin: pool.name.to_string(),
                             source: Box::new(e),
                         }),
+                        writes: CallWrites::default(),
                     }
                 }
             };
@@ -183,11 +208,12 @@ impl PluginPool {
                 for record in &batch {
                     panics::inject(Stage::PluginCall, record.value.as_deref());
                 }
-                pool.runtime.block_on(instance.process(&batch, limits))
+                pool.runtime
+                    .block_on(instance.process(&batch, limits, state))
             }));
             // The instance is dropped, not reused, after a panic: the call may
             // have stopped halfway.
-            let outcomes = called.unwrap_or_else(|payload| {
+            let (outcomes, writes) = match called.unwrap_or_else(|payload| {
                 Err(PluginError::Trap {
                     plugin: pool.name.to_string(),
                     kind: TrapKind::HostPanic,
@@ -196,7 +222,10 @@ impl PluginPool {
                         panics::message(&*payload)
                     ),
                 })
-            });
+            }) {
+                Ok((outcomes, writes)) => (Ok(outcomes), writes),
+                Err(e) => (Err(e), CallWrites::default()),
+            };
             pool.metrics
                 .call_duration
                 .observe(started.elapsed().as_secs_f64());
@@ -206,6 +235,7 @@ impl PluginPool {
             ProcessedBatch {
                 records: batch.into_iter().map(Record::from).collect(),
                 outcomes,
+                writes,
             }
         })
         .await;

@@ -1,0 +1,178 @@
+//! The changelog topic of a plugin's state (`<group>.<plugin>.state`,
+//! compacted): one record per write, in the input partition's number, keyed by
+//! the input topic and the state key (a delete is a tombstone). Restoring a
+//! partition's state reads its changelog partition from a checkpoint, or from
+//! the start, up to its end.
+
+use super::{StateBackend, StateError, StateWrite};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+/// Suffix of changelog topic names.
+pub const CHANGELOG_SUFFIX: &str = ".state";
+
+/// Writes applied to the store together while restoring.
+const RESTORE_BATCH: usize = 2_000;
+
+/// How long one metadata request may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The changelog topic of `plugin`'s state in consumer group `group`.
+pub fn topic_name(group: &str, plugin: &str) -> String {
+    format!("{group}.{plugin}{CHANGELOG_SUFFIX}")
+}
+
+/// A changelog record's key: the input topic, a zero byte (which topic names
+/// never contain), then the state key; so that input topics sharing a
+/// partition number share the changelog partition without mixing.
+pub fn record_key(topic: &str, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(topic.len() + 1 + key.len());
+    out.extend_from_slice(topic.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key);
+    out
+}
+
+/// The input topic and state key of a changelog record's key.
+pub fn split_key(key: &[u8]) -> Option<(&str, &[u8])> {
+    let at = key.iter().position(|&b| b == 0)?;
+    let topic = std::str::from_utf8(&key[..at]).ok()?;
+    Some((topic, &key[at + 1..]))
+}
+
+/// Where a restore reads from, and what it found.
+pub struct Restore<'a> {
+    /// The client settings (brokers, security, isolation level).
+    pub client: &'a ClientConfig,
+    /// The changelog topic.
+    pub changelog: &'a str,
+    /// The input topic whose state is restored.
+    pub topic: &'a str,
+    /// The input (and changelog) partition.
+    pub partition: i32,
+    /// The plugin, for errors.
+    pub plugin: &'a str,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Copy)]
+pub struct Restored {
+    /// Changelog records applied.
+    pub records: u64,
+    /// The changelog's end when the restore finished.
+    pub end: i64,
+    /// How long it took.
+    pub took: Duration,
+}
+
+impl Restore<'_> {
+    fn error(&self, reason: impl std::fmt::Display) -> StateError {
+        StateError::Restore {
+            plugin: self.plugin.to_string(),
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            changelog: self.changelog.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A consumer of the changelog (not in any group: it only reads).
+    pub fn consumer(&self) -> Result<BaseConsumer, StateError> {
+        let mut config = self.client.clone();
+        config
+            .set("group.id", format!("{}-restore", self.changelog))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest");
+        config.create().map_err(|e| self.error(e))
+    }
+
+    /// The changelog partition's low and high watermarks.
+    pub fn watermarks(&self, consumer: &BaseConsumer) -> Result<(i64, i64), StateError> {
+        consumer
+            .fetch_watermarks(self.changelog, self.partition, METADATA_TIMEOUT)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Apply the changelog partition from `from` (its start if `None`) up to
+    /// its end to `backend`, calling `remaining` with how far behind the end
+    /// it is now and then; gives up (`Ok(None)`) once `stopped` says so.
+    pub fn run(
+        &self,
+        consumer: &BaseConsumer,
+        from: Option<i64>,
+        backend: &dyn StateBackend,
+        remaining: &dyn Fn(i64),
+        stopped: &dyn Fn() -> bool,
+    ) -> Result<Option<Restored>, StateError> {
+        let started = Instant::now();
+        let mut assignment = TopicPartitionList::new();
+        let offset = from.map_or(Offset::Beginning, Offset::Offset);
+        assignment
+            .add_partition_offset(self.changelog, self.partition, offset)
+            .map_err(|e| self.error(e))?;
+        consumer.assign(&assignment).map_err(|e| self.error(e))?;
+        let (_, mut high) = self.watermarks(consumer)?;
+        let mut writes = Vec::with_capacity(RESTORE_BATCH);
+        let mut records = 0u64;
+        let mut last_report = Instant::now();
+        let end = loop {
+            if stopped() {
+                return Ok(None);
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    let (_, now) = self.watermarks(consumer)?;
+                    high = now;
+                    break high;
+                }
+                Some(Err(e)) => return Err(self.error(e)),
+                Some(Ok(message)) => {
+                    records += 1;
+                    if let Some((topic, key)) = message.key().and_then(split_key) {
+                        if topic == self.topic {
+                            writes.push(StateWrite {
+                                key: key.to_vec(),
+                                value: message.payload().map(<[u8]>::to_vec),
+                                delta: 0,
+                            });
+                        }
+                    }
+                    if writes.len() >= RESTORE_BATCH {
+                        backend.apply(&writes)?;
+                        writes.clear();
+                    }
+                    if last_report.elapsed() > Duration::from_millis(500) {
+                        remaining(high - message.offset() - 1);
+                        last_report = Instant::now();
+                    }
+                }
+            }
+        };
+        backend.apply(&writes)?;
+        remaining(0);
+        Ok(Some(Restored {
+            records,
+            end,
+            took: started.elapsed(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changelog_keys_keep_the_input_topic_apart_from_the_state_key() {
+        let key = record_key("orders", b"a\0b");
+        assert_eq!(split_key(&key), Some(("orders", &b"a\0b"[..])));
+        assert_eq!(split_key(b"no separator"), None);
+        assert_eq!(topic_name("g", "dedupe"), "g.dedupe.state");
+    }
+}
