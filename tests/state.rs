@@ -380,6 +380,30 @@ async fn a_write_over_the_state_caps_fails_only_its_record() {
         .header_text("weir.error.message")
         .unwrap_or_default()
         .contains("max_key_bytes"));
+
+    // `weir state dump` reads the same state back from the changelog.
+    let mut dumped = BTreeMap::new();
+    for partition in 0..PARTITIONS {
+        let output = std::process::Command::new(weir_bin())
+            .args(["state", "dump", "--brokers", &brokers(), "--group", &group])
+            .args([
+                "--plugin",
+                "count_by_key",
+                "--partition",
+                &partition.to_string(),
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        for line in String::from_utf8(output.stdout).unwrap().lines() {
+            let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(entry["topic"], input.as_str());
+            let value = entry["value"].as_str().unwrap().as_bytes().to_vec();
+            let count = u64::from_be_bytes(value.try_into().unwrap());
+            dumped.insert(entry["key"].as_str().unwrap().to_string(), count);
+        }
+    }
+    assert_eq!(dumped, BTreeMap::from([("a".into(), 3), ("b".into(), 1)]));
 }
 
 /// `weir test` keeps a plugin's state in memory from line to line, per
@@ -451,4 +475,75 @@ fn a_plugin_built_against_contract_0_1_0_still_runs() {
     let value = first["outputs"][0]["value"].as_str().unwrap_or_default();
     assert_eq!(value, value.to_ascii_uppercase());
     assert!(!value.is_empty());
+}
+
+/// Restoring a partition whose changelog holds many keys (100,000 here,
+/// `WEIR_STATE_RESTORE_KEYS` for more; docs/RELIABILITY.md has the time for
+/// 1,000,000): the first record after the restore sees its key's restored
+/// value. Prints how long the restore took.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_with_many_keys_is_restored_before_its_first_record() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let _serial = serial().await;
+    setup();
+    let keys = env_or("WEIR_STATE_RESTORE_KEYS", 100_000);
+    let (input, output, group) = topics("state-restore").await;
+    let changelog = format!("{group}.count_by_key.state");
+    create_topic(&changelog, PARTITIONS).await;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut pending = Vec::with_capacity(10_000);
+    for i in 0..keys {
+        // What Weir writes: the input topic, a zero byte, the state key.
+        let key = [input.as_bytes(), b"\0", format!("key{i}").as_bytes()].concat();
+        let value = 41u64.to_be_bytes();
+        let record = FutureRecord::to(&changelog)
+            .partition(0)
+            .key(&key)
+            .payload(&value);
+        pending.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+        if pending.len() == 10_000 {
+            for delivery in pending.drain(..) {
+                delivery.await.unwrap().unwrap();
+            }
+        }
+    }
+    for delivery in pending.drain(..) {
+        delivery.await.unwrap().unwrap();
+    }
+    eprintln!(
+        "{keys} changelog records produced in {:?}",
+        started.elapsed()
+    );
+    let record = FutureRecord::to(&input)
+        .partition(0)
+        .key("key7")
+        .payload("x");
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    let dir = state_dir("state-restore");
+    let args = stateful_args(&group, (&input, &output), "count-by-key", ("", &dir), &[]);
+    let weir = Weir::start(&args);
+    let outputs = read_all(&output, 1, Duration::from_secs(120), Duration::ZERO);
+    let log = weir.log_text();
+    assert!(
+        weir.terminate(Duration::from_secs(30)).success(),
+        "log:\n{log}"
+    );
+    assert_eq!(outputs.len(), 1, "log:\n{log}");
+    assert_eq!(outputs[0].value_text(), "42", "the restored count goes on");
+    let restored = log
+        .lines()
+        .find(|l| l.contains("restored plugin state") && l.contains("partition=0"))
+        .expect("a restore of partition 0");
+    assert!(restored.contains(&format!("records={keys}")), "{restored}");
+    eprintln!("{restored}");
 }

@@ -1,7 +1,7 @@
 //! The command line: global flags and the subcommands, whose flags live with
 //! each command in `commands/`. Every flag can also come from a `WEIR_*` variable.
 
-use crate::commands::{BuildArgs, NewArgs, RunArgs, StatusArgs, TestArgs};
+use crate::commands::{BuildArgs, NewArgs, RunArgs, StateArgs, StatusArgs, TestArgs};
 use clap::{Parser, Subcommand};
 
 /// Weir: consume Kafka, process records with a sandboxed WebAssembly plugin,
@@ -45,4 +45,6 @@ pub enum Command {
     /// Show a running `weir run`'s partitions (lag, rate), plugin versions and
     /// dead-letter counts from its admin endpoint, refreshing in place.
     Status(StatusArgs),
+    /// Look at a plugin's state, as kept in its changelog topic.
+    State(StateArgs),
 }

@@ -8,5 +8,6 @@
 
 pub mod plugin_build;
 pub mod scaffold;
+pub mod state_dump;
 pub mod status;
 pub mod testrun;

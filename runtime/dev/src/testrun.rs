@@ -369,7 +369,8 @@ fn bytes_of(value: &Value) -> Result<Option<Vec<u8>>, String> {
     }
 }
 
-fn bytes_json(bytes: &[u8]) -> Value {
+/// Bytes as a JSON string when they are UTF-8, else `{"base64": ".."}`.
+pub(crate) fn bytes_json(bytes: &[u8]) -> Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => Value::String(text.to_string()),
         Err(_) => json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) }),

@@ -4,12 +4,14 @@ mod build;
 mod new;
 mod run;
 mod schema_flags;
+mod state;
 mod status;
 mod test;
 
 pub use build::BuildArgs;
 pub use new::NewArgs;
 pub use run::RunArgs;
+pub use state::StateArgs;
 pub use status::StatusArgs;
 pub use test::TestArgs;
 
@@ -27,6 +29,7 @@ pub fn execute(command: crate::args::Command) -> ExitCode {
         Command::Status(args) => status::execute(&args),
         Command::New(args) => new::execute(args),
         Command::Build(args) => build::execute(&args),
+        Command::State(args) => state::execute(&args),
     }
 }
 

@@ -147,9 +147,15 @@ impl RunConfig {
     /// The input topics: names and `^` patterns, which never match a topic
     /// the plugins may write to or a fixed dead-letter topic.
     pub fn subscription(&self) -> Result<super::Subscription, super::TopicEntryError> {
+        // Nor the changelog topics of the plugins' state.
+        let changelogs: Vec<String> = self
+            .plugins()
+            .map(|p| crate::state::changelog::topic_name(&self.group, &p.display_name()))
+            .collect();
         let excluded = std::iter::once(&self.output_topic)
             .chain(&self.allowed_output_topics)
-            .chain(&self.plugin.failure.dlq_topic);
+            .chain(&self.plugin.failure.dlq_topic)
+            .chain(&changelogs);
         super::Subscription::new(&self.topics, super::TopicPatterns::new(excluded))
     }
 

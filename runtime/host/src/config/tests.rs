@@ -81,6 +81,13 @@ fn topic_patterns_keep_the_dead_letter_rules_and_librdkafkas_refresh_values() {
         .unwrap()
         .resolve(["orders-eu", "orders-audit-eu", "failed", "o"]);
     assert_eq!(topics.into_iter().collect::<Vec<_>>(), ["orders-eu"]);
+    // Nor are the changelog topics of the plugins' state.
+    c.group = "orders-g".into();
+    let topics = c
+        .subscription()
+        .unwrap()
+        .resolve(["orders-g.p.state", "orders-eu"]);
+    assert_eq!(topics.into_iter().collect::<Vec<_>>(), ["orders-eu"]);
     // librdkafka's -1 (no periodic refresh) is accepted: patterns then match at start-up only.
     c.librdkafka
         .insert("topic.metadata.refresh.interval.ms".into(), "-1".into());

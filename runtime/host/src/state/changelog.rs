@@ -50,8 +50,9 @@ pub struct Restore<'a> {
     pub client: &'a ClientConfig,
     /// The changelog topic.
     pub changelog: &'a str,
-    /// The input topic whose state is restored.
-    pub topic: &'a str,
+    /// The input topic whose state is restored; `None` reads every input
+    /// topic's, keeping each key with its topic prefix (see [`record_key`]).
+    pub topic: Option<&'a str>,
     /// The input (and changelog) partition.
     pub partition: i32,
     /// The plugin, for errors.
@@ -73,7 +74,7 @@ impl Restore<'_> {
     fn error(&self, reason: impl std::fmt::Display) -> StateError {
         StateError::Restore {
             plugin: self.plugin.to_string(),
-            topic: self.topic.to_string(),
+            topic: self.topic.unwrap_or("*").to_string(),
             partition: self.partition,
             changelog: self.changelog.to_string(),
             reason: reason.to_string(),
@@ -134,14 +135,20 @@ impl Restore<'_> {
                 Some(Err(e)) => return Err(self.error(e)),
                 Some(Ok(message)) => {
                     records += 1;
-                    if let Some((topic, key)) = message.key().and_then(split_key) {
-                        if topic == self.topic {
-                            writes.push(StateWrite {
-                                key: key.to_vec(),
-                                value: message.payload().map(<[u8]>::to_vec),
-                                delta: 0,
-                            });
-                        }
+                    let key = match self.topic {
+                        None => message.key(),
+                        Some(ours) => message
+                            .key()
+                            .and_then(split_key)
+                            .filter(|(topic, _)| *topic == ours)
+                            .map(|(_, key)| key),
+                    };
+                    if let Some(key) = key {
+                        writes.push(StateWrite {
+                            key: key.to_vec(),
+                            value: message.payload().map(<[u8]>::to_vec),
+                            delta: 0,
+                        });
                     }
                     if writes.len() >= RESTORE_BATCH {
                         backend.apply(&writes)?;

@@ -134,7 +134,7 @@ impl PluginStateStore {
         let restore = Restore {
             client: &self.client,
             changelog: &self.changelog,
-            topic,
+            topic: Some(topic),
             partition,
             plugin: &self.plugin,
         };
@@ -183,7 +183,7 @@ impl PluginStateStore {
         let restore = Restore {
             client: &self.client,
             changelog: &self.changelog,
-            topic,
+            topic: Some(topic),
             partition,
             plugin: &self.plugin,
         };
