@@ -292,7 +292,10 @@ fn build_js(dir: &Path, module: &str, output: Option<&Path>) -> Result<PathBuf, 
                 .map_err(|source| BuildError::Io { path, source })?;
         }
     }
-    write(support.join("weir_sdk.js"), JS_SDK)?;
+    // The SDK imports the host's `state` interface only inside a component
+    // (under plain node the import cannot load): it carries the import
+    // commented out, and the build enables it.
+    write(support.join("weir_sdk.js"), &component_js_sdk())?;
     let output_abs = std::path::absolute(&output).map_err(|source| BuildError::Io {
         path: output.clone(),
         source,
@@ -489,9 +492,21 @@ fn run(
     Ok(out.stdout)
 }
 
+/// The JavaScript SDK as a component runs it: with its host imports enabled.
+fn component_js_sdk() -> String {
+    JS_SDK.replace("//weir-build: ", "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_js_sdk_imports_the_state_interface_inside_a_component() {
+        let import = "import * as stateHost from \"weir:processor/state@0.1.1\";";
+        assert!(JS_SDK.contains(&format!("//weir-build: {import}")));
+        assert!(component_js_sdk().lines().any(|line| line.trim() == import));
+    }
 
     #[test]
     fn projects_are_recognised_by_their_files() {

@@ -410,24 +410,24 @@ impl PartitionWorker {
                 .boxed(),
             );
         }
-        for mut settled in progress.settled {
-            self.scheduler.settled(settled.record.offset);
-            // A processed record's state writes take effect now, so that the
-            // partition's next calls read them; they reach the changelog when
-            // the record is handed over.
+        // Processed records' state writes take effect now, together, so that
+        // the partition's next calls read them; they reach the changelog when
+        // their records are handed over.
+        let mut settled_records = progress.settled;
+        for settled in &mut settled_records {
             if !matches!(settled.resolution, Resolution::Outputs(_)) {
                 settled.writes.clear();
             }
-            for writes in &settled.writes {
-                writes
-                    .state
-                    .apply(&writes.writes)
-                    .map_err(|source| PipelineError::State {
-                        topic: self.topic.clone(),
-                        partition: self.partition,
-                        source: Box::new(source),
-                    })?;
+        }
+        apply_together(settled_records.iter().flat_map(|s| &s.writes)).map_err(|source| {
+            PipelineError::State {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                source: Box::new(source),
             }
+        })?;
+        for settled in settled_records {
+            self.scheduler.settled(settled.record.offset);
             self.reorder.insert(Resolved {
                 record: settled.record,
                 resolution: settled.resolution,
@@ -756,6 +756,31 @@ impl PartitionWorker {
             partition: self.partition,
             source,
         }
+    }
+}
+
+/// Apply records' `writes`, in order, one store write per run of writes to
+/// the same plugin's state.
+fn apply_together<'w>(
+    writes: impl Iterator<Item = &'w RecordWrites>,
+) -> Result<(), crate::state::StateError> {
+    let mut run: Option<(&Arc<PartitionState>, Vec<crate::state::StateWrite>)> = None;
+    for record_writes in writes {
+        match &mut run {
+            Some((state, pending)) if Arc::ptr_eq(state, &record_writes.state) => {
+                pending.extend(record_writes.writes.iter().cloned());
+            }
+            _ => {
+                if let Some((state, pending)) = run.take() {
+                    state.apply(&pending)?;
+                }
+                run = Some((&record_writes.state, record_writes.writes.clone()));
+            }
+        }
+    }
+    match run {
+        Some((state, pending)) => state.apply(&pending),
+        None => Ok(()),
     }
 }
 
