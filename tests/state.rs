@@ -111,6 +111,42 @@ fn keyed_records(count: usize, keys: usize) -> (Vec<TestRecord>, BTreeMap<String
     (records, per_key)
 }
 
+/// A count-by-key pipeline over `count` records of 50 keys, produced
+/// while it runs.
+struct CountRun {
+    input: String,
+    output: String,
+    group: String,
+    /// Inputs per key.
+    per_key: BTreeMap<String, u64>,
+    /// The producer, done with the end offsets.
+    producing: tokio::task::JoinHandle<BTreeMap<i32, i64>>,
+    /// `weir run` arguments (one instance id and state directory).
+    args: Vec<String>,
+}
+
+async fn count_run(prefix: &str, count: usize, extra: &[&str]) -> CountRun {
+    let (input, output, group) = topics(prefix).await;
+    let (records, per_key) = keyed_records(count, 50);
+    let producing = produce_over_time(&input, records, 500);
+    let dir = state_dir(prefix);
+    let args = stateful_args(
+        &group,
+        (&input, &output),
+        "count-by-key",
+        (prefix, &dir),
+        extra,
+    );
+    CountRun {
+        input,
+        output,
+        group,
+        per_key,
+        producing,
+        args,
+    }
+}
+
 /// The counts `count_by_key` produced for each key, in output order.
 fn counts_by_key(outputs: &[TestRecord]) -> BTreeMap<String, Vec<u64>> {
     let mut counts: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -130,18 +166,15 @@ fn counts_by_key(outputs: &[TestRecord]) -> BTreeMap<String, Vec<u64>> {
 async fn counts_are_exactly_once_across_kill_9_in_exactly_once_mode() {
     let _serial = serial().await;
     setup();
-    let (input, output, group) = topics("state-eos").await;
     let count = 30_000;
-    let (records, per_key) = keyed_records(count, 50);
-    let producing = produce_over_time(&input, records, 500);
-    let dir = state_dir("count-eos");
-    let args = stateful_args(
-        &group,
-        (&input, &output),
-        "count-by-key",
-        ("count-eos", &dir),
-        &["--exactly-once"],
-    );
+    let CountRun {
+        input,
+        output,
+        group,
+        per_key,
+        producing,
+        args,
+    } = count_run("state-eos", count, &["--exactly-once"]).await;
     let kills = crash_repeatedly(&group, &input, count, 3, 1_000, &args);
     assert_eq!(kills, 3, "the pipeline finished before 3 crashes");
     let ends = producing.await.unwrap();
@@ -274,18 +307,15 @@ async fn dedupe_passes_each_id_once_across_kill_9_and_a_rebalance() {
 async fn at_least_once_counts_are_never_lower_and_a_clean_stop_keeps_a_checkpoint() {
     let _serial = serial().await;
     setup();
-    let (input, output, group) = topics("state-alos").await;
     let count = 20_000;
-    let (records, per_key) = keyed_records(count, 50);
-    let producing = produce_over_time(&input, records, 500);
-    let dir = state_dir("count-alos");
-    let args = stateful_args(
-        &group,
-        (&input, &output),
-        "count-by-key",
-        ("count-alos", &dir),
-        &[],
-    );
+    let CountRun {
+        input,
+        output,
+        group,
+        per_key,
+        producing,
+        args,
+    } = count_run("state-alos", count, &[]).await;
     // A clean stop mid-stream, then a start that restores from its checkpoint.
     let weir = Weir::start(&args);
     wait_for_committed(&group, &input, 2_000, &weir);

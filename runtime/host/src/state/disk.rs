@@ -126,18 +126,12 @@ impl PluginStateStore {
         stopped: &dyn Fn() -> bool,
     ) -> Result<Option<(Arc<PartitionState>, Restored)>, StateError> {
         let name = partition_name(topic, partition);
-        let checkpoint = self.dir.join(format!("{name}.checkpoint"));
+        let checkpoint = self.checkpoint_path(&name);
         // Taken: until this partition closes cleanly again, the disk copy may
         // run ahead of the changelog.
         let from = read_checkpoint(&checkpoint).filter(|_| self.reuse_checkpoints);
         let _ = std::fs::remove_file(&checkpoint);
-        let restore = Restore {
-            client: &self.client,
-            changelog: &self.changelog,
-            topic: Some(topic),
-            partition,
-            plugin: &self.plugin,
-        };
+        let restore = self.restore_of(topic, partition);
         let consumer = restore.consumer()?;
         let (low, high) = restore.watermarks(&consumer)?;
         let from = from.filter(|&offset| low <= offset && offset <= high);
@@ -180,23 +174,32 @@ impl PluginStateStore {
             return Ok(());
         }
         let (topic, partition) = state.input();
-        let restore = Restore {
+        let restore = self.restore_of(topic, partition);
+        let (_, end) = restore.watermarks(&restore.consumer()?)?;
+        self.keyspace
+            .persist(PersistMode::SyncAll)
+            .map_err(|e| fjall_error(&self.dir, e))?;
+        let checkpoint = self.checkpoint_path(&partition_name(topic, partition));
+        std::fs::write(&checkpoint, end.to_string()).map_err(|e| StateError::Store {
+            path: checkpoint.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Reading `topic`/`partition`'s changelog.
+    fn restore_of<'a>(&'a self, topic: &'a str, partition: i32) -> Restore<'a> {
+        Restore {
             client: &self.client,
             changelog: &self.changelog,
             topic: Some(topic),
             partition,
             plugin: &self.plugin,
-        };
-        let (_, end) = restore.watermarks(&restore.consumer()?)?;
-        self.keyspace
-            .persist(PersistMode::SyncAll)
-            .map_err(|e| fjall_error(&self.dir, e))?;
-        let name = partition_name(topic, partition);
-        let checkpoint = self.dir.join(format!("{name}.checkpoint"));
-        std::fs::write(&checkpoint, end.to_string()).map_err(|e| StateError::Store {
-            path: checkpoint.display().to_string(),
-            reason: e.to_string(),
-        })
+        }
+    }
+
+    /// Where the checkpoint of the fjall partition `name` is kept.
+    fn checkpoint_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.checkpoint"))
     }
 
     fn partition_handle(&self, name: &str) -> Result<PartitionHandle, StateError> {
