@@ -186,16 +186,18 @@ def test_writes_name_the_offset_of_the_record_being_processed(component):
     assert memory_untouched()
 
 
-def test_a_refused_write_raises_state_error_and_fails_the_record(component):
+def test_writes_reach_the_host_only_once_their_record_is_processed(component):
     processor, host_state = component
-    outcomes = processor.process([_InputRecord(5, b"big"), _InputRecord(6, b"fail")])
-    refused, failed = outcomes
-    assert isinstance(refused, _Err)
-    assert refused.value.message == "StateError: the key is over the 1024-byte cap"
-    assert not refused.value.retryable
+    batch = [_InputRecord(5, b"big"), _InputRecord(6, b"fail"), _InputRecord(7, b"fail")]
+    refused, failed, failed_again = processor.process(batch)
+    # The host refuses the processed record's write (and fails the record itself).
+    assert ("set", 5, b"big", b"1") in host_state.calls
+    assert refused.value[0].value == b"1"
+    # A record that fails sends nothing: the next one does not see its write.
     assert isinstance(failed, _Err) and failed.value.message == "failed after writing"
-    # The write of the failing record still names it (the host drops it).
-    assert ("set", 6, b"fail", b"1") in host_state.calls
+    assert failed_again.value.message == "failed after writing"
+    assert not any(call[0] == "set" and call[2] == b"fail" for call in host_state.calls)
+    assert [call for call in host_state.calls if call[0] == "get"][-1] == ("get", b"fail")
 
 
 @pytest.mark.usefixtures("component")

@@ -47,6 +47,12 @@ offset = -1
 """The offset of the record being processed, which state writes belong to. The
 entry module sets it before each record; -1 before the first."""
 
+buffer: Optional[dict] = None
+"""The writes of the record being processed (key to value, ``None`` deletes),
+kept until ``process`` returns and then sent (``flush``) or dropped, so that a
+record that fails leaves no trace; ``None`` outside a record (in ``init``),
+where writes go to the host at once."""
+
 memory: dict[bytes, bytes] = {}
 """The state outside WebAssembly (tests): a plain dict, emptied by ``clear``."""
 
@@ -66,15 +72,23 @@ def state_get(key: Union[bytes, str]) -> Optional[bytes]:
     key = _key(key)
     if _state is None:
         return memory.get(key)
+    kept = buffer
+    if kept is not None and key in kept:
+        return kept[key]
     return _state.get(key)
 
 
 def state_set(key: Union[bytes, str], value: Union[bytes, str]) -> None:
-    """Set ``key`` to ``value``, for the record being processed; raises
-    ``StateError`` if the host refuses."""
+    """Set ``key`` to ``value``, for the record being processed (sent to the
+    host once it is processed; a refusal then fails the record). Outside a
+    record, raises ``StateError`` if the host refuses."""
     key, value = _key(key), _key(value, "value")
     if _state is None:
         memory[key] = value
+        return
+    kept = buffer
+    if kept is not None:
+        kept[key] = value
         return
     try:
         _state.set(offset, key, value)
@@ -83,16 +97,32 @@ def state_set(key: Union[bytes, str], value: Union[bytes, str]) -> None:
 
 
 def state_delete(key: Union[bytes, str]) -> None:
-    """Remove ``key``, for the record being processed; raises ``StateError`` if
-    the host refuses."""
+    """Remove ``key``, for the record being processed (as ``state_set``)."""
     key = _key(key)
     if _state is None:
         memory.pop(key, None)
+        return
+    kept = buffer
+    if kept is not None:
+        kept[key] = None
         return
     try:
         _state.delete(offset, key)
     except _Err as e:
         raise StateError(str(e.value)) from None
+
+
+def flush(writes: dict) -> None:
+    """Send a processed record's ``writes`` to the host; a refused one fails
+    the record there."""
+    for key, value in writes.items():
+        try:
+            if value is None:
+                _state.delete(offset, key)
+            else:
+                _state.set(offset, key, value)
+        except _Err:
+            pass
 
 
 def state_clear() -> None:

@@ -40,14 +40,22 @@ _OutputRecord = types.OutputRecord
 
 
 def _outcome(record: "types.InputRecord"):
-    _host.offset = record.offset  # what state writes name (weir_sdk.state)
+    # State writes name the record, and wait until it is processed (weir_sdk.state).
+    _host.offset = record.offset
+    _host.buffer = writes = {}
     try:
         outputs = normalize_outputs(_plugin.process(_record(record)))
-        return Ok([_output(o) for o in outputs])
+        processed = Ok([_output(o) for o in outputs])
     except ProcessError as e:
+        _host.buffer = None
         return Err(types.ProcessError(message=e.message, retryable=e.retryable))
     except Exception as e:  # noqa: BLE001 - any failure is this record's, not the instance's
+        _host.buffer = None
         return Err(types.ProcessError(message=f"{type(e).__name__}: {e}", retryable=False))
+    _host.buffer = None
+    if writes:
+        _host.flush(writes)
+    return processed
 
 
 class Processor(exports.Processor):

@@ -33,13 +33,6 @@ mod wasm {
     thread_local! {
         // WebAssembly plugins are single-threaded; the instance lives here between calls.
         static PROCESSOR: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
-        // The offset of the record being processed, which state writes belong to.
-        static CURRENT_OFFSET: std::cell::Cell<i64> = const { std::cell::Cell::new(-1) };
-    }
-
-    /// The offset of the record being processed.
-    pub fn current_offset() -> i64 {
-        CURRENT_OFFSET.with(|o| o.get())
     }
 
     /// Build the processor and keep it for later `process` calls.
@@ -63,9 +56,10 @@ mod wasm {
             batch
                 .into_iter()
                 .map(|record| {
-                    CURRENT_OFFSET.with(|o| o.set(record.offset));
-                    processor
-                        .process(record_from_wit(record))
+                    crate::state::imp::begin_record(record.offset);
+                    let processed = processor.process(record_from_wit(record));
+                    crate::state::imp::end_record(processed.is_ok());
+                    processed
                         .map(|outputs| outputs.into_iter().map(output_to_wit).collect())
                         .map_err(error_to_wit)
                 })

@@ -3,10 +3,12 @@
 //!
 //! Reads see this plugin's earlier writes in the same partition, including
 //! those of earlier records of the same batch. A write belongs to the record
-//! being processed: it takes effect only if that record is processed (an
-//! error or a trap drops it, and a retry writes again), and it reaches the
-//! host's changelog before the record's offset is committed. A write over the
-//! operator's caps (`[plugin.state]`) is refused and fails the record.
+//! being processed: the SDK keeps it until [`crate::Processor::process`]
+//! returns `Ok` and only then hands it to the host, so a record that fails
+//! leaves no trace (not even for the records after it in its batch); a retry
+//! writes again. The host sends it to its changelog before the record's offset
+//! is committed. A write over the operator's caps (`[plugin.state]`) fails the
+//! record (kind `state`) when the host gets it.
 //!
 //! Outside WebAssembly (native `cargo test`), the same functions use an
 //! in-memory map of the current thread, so plugin logic that keeps state
@@ -23,8 +25,9 @@
 //! # state::clear();
 //! ```
 
-/// A write the host refused (a key or value over the caps, the partition's
-/// state full). The record it was made for fails whatever the plugin returns.
+/// A write the host refused: made outside `process` (in `init`), where there
+/// is no partition. (Inside `process`, writes go to the host after the record
+/// is processed; a refusal then fails the record.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateError(pub String);
 
@@ -59,16 +62,70 @@ pub fn clear() {
 }
 
 #[cfg(target_arch = "wasm32")]
-mod imp {
+pub(crate) mod imp {
     use super::StateError;
     use crate::__private::bindings::weir::processor::state as host;
+    use std::cell::{Cell, RefCell};
+
+    /// A write kept until its record is processed: the key and its new value
+    /// (`None` deletes it).
+    type Write = (Vec<u8>, Option<Vec<u8>>);
+
+    thread_local! {
+        // The offset of the record being processed, which its writes name.
+        static OFFSET: Cell<i64> = const { Cell::new(-1) };
+        // The record's writes, one per key, while a record is processed.
+        static BUFFER: RefCell<Option<Vec<Write>>> = const { RefCell::new(None) };
+    }
+
+    /// A record at `offset` is about to be processed.
+    pub fn begin_record(offset: i64) {
+        OFFSET.with(|o| o.set(offset));
+        BUFFER.with(|b| *b.borrow_mut() = Some(Vec::new()));
+    }
+
+    /// The record was processed (`processed`) or failed: hand its writes to
+    /// the host, or drop them. A refusal fails the record in the host.
+    pub fn end_record(processed: bool) {
+        let writes = BUFFER.with(|b| b.borrow_mut().take()).unwrap_or_default();
+        if processed {
+            for (key, value) in writes {
+                let _ = send(&key, value.as_deref());
+            }
+        }
+    }
 
     pub fn get(key: &[u8]) -> Option<Vec<u8>> {
-        host::get(key)
+        let kept = BUFFER.with(|b| {
+            let buffer = b.borrow();
+            let write = buffer.as_ref()?.iter().find(|(k, _)| k == key)?;
+            Some(write.1.clone())
+        });
+        match kept {
+            Some(value) => value,
+            None => host::get(key),
+        }
     }
 
     pub fn set(key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
-        let offset = crate::__private::current_offset();
+        let kept = BUFFER.with(|b| {
+            let mut buffer = b.borrow_mut();
+            let buffer = buffer.as_mut()?;
+            let value = value.map(<[u8]>::to_vec);
+            match buffer.iter_mut().find(|(k, _)| k == key) {
+                Some(write) => write.1 = value,
+                None => buffer.push((key.to_vec(), value)),
+            }
+            Some(())
+        });
+        match kept {
+            Some(()) => Ok(()),
+            None => send(key, value),
+        }
+    }
+
+    fn send(key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
+        let offset = OFFSET.with(|o| o.get());
         match value {
             Some(value) => host::set(offset, key, value),
             None => host::delete(offset, key),

@@ -40,6 +40,10 @@ pub struct Segment {
     /// The exported spans of its records; they end when dropped, once the
     /// segment's deliveries are acknowledged.
     pub spans: Vec<RecordSpan>,
+    /// The plugin states its records wrote to: if the broker refuses one of
+    /// its records' outputs for good, that record's writes (already applied)
+    /// miss the changelog, so the states must not be trusted on disk.
+    pub states: Vec<Arc<crate::state::PartitionState>>,
 }
 
 /// One record handed to the producer for a batch.
@@ -114,6 +118,7 @@ impl Segment {
             finished,
             sources,
             spans: _spans,
+            states,
         } = self;
         // The last record whose refused output was dead-lettered: one dead
         // letter per record, however many outputs were refused.
@@ -128,6 +133,9 @@ impl Segment {
                         match sources.get(source) {
                             Some(record) if refused != Some(source) => {
                                 refused = Some(source);
+                                for state in &states {
+                                    state.mark_out_of_sync();
+                                }
                                 let failure = RecordFailure {
                                     kind: FailureKind::Produce,
                                     message: e.to_string(),

@@ -414,7 +414,21 @@ impl PartitionWorker {
         // the partition's next calls read them; they reach the changelog when
         // their records are handed over.
         let mut settled_records = progress.settled;
+        let pool = step
+            .versions
+            .last()
+            .expect("a chain has at least one plugin");
         for settled in &mut settled_records {
+            // Outputs to a topic the pipeline does not allow fail their
+            // record here, before its writes take effect.
+            if let Resolution::Outputs(outputs) = &settled.resolution {
+                let context = &self.context;
+                let forbidden =
+                    forbidden_topic(&context.output_topics, &context.stages, outputs, pool);
+                if let Some(failure) = forbidden {
+                    settled.resolution = Resolution::Failed(failure);
+                }
+            }
             if !matches!(settled.resolution, Resolution::Outputs(_)) {
                 settled.writes.clear();
             }
@@ -675,13 +689,14 @@ impl PartitionWorker {
         segment: &mut Segment,
     ) -> Result<Option<RecordFailure>, PipelineError> {
         panics::inject(Stage::HandOver, record.value.as_deref());
-        if let Some(failure) = forbidden_topic(
-            &self.context.output_topics,
-            &self.context.stages,
-            outputs,
-            pool,
-        ) {
-            return Ok(Some(failure));
+        for written in writes {
+            if !segment
+                .states
+                .iter()
+                .any(|s| Arc::ptr_eq(s, &written.state))
+            {
+                segment.states.push(Arc::clone(&written.state));
+            }
         }
         // The index `record` will have in `segment.sources` once its outputs are handed over.
         let source = segment.sources.len();

@@ -61,6 +61,11 @@ const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// so the pipeline restarts from the committed offsets; exactly-once holds too,
 /// since the failed transaction was aborted.
 fn is_transient(error: &RunError) -> bool {
+    if let RunError::Pipeline(PipelineError::State { source, .. }) = error {
+        // A changelog that could not be read (a broker hiccup) is read again
+        // by the next life; a store that fails is not retried.
+        return matches!(**source, crate::state::StateError::Restore { .. });
+    }
     matches!(
         error,
         RunError::Pipeline(PipelineError::Produce { .. })

@@ -52,6 +52,10 @@ pub(super) async fn load(
                 .expect("plugin loading does not panic")?
         };
         let state = if first.pool.uses_state() {
+            if config.concurrency.ordering == crate::config::ProcessingOrder::Unordered {
+                tracing::warn!(plugin = loader.name(),
+                    "the plugin imports state and ordering is \"unordered\": records of one key may run side by side and overwrite each other's state; use ordering \"key\" or \"partition\" for state");
+            }
             let lock = match &state_dir {
                 Some(lock) => Arc::clone(lock),
                 None => {

@@ -8,6 +8,11 @@ use super::{PartitionState, RecordWrites, StateError, StateWrite};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Most bytes of keys and values one call's writes may hold until the call
+/// ends (a record's repeated writes to one key keep only the last), so that
+/// a plugin writing in a loop cannot exhaust the host's memory.
+const MAX_CALL_WRITE_BYTES: usize = 64 << 20;
+
 /// The state side of one plugin call.
 pub struct CallState {
     state: Arc<PartitionState>,
@@ -19,6 +24,8 @@ pub struct CallState {
     latest: HashMap<Vec<u8>, usize>,
     /// The call's writes' change to the partition's byte count.
     delta: i64,
+    /// Bytes of keys and values the kept writes hold.
+    kept: usize,
     /// Records whose writes were refused, and why.
     refused: HashMap<i64, String>,
 }
@@ -34,6 +41,7 @@ impl CallState {
             writes: Vec::new(),
             latest: HashMap::new(),
             delta: 0,
+            kept: 0,
             refused: HashMap::new(),
         }
     }
@@ -99,9 +107,33 @@ impl CallState {
             );
             return Ok(Err(self.refuse(offset, reason)));
         }
+        // The same record writing the same key again replaces its write.
+        let replaces = self
+            .latest
+            .get(&key)
+            .copied()
+            .filter(|&at| self.writes[at].0 == offset);
+        let replaced = replaces.map_or(0, |at| entry_bytes(&self.writes[at].1));
+        let kept = self.kept - replaced + key.len() + value.as_ref().map_or(0, Vec::len);
+        if kept > MAX_CALL_WRITE_BYTES {
+            let reason = format!(
+                "the call's state writes would hold {kept} bytes, over the {MAX_CALL_WRITE_BYTES} one call may make"
+            );
+            return Ok(Err(self.refuse(offset, reason)));
+        }
+        self.kept = kept;
         self.delta += delta;
-        self.latest.insert(key.clone(), self.writes.len());
-        self.writes.push((offset, StateWrite { key, value, delta }));
+        match replaces {
+            Some(at) => {
+                let write = &mut self.writes[at].1;
+                write.value = value;
+                write.delta += delta;
+            }
+            None => {
+                self.latest.insert(key.clone(), self.writes.len());
+                self.writes.push((offset, StateWrite { key, value, delta }));
+            }
+        }
         Ok(Ok(()))
     }
 
@@ -122,6 +154,11 @@ impl CallState {
             refused: self.refused,
         }
     }
+}
+
+/// Bytes a write's key and value take.
+fn entry_bytes(write: &StateWrite) -> usize {
+    write.key.len() + write.value.as_ref().map_or(0, Vec::len)
 }
 
 /// A finished call's writes, to be claimed record by record.
@@ -197,6 +234,23 @@ mod tests {
         let second = writes.claim(6).unwrap().unwrap();
         assert_eq!(second.writes[0].delta, -4);
         assert!(writes.claim(7).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_records_repeated_writes_to_a_key_keep_only_the_last() {
+        let state = state(1000);
+        let mut call = CallState::new(Arc::clone(&state), vec![1]);
+        for round in 0..10_000u32 {
+            let value = round.to_be_bytes().to_vec();
+            call.write(1, b"k".to_vec(), Some(value)).unwrap().unwrap();
+        }
+        assert_eq!(call.writes.len(), 1);
+        let writes = call.finish().claim(1).unwrap().unwrap();
+        assert_eq!(writes.writes[0].delta, 5);
+        assert_eq!(
+            writes.writes[0].value,
+            Some(9_999u32.to_be_bytes().to_vec())
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 /// Suffix of changelog topic names.
 pub const CHANGELOG_SUFFIX: &str = ".state";
 
-/// Writes applied to the store together while restoring.
-const RESTORE_BATCH: usize = 2_000;
+/// Bytes of writes applied to the store together while restoring.
+const RESTORE_BATCH_BYTES: usize = 4 << 20;
 
 /// How long one metadata request may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,6 +92,20 @@ impl Restore<'_> {
         config.create().map_err(|e| self.error(e))
     }
 
+    /// The offset the consumer reads next in the changelog partition.
+    fn position(&self, consumer: &BaseConsumer) -> Result<Option<i64>, StateError> {
+        let positions = consumer.position().map_err(|e| self.error(e))?;
+        Ok(
+            match positions
+                .find_partition(self.changelog, self.partition)
+                .map(|p| p.offset())
+            {
+                Some(Offset::Offset(offset)) => Some(offset),
+                _ => None,
+            },
+        )
+    }
+
     /// The changelog partition's low and high watermarks.
     pub fn watermarks(&self, consumer: &BaseConsumer) -> Result<(i64, i64), StateError> {
         consumer
@@ -100,8 +114,12 @@ impl Restore<'_> {
     }
 
     /// Apply the changelog partition from `from` (its start if `None`) up to
-    /// its end to `backend`, calling `remaining` with how far behind the end
-    /// it is now and then; gives up (`Ok(None)`) once `stopped` says so.
+    /// its end when the restore began to `backend`, calling `remaining` with
+    /// how far behind the end it is now and then; gives up (`Ok(None)`) once
+    /// `stopped` says so. Reading committed records only, the end of the
+    /// partition may show before that end while another input topic's
+    /// transaction is open on it (its last stable offset): the restore then
+    /// waits for that transaction, so no committed write is missed.
     pub fn run(
         &self,
         consumer: &BaseConsumer,
@@ -117,8 +135,9 @@ impl Restore<'_> {
             .add_partition_offset(self.changelog, self.partition, offset)
             .map_err(|e| self.error(e))?;
         consumer.assign(&assignment).map_err(|e| self.error(e))?;
-        let (_, mut high) = self.watermarks(consumer)?;
-        let mut writes = Vec::with_capacity(RESTORE_BATCH);
+        let (_, high) = self.watermarks(consumer)?;
+        let mut writes = Vec::new();
+        let mut pending_bytes = 0;
         let mut records = 0u64;
         let mut last_report = Instant::now();
         let end = loop {
@@ -127,11 +146,10 @@ impl Restore<'_> {
             }
             match consumer.poll(Duration::from_millis(100)) {
                 None => {}
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    let (_, now) = self.watermarks(consumer)?;
-                    high = now;
-                    break high;
-                }
+                Some(Err(KafkaError::PartitionEOF(_))) => match self.position(consumer)? {
+                    Some(position) if position < high => remaining(high - position),
+                    _ => break high,
+                },
                 Some(Err(e)) => return Err(self.error(e)),
                 Some(Ok(message)) => {
                     records += 1;
@@ -144,15 +162,17 @@ impl Restore<'_> {
                             .map(|(_, key)| key),
                     };
                     if let Some(key) = key {
+                        pending_bytes += key.len() + message.payload().map_or(0, <[u8]>::len);
                         writes.push(StateWrite {
                             key: key.to_vec(),
                             value: message.payload().map(<[u8]>::to_vec),
                             delta: 0,
                         });
                     }
-                    if writes.len() >= RESTORE_BATCH {
+                    if pending_bytes >= RESTORE_BATCH_BYTES {
                         backend.apply(&writes)?;
                         writes.clear();
+                        pending_bytes = 0;
                     }
                     if last_report.elapsed() > Duration::from_millis(500) {
                         remaining(high - message.offset() - 1);

@@ -3,8 +3,11 @@
 //! partition, held by one process at a time (a lock file). The disk copy is a
 //! cache of the changelog: on assignment it is trusted only from a checkpoint
 //! (the changelog offset it matched, written when a partition was closed
-//! cleanly in at-least-once mode) and brought up to the changelog's end from
-//! there; without one it is cleared and restored from the changelog's start.
+//! cleanly in at-least-once mode, younger than the changelog's tombstones) and
+//! brought up to the changelog's end from there; without one it is restored
+//! from the changelog's start into a new, empty fjall partition (a
+//! *generation*: fjall removes a deleted partition only once no handle holds
+//! it, so a name is never reused), and the older generations are deleted.
 
 use super::changelog::{Restore, Restored};
 use super::{PartitionState, StateBackend, StateError, StateLimits, StateWrite};
@@ -22,6 +25,11 @@ const CACHE_BYTES: u64 = 32 << 20;
 /// are flushed to disk.
 const WRITE_BUFFER_BYTES: u64 = 64 << 20;
 
+/// How old a checkpoint may be: a replay from an older one could miss
+/// deletes whose tombstones compaction has dropped from the changelog
+/// (`delete.retention.ms`, one day by default).
+const CHECKPOINT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(20 * 3600);
+
 /// The exclusive hold of one process on its state directory.
 pub struct StateDirLock {
     dir: PathBuf,
@@ -29,15 +37,28 @@ pub struct StateDirLock {
 }
 
 impl StateDirLock {
-    /// Lock `<state_dir>/<group>/<instance>` (`default` without an instance id).
+    /// Lock `<state_dir>/<group>/<instance>`. Without an instance id the
+    /// directory is this process's own (`pid-<pid>`): several processes of a
+    /// group may share a machine, and nothing ties a restarted process to
+    /// its predecessor's checkpoints; directories of processes gone are
+    /// removed.
     pub fn acquire(
         state_dir: &Path,
         group: &str,
         instance: Option<&str>,
     ) -> Result<Self, StateError> {
-        let dir = state_dir
-            .join(sanitize(group))
-            .join(sanitize(instance.unwrap_or("default")));
+        let group_dir = state_dir.join(sanitize(group));
+        let own = match instance {
+            Some(instance) => sanitize(instance),
+            None => {
+                remove_abandoned(&group_dir);
+                format!("pid-{}", std::process::id())
+            }
+        };
+        Self::lock(group_dir.join(own))
+    }
+
+    fn lock(dir: PathBuf) -> Result<Self, StateError> {
         let store_error = |e: std::io::Error| StateError::Store {
             path: dir.display().to_string(),
             reason: e.to_string(),
@@ -50,6 +71,23 @@ impl StateDirLock {
                 path: dir.display().to_string(),
             }),
             Err(std::fs::TryLockError::Error(e)) => Err(store_error(e)),
+        }
+    }
+}
+
+/// Remove the per-process state directories (`pid-*`) under `group_dir`
+/// whose process is gone (their lock is free).
+fn remove_abandoned(group_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(group_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("pid-") {
+            continue;
+        }
+        if let Ok(held) = StateDirLock::lock(entry.path()) {
+            drop(held);
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
@@ -75,6 +113,8 @@ pub struct PluginStateStore {
     limits: StateLimits,
     client: ClientConfig,
     reuse_checkpoints: bool,
+    /// The fjall partition (generation) each open input partition uses.
+    generations: std::sync::Mutex<std::collections::HashMap<(String, i32), String>>,
 }
 
 impl PluginStateStore {
@@ -107,6 +147,7 @@ impl PluginStateStore {
             limits,
             client,
             reuse_checkpoints,
+            generations: Default::default(),
         })
     }
 
@@ -125,24 +166,28 @@ impl PluginStateStore {
         remaining: &dyn Fn(i64),
         stopped: &dyn Fn() -> bool,
     ) -> Result<Option<(Arc<PartitionState>, Restored)>, StateError> {
-        let name = partition_name(topic, partition);
-        let checkpoint = self.checkpoint_path(&name);
+        let base = partition_name(topic, partition);
+        let checkpoint_path = self.checkpoint_path(&base);
         // Taken: until this partition closes cleanly again, the disk copy may
         // run ahead of the changelog.
-        let from = read_checkpoint(&checkpoint).filter(|_| self.reuse_checkpoints);
-        let _ = std::fs::remove_file(&checkpoint);
+        let checkpoint = read_checkpoint(&checkpoint_path).filter(|_| self.reuse_checkpoints);
+        let _ = std::fs::remove_file(&checkpoint_path);
         let restore = self.restore_of(topic, partition);
         let consumer = restore.consumer()?;
         let (low, high) = restore.watermarks(&consumer)?;
-        let from = from.filter(|&offset| low <= offset && offset <= high);
-        let mut handle = self.partition_handle(&name)?;
-        if from.is_none() {
-            // Nothing to trust on disk: start from an empty store.
-            self.keyspace
-                .delete_partition(handle)
-                .map_err(|e| fjall_error(&self.dir, e))?;
-            handle = self.partition_handle(&name)?;
-        }
+        let checkpoint = checkpoint.filter(|(offset, generation)| {
+            low <= *offset && *offset <= high && self.keyspace.partition_exists(generation)
+        });
+        let from = checkpoint.as_ref().map(|(offset, _)| *offset);
+        let generation = match checkpoint {
+            Some((_, generation)) => generation,
+            // Nothing to trust on disk: a new, empty generation.
+            None => format!("{base}#{}", unique_suffix()),
+        };
+        self.drop_generations(&base, &generation);
+        let handle = self.partition_handle(&generation)?;
+        self.generations()
+            .insert((topic.to_string(), partition), generation);
         tracing::info!(plugin = %self.plugin, topic, partition, changelog = %self.changelog,
             from = ?from, end = high, "restoring plugin state from its changelog");
         let backend = FjallBackend {
@@ -174,16 +219,41 @@ impl PluginStateStore {
             return Ok(());
         }
         let (topic, partition) = state.input();
+        let Some(generation) = self.generations().remove(&(topic.to_string(), partition)) else {
+            return Ok(());
+        };
         let restore = self.restore_of(topic, partition);
         let (_, end) = restore.watermarks(&restore.consumer()?)?;
         self.keyspace
             .persist(PersistMode::SyncAll)
             .map_err(|e| fjall_error(&self.dir, e))?;
         let checkpoint = self.checkpoint_path(&partition_name(topic, partition));
-        std::fs::write(&checkpoint, end.to_string()).map_err(|e| StateError::Store {
+        std::fs::write(&checkpoint, format!("{end} {generation}")).map_err(|e| StateError::Store {
             path: checkpoint.display().to_string(),
             reason: e.to_string(),
         })
+    }
+
+    fn generations(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, i32), String>> {
+        // A panic while holding the lock cannot leave the map half-written.
+        self.generations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delete every generation of the input partition `base` but `keep`
+    /// (fjall removes their files once no handle holds them).
+    fn drop_generations(&self, base: &str, keep: &str) {
+        let prefix = format!("{base}#");
+        for name in self.keyspace.list_partitions() {
+            if name.starts_with(&prefix) && &*name != keep {
+                if let Ok(old) = self.partition_handle(&name) {
+                    if let Err(error) = self.keyspace.delete_partition(old) {
+                        tracing::warn!(partition = &*name, %error, "could not delete an old state generation");
+                    }
+                }
+            }
+        }
     }
 
     /// Reading `topic`/`partition`'s changelog.
@@ -209,11 +279,12 @@ impl PluginStateStore {
     }
 }
 
-/// The fjall partition name of an input partition (at most 255 characters
-/// of fjall's alphabet, which topic names use too).
+/// The base of the fjall partition names of an input partition (at most 200
+/// characters of fjall's alphabet, which topic names use too, leaving room
+/// for a generation suffix within fjall's 255).
 fn partition_name(topic: &str, partition: i32) -> String {
     let name = format!("{topic}#{partition}");
-    if name.len() <= 255 {
+    if name.len() <= 200 {
         return name;
     }
     use sha2::Digest;
@@ -222,8 +293,28 @@ fn partition_name(topic: &str, partition: i32) -> String {
     format!("{hex}#{partition}")
 }
 
-fn read_checkpoint(path: &Path) -> Option<i64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+/// A generation suffix no earlier open of this store used.
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// A checkpoint: the changelog offset the disk copy matched and the fjall
+/// partition holding it; none if missing, unreadable or too old.
+fn read_checkpoint(path: &Path) -> Option<(i64, String)> {
+    let age = std::fs::metadata(path)
+        .ok()?
+        .modified()
+        .ok()?
+        .elapsed()
+        .ok()?;
+    if age > CHECKPOINT_MAX_AGE {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let (offset, generation) = text.trim().split_once(' ')?;
+    Some((offset.parse().ok()?, generation.to_string()))
 }
 
 fn fjall_error(dir: &Path, e: impl std::fmt::Display) -> StateError {
