@@ -613,3 +613,57 @@ async fn a_partition_with_many_keys_is_restored_before_its_first_record() {
     assert!(restored.contains(&format!("records={keys}")), "{restored}");
     eprintln!("{restored}");
 }
+
+/// A topic a pattern matches later, with more partitions than the changelog
+/// topic has so far: the changelog gets as many, and the new topic's
+/// partitions restore and count (without it their restores fail, again and
+/// again).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_matched_later_grows_the_changelog() {
+    let _serial = serial().await;
+    setup();
+    let prefix = unique("state-grow");
+    let (first, output, group) = (
+        format!("{prefix}-a"),
+        unique("state-grow-out"),
+        unique("state-grow-g"),
+    );
+    create_topic(&first, 1).await;
+    create_topic(&output, 1).await;
+    produce(&first, &[TestRecord::new("k", b"x", &[])]).await;
+    let dir = state_dir("state-grow");
+    let pattern = format!("^{prefix}-.*");
+    let args = stateful_args(
+        &group,
+        (&pattern, &output),
+        "count-by-key",
+        ("", &dir),
+        &["-X", "topic.metadata.refresh.interval.ms=1000"],
+    );
+    let weir = Weir::start(&args);
+    let mut reader = TopicReader::new(&output);
+    assert_eq!(reader.read_until(1, Duration::from_secs(60)), 1);
+
+    let later = format!("{prefix}-b");
+    create_topic(&later, PARTITIONS).await;
+    let records: Vec<TestRecord> = (0..40)
+        .map(|i| TestRecord::new(&format!("key{i}"), b"x", &[]))
+        .collect();
+    let ends = produce(&later, &records).await;
+    assert_eq!(
+        ends.len(),
+        PARTITIONS as usize,
+        "every partition has records"
+    );
+    let read = reader.read_until(41, Duration::from_secs(90));
+    let log = weir.log_text();
+    assert!(
+        weir.terminate(Duration::from_secs(30)).success(),
+        "log:\n{log}"
+    );
+    assert_eq!(read, 41, "log:\n{log}");
+    assert!(
+        log.contains("added partitions to the state changelog topic"),
+        "log:\n{log}"
+    );
+}

@@ -4,7 +4,7 @@
 
 use super::clients::{WeirAdmin, WeirConsumer};
 use super::KafkaSetupError;
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::types::RDKafkaErrorCode;
 use std::time::Duration;
@@ -37,9 +37,9 @@ pub async fn ensure_dead_letter_topics(
 
 /// Create the changelog topic of a plugin's state (compacted: only each
 /// key's last value matters) with as many partitions as the largest of
-/// `inputs`, if it does not exist yet. One that exists with fewer partitions
-/// is an error: a partition's state lives in the changelog partition of the
-/// same number.
+/// `inputs`, if it does not exist yet; one with fewer partitions (an input
+/// topic that grew, or one a pattern matched later) gets more: a partition's
+/// state lives in the changelog partition of the same number.
 pub async fn ensure_changelog_topic(
     consumer: &WeirConsumer,
     admin: &WeirAdmin,
@@ -67,9 +67,27 @@ pub async fn ensure_changelog_topic(
         .map_err(fail);
     }
     if existing < needed {
-        return Err(fail(format!(
-            "it has {existing} partitions and the input topics up to {needed}; add partitions to it (kafka-topics --alter --partitions {needed})"
-        )));
+        let more = NewPartitions::new(changelog, needed as usize);
+        let results = admin
+            .create_partitions(
+                &[more],
+                &AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT)),
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        for result in results {
+            result.map_err(|(_, code)| {
+                fail(format!(
+                    "it has {existing} partitions, the input topics up to {needed}, and adding them failed ({code}); add them yourself (kafka-topics --alter --partitions {needed})"
+                ))
+            })?;
+        }
+        tracing::info!(
+            topic = changelog,
+            from = existing,
+            to = needed,
+            "added partitions to the state changelog topic"
+        );
     }
     Ok(())
 }

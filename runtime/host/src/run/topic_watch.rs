@@ -79,8 +79,11 @@ impl TopicWatch {
         current: BTreeSet<String>,
         shutdown: CancellationToken,
     ) -> Result<Self, KafkaSetupError> {
+        // Dead-letter and state changelog topics are made for new matches.
+        let has_state = context.stages.iter().any(|s| s.state.is_some());
         let admin = match config.failure.policy {
             FailurePolicy::Dlq => Some(kafka::create_admin(config)?),
+            _ if has_state => Some(kafka::create_admin(config)?),
             _ => None,
         };
         let (stop, stopped) = mpsc::channel();
@@ -143,6 +146,31 @@ impl Watch {
         self.stopping.load(Ordering::Acquire) || self.shutdown.is_cancelled()
     }
 
+    /// Make the dead-letter topic (under the `dlq` policy) and grow the state
+    /// changelog topics for the newly matched `topic`.
+    async fn ensure_topics_of(
+        &self,
+        admin: &WeirAdmin,
+        topic: &str,
+    ) -> Result<(), KafkaSetupError> {
+        if self.config.failure.policy == FailurePolicy::Dlq {
+            self.context
+                .dead_letters
+                .ensure_topics(&self.consumer, admin, [topic])
+                .await?;
+        }
+        for store in self.context.stages.iter().filter_map(|s| s.state.as_ref()) {
+            kafka::ensure_changelog_topic(
+                &self.consumer,
+                admin,
+                store.changelog(),
+                [topic].into_iter(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Match the patterns again and change the subscription if that changes
     /// the topics. A new topic whose dead-letter topic cannot be created is
     /// left out; failures are logged and retried at the next refresh.
@@ -167,16 +195,10 @@ impl Watch {
                 if self.stopping() {
                     return;
                 }
-                let ensured = self
-                    .runtime
-                    .block_on(self.context.dead_letters.ensure_topics(
-                        &self.consumer,
-                        admin,
-                        [topic.as_str()],
-                    ));
+                let ensured = self.runtime.block_on(self.ensure_topics_of(admin, &topic));
                 if let Err(error) = ensured {
                     tracing::error!(%error, %topic,
-                        "a newly matched topic is not consumed until its dead-letter topic exists; trying again at the next refresh");
+                        "a newly matched topic is not consumed until its dead-letter and state changelog topics are ready; trying again at the next refresh");
                     wanted.remove(&topic);
                 }
             }
