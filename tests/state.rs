@@ -667,3 +667,33 @@ async fn a_topic_matched_later_grows_the_changelog() {
         "log:\n{log}"
     );
 }
+
+/// A Rust plugin that never calls the state functions does not import them,
+/// so Weir keeps no state for it: no changelog topic appears.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_without_state_gets_no_changelog() {
+    let _serial = serial().await;
+    setup();
+    let (input, output, group) = topics("stateless").await;
+    produce(&input, &[TestRecord::new("k", b"x", &[])]).await;
+    let args = stateful_args(
+        &group,
+        (&input, &output),
+        "uppercase",
+        ("", &state_dir("stateless")),
+        &[],
+    );
+    let weir = Weir::start(&args);
+    let outputs = read_all(&output, 1, Duration::from_secs(60), Duration::ZERO);
+    let log = weir.log_text();
+    assert!(
+        weir.terminate(Duration::from_secs(30)).success(),
+        "log:\n{log}"
+    );
+    assert_eq!(outputs.len(), 1, "log:\n{log}");
+    assert!(
+        !topic_exists(&format!("{group}.uppercase.state")),
+        "log:\n{log}"
+    );
+    assert!(!log.contains("restoring plugin state"), "log:\n{log}");
+}

@@ -71,11 +71,18 @@ pub(crate) mod imp {
     /// (`None` deletes it).
     type Write = (Vec<u8>, Option<Vec<u8>>);
 
+    /// Hands one write to the host.
+    type Send = fn(&[u8], Option<&[u8]>) -> Result<(), StateError>;
+
     thread_local! {
         // The offset of the record being processed, which its writes name.
         static OFFSET: Cell<i64> = const { Cell::new(-1) };
         // The record's writes, one per key, while a record is processed.
         static BUFFER: RefCell<Option<Vec<Write>>> = const { RefCell::new(None) };
+        // How buffered writes reach the host: set by the first write, so
+        // that a plugin that never writes does not import the host's
+        // state functions (and Weir keeps no state for it).
+        static SEND: Cell<Option<Send>> = const { Cell::new(None) };
     }
 
     /// A record at `offset` is about to be processed.
@@ -88,7 +95,7 @@ pub(crate) mod imp {
     /// the host, or drop them. A refusal fails the record in the host.
     pub fn end_record(processed: bool) {
         let writes = BUFFER.with(|b| b.borrow_mut().take()).unwrap_or_default();
-        if processed {
+        if let (true, Some(send)) = (processed, SEND.with(Cell::get)) {
             for (key, value) in writes {
                 let _ = send(&key, value.as_deref());
             }
@@ -108,6 +115,7 @@ pub(crate) mod imp {
     }
 
     pub fn set(key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
+        SEND.with(|s| s.set(Some(send)));
         let kept = BUFFER.with(|b| {
             let mut buffer = b.borrow_mut();
             let buffer = buffer.as_mut()?;

@@ -88,6 +88,9 @@ impl Restore<'_> {
             .set("group.id", format!("{}-restore", self.changelog))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
+            // An empty or short changelog is read in one quick fetch (a broker
+            // may hold a fetch with nothing new this long).
+            .set("fetch.wait.max.ms", "20")
             .set("auto.offset.reset", "earliest");
         config.create().map_err(|e| self.error(e))
     }
