@@ -54,15 +54,19 @@ fn uppercase_in_every_language_gives_the_same_results_for_a_fixture_file() {
         "a tombstone stays one"
     );
 
-    let (code, python, log) = weir_test(&python_plugin("uppercase"), "records.jsonl", &[]);
-    assert_eq!(code, 0, "{log}");
-    assert_eq!(python, rust, "the Python plugin differs from the Rust one");
-    let (code, js, log) = weir_test(&js_plugin("uppercase"), "records.jsonl", &[]);
-    assert_eq!(code, 0, "{log}");
-    assert_eq!(js, rust, "the JavaScript plugin differs from the Rust one");
-    let (code, c, log) = weir_test(&c_plugin("uppercase"), "records.jsonl", &[]);
-    assert_eq!(code, 0, "{log}");
-    assert_eq!(c, rust, "the C plugin differs from the Rust one");
+    for (language, plugin) in [
+        ("Python", python_plugin("uppercase")),
+        ("JavaScript", js_plugin("uppercase")),
+        ("C", c_plugin("uppercase")),
+        ("Go", go_plugin("uppercase")),
+    ] {
+        let (code, results, log) = weir_test(&plugin, "records.jsonl", &[]);
+        assert_eq!(code, 0, "{language}: {log}");
+        assert_eq!(
+            results, rust,
+            "the {language} plugin differs from the Rust one"
+        );
+    }
 }
 
 #[test]
@@ -287,13 +291,19 @@ fn new_projects_build_and_pass_weir_test_in_each_language() {
         .join("test-scratch")
         .join(unique("new"));
     std::fs::create_dir_all(&parent).unwrap();
+    // A Go workspace above the projects (as in a monorepo) that does not list
+    // them: `weir build` builds a Go project on its own all the same.
+    std::fs::write(parent.join("go.work"), "go 1.24\n").unwrap();
     for (name, lang) in [
         ("shout_py", "python"),
         ("shout_js", "js"),
         ("shout_rs", "rust"),
+        ("shout_go", "go"),
     ] {
-        weir_ok(&parent, &["new", name, "--lang", lang]);
-        let project = parent.join(name);
+        // A path, as `cargo new` takes: the missing `plugins/` is created.
+        let path = format!("plugins/{name}");
+        weir_ok(&parent, &["new", &path, "--lang", lang]);
+        let project = parent.join(&path);
         assert!(project.join("README.md").is_file());
         let built = weir_ok(&project, &["build", "."]);
         let component = built.lines().last().unwrap().trim().to_string();

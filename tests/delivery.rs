@@ -202,11 +202,23 @@ async fn a_slow_plugin_with_a_large_backlog_keeps_memory_bounded() {
     let mut peak_kib = 0;
     let started = Instant::now();
     let mut committed = BTreeMap::new();
+    let admin = weir.admin_addr();
+    let mut paused_seen = std::collections::BTreeSet::new();
     while committed != want && started.elapsed() < Duration::from_secs(240) {
         std::thread::sleep(Duration::from_millis(250));
         peak_kib = peak_kib.max(weir.rss_kib().unwrap_or(0));
         committed = committed_offsets(&group, &input, PARTITIONS);
+        paused_seen.extend(
+            scrape(&admin)
+                .into_iter()
+                .filter(|s| s.name == "weir_partition_paused" && s.value == 1.0)
+                .map(|s| s.labels["partition"].clone()),
+        );
     }
+    assert!(
+        !paused_seen.is_empty(),
+        "weir_partition_paused shows the paused partitions"
+    );
     let log = weir.log_text();
     assert!(
         weir.terminate(Duration::from_secs(20)).success(),

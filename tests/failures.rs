@@ -97,6 +97,42 @@ fn value_text(record: &TestRecord) -> String {
     String::from_utf8(record.value.clone().unwrap()).unwrap()
 }
 
+/// The `good` outputs from `output` and the `bad` dead letters from `dlq`.
+fn outputs_and_letters(
+    output: &str,
+    good: usize,
+    dlq: &str,
+    bad: usize,
+) -> (Vec<TestRecord>, Vec<TestRecord>) {
+    let outputs = read_all(
+        output,
+        good,
+        Duration::from_secs(120),
+        Duration::from_secs(2),
+    );
+    let letters = read_all(dlq, bad, Duration::from_secs(60), Duration::from_secs(2));
+    (outputs, letters)
+}
+
+/// The outputs are the records whose value is `passing`, each once, unchanged
+/// (the poison plugins echo).
+fn assert_passed_through(
+    outputs: &[TestRecord],
+    records: &[TestRecord],
+    passing: impl Fn(&str) -> bool,
+) {
+    let mut got: Vec<String> = outputs.iter().map(value_text).collect();
+    got.sort();
+    let mut want: Vec<String> = records
+        .iter()
+        .map(value_text)
+        .filter(|v| passing(v))
+        .collect();
+    want.sort();
+    assert_eq!(got.len(), want.len(), "outputs");
+    assert!(got == want, "the outputs differ from the passing records");
+}
+
 #[tokio::test]
 async fn poison_records_land_in_the_dead_letter_topic_and_the_rest_flows_on() {
     let _serial = serial().await;
@@ -121,18 +157,7 @@ async fn poison_records_land_in_the_dead_letter_topic_and_the_rest_flows_on() {
         .filter(|r| !value_text(r).starts_with("ok#"))
         .collect();
     let good = records.len() - poison.len();
-    let outputs = read_all(
-        &output,
-        good,
-        Duration::from_secs(120),
-        Duration::from_secs(2),
-    );
-    let letters = read_all(
-        &dlq,
-        poison.len(),
-        Duration::from_secs(60),
-        Duration::from_secs(2),
-    );
+    let (outputs, letters) = outputs_and_letters(&output, good, &dlq, poison.len());
     assert_commits(&group, &input, &all_partitions(&ends));
     assert!(weir.is_running(), "weir exited; log:\n{}", weir.log_text());
     let peak_mib = weir.peak_rss_kib().unwrap() / 1024;
@@ -141,16 +166,7 @@ async fn poison_records_land_in_the_dead_letter_topic_and_the_rest_flows_on() {
     assert!(status.success(), "exit {status}; log:\n{log}");
 
     // Every good record came out once, unchanged (the plugin echoes).
-    let mut got: Vec<String> = outputs.iter().map(value_text).collect();
-    got.sort();
-    let mut want: Vec<String> = records
-        .iter()
-        .map(value_text)
-        .filter(|v| v.starts_with("ok#"))
-        .collect();
-    want.sort();
-    assert_eq!(got.len(), want.len(), "outputs");
-    assert!(got == want, "the outputs differ from the good records");
+    assert_passed_through(&outputs, &records, |v| v.starts_with("ok#"));
 
     // Every poison record is in the dead-letter topic once, as consumed, with
     // headers saying why.
@@ -206,6 +222,87 @@ async fn poison_records_land_in_the_dead_letter_topic_and_the_rest_flows_on() {
     assert!(
         log.contains("poison: panic on offset") && log.contains("stream=\"stderr\""),
         "guest stderr not in the log:\n{}",
+        &log[..log.len().min(20_000)]
+    );
+}
+
+/// The Go test plugin's marks for record `i`: 5% of each misbehaviour.
+fn go_marks(i: usize) -> &'static str {
+    match i % 20 {
+        3 => "panic",
+        7 => "loop",
+        11 => "alloc",
+        15 => "error",
+        17 => "print",
+        _ => "ok",
+    }
+}
+
+#[tokio::test]
+async fn a_go_plugin_that_panics_loops_or_allocates_without_end_is_contained() {
+    let _serial = serial().await;
+    let (input, output, group) = topics("go-poison").await;
+    let records = marked(200, go_marks);
+    let ends = produce(&input, &records).await;
+    let cap = MEMORY_CAP_MIB.to_string();
+    let mut weir = Weir::start(&pipeline_args(
+        &group,
+        &input,
+        &output,
+        &go_plugin("poison"),
+        &[
+            "--instances",
+            "2",
+            "--plugin-memory-mib",
+            &cap,
+            "--plugin-timeout",
+            "500ms",
+            "--retry-backoff",
+            "10ms",
+        ],
+    ));
+    let passing = |v: &str| v.starts_with("ok#") || v.starts_with("print#");
+    let good = records.iter().filter(|r| passing(&value_text(r))).count();
+    let (outputs, letters) =
+        outputs_and_letters(&output, good, &format!("{input}.dlq"), records.len() - good);
+    assert_commits(&group, &input, &all_partitions(&ends));
+    assert!(weir.is_running(), "weir exited; log:\n{}", weir.log_text());
+    let (status, log) = weir.terminate_with_log(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}; log:\n{log}");
+
+    assert_passed_through(&outputs, &records, passing);
+    let mut kinds: Vec<(String, String)> = letters
+        .iter()
+        .map(|l| {
+            let mark = value_text(l).split('#').next().unwrap().to_string();
+            (mark, header(l, "weir.error.kind").to_string())
+        })
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            ("alloc".to_string(), "oom".to_string()),
+            ("error".into(), "error".into()),
+            ("loop".into(), "timeout".into()),
+            ("panic".into(), "error".into()),
+        ],
+        "each misbehaviour's kind"
+    );
+    assert_eq!(letters.len(), records.len() - good, "one dead letter each");
+    // The SDK recovers a panic and says so; stdout reaches the host's log.
+    let panicked = letters
+        .iter()
+        .find(|l| value_text(l).starts_with("panic#"))
+        .unwrap();
+    assert!(
+        header(panicked, "weir.error.message").contains("panic"),
+        "{panicked:?}"
+    );
+    assert!(
+        log.contains("poison plugin printed print#17"),
+        "the plugin's stdout is not in the log:\n{}",
         &log[..log.len().min(20_000)]
     );
 }
@@ -706,7 +803,12 @@ async fn a_call_that_floods_the_log_is_cut_at_its_budget_and_the_rest_counted() 
     produce(&input, &[TestRecord::new("k", b"log1500#0", &[])]).await;
     let weir = Weir::start(&poison_args(&group, &input, &output, 1, &[]));
     let outputs = read_all(&output, 1, Duration::from_secs(60), Duration::from_secs(1));
-    assert_eq!(outputs.len(), 1);
+    assert_eq!(
+        outputs.len(),
+        1,
+        "no output in 60 s; log:\n{}",
+        weir.log_text()
+    );
     let dropped = |stream: &str| -> f64 {
         scrape(&weir.admin_addr())
             .iter()

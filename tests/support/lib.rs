@@ -20,7 +20,7 @@ pub use broker::{
     PARTITIONS,
 };
 pub use http_service::LookupService;
-pub use plugins::{c_plugin, example_plugin, js_plugin, python_plugin, workspace_root};
+pub use plugins::{c_plugin, example_plugin, go_plugin, js_plugin, python_plugin, workspace_root};
 pub use process::{pipeline_args, run_to_exit, slow_args, weir_base_args, weir_bin, Weir};
 pub use records::{
     all_partitions, committed_offsets, committed_total, env_or, numbered, output_counts,

@@ -54,6 +54,12 @@ pub fn c_plugin(name: &str) -> PathBuf {
     source_plugin("c", name)
 }
 
+/// Path of a Go example plugin's component (`plugins/go/NAME`), built with
+/// `weir build` on first use.
+pub fn go_plugin(name: &str) -> PathBuf {
+    source_plugin("go", name)
+}
+
 fn source_plugin(language: &str, name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     let out_dir = workspace_root()

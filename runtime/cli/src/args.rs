@@ -1,7 +1,7 @@
 //! The command line: global flags and the subcommands, whose flags live with
 //! each command in `commands/`. Every flag can also come from a `WEIR_*` variable.
 
-use crate::commands::{BuildArgs, NewArgs, RunArgs, StateArgs, StatusArgs, TestArgs};
+use crate::commands::{BuildArgs, DlqArgs, NewArgs, RunArgs, StateArgs, StatusArgs, TestArgs};
 use clap::{Parser, Subcommand};
 
 /// Weir: consume Kafka, process records with a sandboxed WebAssembly plugin,
@@ -37,7 +37,7 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Create a plugin project, ready to build and test.
     New(NewArgs),
-    /// Build a plugin project (Rust, Python, JavaScript or C) into a `.wasm` component.
+    /// Build a plugin project (Rust, Python, JavaScript, C or Go) into a `.wasm` component.
     Build(BuildArgs),
     /// Run a plugin over records from a JSON-lines file, without Kafka; print each
     /// record's outputs or error as a JSON line; exit 1 if any record failed.
@@ -47,4 +47,6 @@ pub enum Command {
     Status(StatusArgs),
     /// Look at a plugin's state, as kept in its changelog topic.
     State(StateArgs),
+    /// Look at a dead-letter topic, and write its letters back once the plugin is fixed.
+    Dlq(DlqArgs),
 }

@@ -6,6 +6,7 @@
 //! - `testrun`: `weir test`, a plugin over a JSON-lines file without Kafka;
 //! - `status`: `weir status`, a running `weir run` seen through its admin endpoint.
 
+pub mod dlq;
 pub mod plugin_build;
 pub mod scaffold;
 pub mod state_dump;

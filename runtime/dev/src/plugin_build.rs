@@ -12,9 +12,14 @@
 //!   core module turned into a component in-process (wit-bindgen, wit-component,
 //!   the WASI preview 1 reactor adapter); only `clang` with a WASI sysroot is
 //!   needed (Debian: clang, lld, wasi-libc, libclang-rt-dev-wasm32).
+//! - **Go** (a `go.mod`): the standard Go compiler for `GOOS=wasip1`, then the
+//!   same in-process componentization as C (see [`go`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod core_imports;
+pub mod go;
 
 /// The WIT contract, for toolchains that generate bindings from it: the
 /// `plugin` world, the `plugin-http` world and the WASI 0.2.12 WIT it imports.
@@ -80,7 +85,7 @@ const JS_SDK: &str = include_str!("../../../sdk/js/weir_sdk.js");
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The directory holds no project Weir knows how to build.
-    #[error("{dir}: no plugin project found (expected a Cargo.toml for Rust, or one Python module NAME.py); create one with `weir new`")]
+    #[error("{dir}: no plugin project found (expected a Cargo.toml for Rust, a go.mod for Go, one Python module NAME.py, one JavaScript module NAME.js, or C files); create one with `weir new`")]
     UnknownProject {
         /// The directory.
         dir: PathBuf,
@@ -134,12 +139,22 @@ pub enum Project {
         /// The name of the component (the directory's name).
         name: String,
     },
+    /// A Go main package (a `go.mod`).
+    Go {
+        /// The name of the component (the directory's name).
+        name: String,
+    },
 }
 
 /// What kind of plugin project `dir` is.
 pub fn detect(dir: &Path) -> Result<Project, BuildError> {
     if dir.join("Cargo.toml").is_file() {
         return Ok(Project::Rust);
+    }
+    if dir.join("go.mod").is_file() {
+        return Ok(Project::Go {
+            name: dir_name(dir),
+        });
     }
     let io = |source| BuildError::Io {
         path: dir.to_owned(),
@@ -173,15 +188,20 @@ pub fn detect(dir: &Path) -> Result<Project, BuildError> {
             module: module.clone(),
         }),
         ([], [], false) => Ok(Project::C {
-            name: std::path::absolute(dir)
-                .ok()
-                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_else(|| "plugin".into()),
+            name: dir_name(dir),
         }),
         _ => Err(BuildError::UnknownProject {
             dir: dir.to_owned(),
         }),
     }
+}
+
+/// The name of the directory `dir` (which may be `.`), for its component.
+fn dir_name(dir: &Path) -> String {
+    std::path::absolute(dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "plugin".into())
 }
 
 /// Build the plugin project in `dir`; the component goes to `output` (default:
@@ -192,6 +212,7 @@ pub fn build(dir: &Path, output: Option<&Path>) -> Result<PathBuf, BuildError> {
         Project::Python { module } => build_python(dir, &module, output),
         Project::JavaScript { module } => build_js(dir, &module, output),
         Project::C { name } => build_c(dir, &name, output),
+        Project::Go { name } => go::build_go(dir, &name, output),
     }
 }
 
@@ -384,8 +405,16 @@ fn toolchain_failed(what: &str, e: anyhow::Error) -> BuildError {
     BuildError::NoComponent(format!("{what}: {e:#}"))
 }
 
-/// Generate the C bindings of the plugin world in `wit` into `bindings`.
-fn c_bindings(wit: &Path, bindings: &Path) -> Result<(), BuildError> {
+/// The contract in the WIT directory `wit`, and its `plugin` world.
+fn plugin_world(
+    wit: &Path,
+) -> Result<
+    (
+        wit_bindgen_core::wit_parser::Resolve,
+        wit_bindgen_core::wit_parser::WorldId,
+    ),
+    BuildError,
+> {
     let mut resolve = wit_bindgen_core::wit_parser::Resolve::default();
     let (package, _) = resolve
         .push_dir(wit)
@@ -393,6 +422,12 @@ fn c_bindings(wit: &Path, bindings: &Path) -> Result<(), BuildError> {
     let world = resolve
         .select_world(&[package], Some("plugin"))
         .map_err(|e| toolchain_failed("selecting the plugin world", e))?;
+    Ok((resolve, world))
+}
+
+/// Generate the C bindings of the plugin world in `wit` into `bindings`.
+fn c_bindings(wit: &Path, bindings: &Path) -> Result<(), BuildError> {
+    let (mut resolve, world) = plugin_world(wit)?;
     let mut files = wit_bindgen_core::Files::default();
     wit_bindgen_c::Opts::default()
         .build()

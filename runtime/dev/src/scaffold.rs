@@ -1,4 +1,4 @@
-//! `weir new NAME --lang rust|python`: a ready-to-build plugin project with the
+//! `weir new NAME --lang rust|python|js|c|go`: a ready-to-build plugin project with the
 //! SDK wired in, an example processor, a test, a fixture for `weir test`, and a
 //! README with the next commands.
 
@@ -15,6 +15,8 @@ pub enum Lang {
     Js,
     /// C sources against the generated `plugin.h`.
     C,
+    /// A Go main package using the Go SDK (`weir.dev/sdk`, copied in).
+    Go,
 }
 
 /// Why a project could not be created.
@@ -22,7 +24,7 @@ pub enum Lang {
 pub enum ScaffoldError {
     /// The name cannot be a crate or module name.
     #[error(
-        "`{0}` is not a usable plugin name: use letters, digits and `_`, starting with a letter"
+        "`{0}` does not end in a usable plugin name: use letters, digits and `_`, starting with a letter"
     )]
     BadName(String),
     /// The directory is already there.
@@ -53,19 +55,20 @@ pub fn default_rust_sdk() -> PathBuf {
 const FIXTURE: &str =
     "{\"key\": \"k1\", \"value\": \"hello\"}\n{\"key\": \"k2\", \"value\": \"world\"}\n";
 
-/// Create the project `NAME` in `parent`; returns its directory.
-pub fn new_project(
-    parent: &Path,
-    name: &str,
-    lang: Lang,
-    rust_sdk: &Path,
-) -> Result<PathBuf, ScaffoldError> {
+/// Create the project at `dir` (as `cargo new` does: missing parent
+/// directories are created, and the last component is the plugin's name);
+/// returns its directory.
+pub fn new_project(dir: &Path, lang: Lang, rust_sdk: &Path) -> Result<PathBuf, ScaffoldError> {
+    let name = dir
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
-        return Err(ScaffoldError::BadName(name.to_string()));
+        return Err(ScaffoldError::BadName(dir.display().to_string()));
     }
-    let dir = parent.join(name);
+    let dir = dir.to_path_buf();
     if dir.exists() {
         return Err(ScaffoldError::Exists(dir));
     }
@@ -83,6 +86,7 @@ pub fn new_project(
         Lang::Python => python_files(name),
         Lang::Js => js_files(name),
         Lang::C => c_files(name),
+        Lang::Go => go_files(name),
     };
     for (relative, text) in files {
         let path = dir.join(relative);
@@ -210,6 +214,42 @@ fn c_files(name: &str) -> Vec<(String, String)> {
     ]
 }
 
+fn go_files(name: &str) -> Vec<(String, String)> {
+    use crate::plugin_build::go::{GO_SDK, SDK_MODULE};
+    let mut files = vec![
+        (
+            "go.mod".into(),
+            format!(
+                "module {name}\n\ngo 1.24\n\nrequire {SDK_MODULE} v0.0.0\n\n// The SDK copy next to the plugin, for go test; weir build uses the one\n// that matches the weir doing the build.\nreplace {SDK_MODULE} => ./weir_sdk\n"
+            ),
+        ),
+        (
+            format!("{name}.go"),
+            format!(
+                "// Command {name} is a Weir plugin: build it with weir build.\npackage main\n\nimport (\n\t\"bytes\"\n\n\tweir \"{SDK_MODULE}\"\n)\n\nfunc init() {{\n\tweir.Register(setup, process)\n}}\n\n// setup reads the plugin configuration; an error refuses it.\nfunc setup(config weir.Config) error {{\n\treturn nil\n}}\n\n// process upper-cases each value. Replace with your logic; return no outputs\n// to drop the record, an error to fail it.\nfunc process(record weir.Record) ([]weir.Output, error) {{\n\tif record.Value == nil {{\n\t\treturn nil, weir.Fail(\"tombstones are not expected here\")\n\t}}\n\treturn []weir.Output{{record.ToOutput().WithValue(bytes.ToUpper(record.Value))}}, nil\n}}\n\n// main is not called: the plugin is a library the host calls into.\nfunc main() {{}}\n"
+            ),
+        ),
+        (
+            format!("{name}_test.go"),
+            format!(
+                "package main\n\nimport (\n\t\"testing\"\n\n\tweir \"{SDK_MODULE}\"\n)\n\nfunc TestUppercases(t *testing.T) {{\n\tout, err := process(weir.Record{{Value: []byte(\"hi\")}})\n\tif err != nil || len(out) != 1 || string(out[0].Value) != \"HI\" {{\n\t\tt.Fatalf(\"got %v, %v\", out, err)\n\t}}\n}}\n"
+            ),
+        ),
+        ("records.jsonl".into(), FIXTURE.into()),
+        (
+            "README.md".into(),
+            readme(name, Some("go test ./..."), &format!("{name}.wasm")),
+        ),
+        (".gitignore".into(), "*.wasm\n".into()),
+    ];
+    files.extend(
+        GO_SDK
+            .iter()
+            .map(|(file, text)| (format!("weir_sdk/{file}"), text.to_string())),
+    );
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,18 +258,25 @@ mod tests {
     fn names_must_be_identifiers_and_projects_new() {
         let parent = std::env::temp_dir().join(format!("weir-new-{}", std::process::id()));
         std::fs::create_dir_all(&parent).unwrap();
-        assert!(matches!(
-            new_project(&parent, "my-plugin", Lang::Python, Path::new(".")),
-            Err(ScaffoldError::BadName(_))
-        ));
-        let dir = new_project(&parent, "shout", Lang::Python, Path::new(".")).unwrap();
+        for bad in ["my-plugin", "nested/9lives", "..", ""] {
+            assert!(
+                matches!(
+                    new_project(&parent.join(bad), Lang::Python, Path::new(".")),
+                    Err(ScaffoldError::BadName(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let dir = new_project(&parent.join("shout"), Lang::Python, Path::new(".")).unwrap();
         assert!(dir.join("shout.py").is_file() && dir.join("weir_sdk/__init__.py").is_file());
         assert!(matches!(
-            new_project(&parent, "shout", Lang::Python, Path::new(".")),
+            new_project(&parent.join("shout"), Lang::Python, Path::new(".")),
             Err(ScaffoldError::Exists(_))
         ));
+        let nested = new_project(&parent.join("a/b/deep"), Lang::Js, Path::new(".")).unwrap();
+        assert!(nested.join("deep.js").is_file(), "parents are created");
         assert!(matches!(
-            new_project(&parent, "rusty", Lang::Rust, &parent),
+            new_project(&parent.join("rusty"), Lang::Rust, &parent),
             Err(ScaffoldError::NoRustSdk(_))
         ));
         std::fs::remove_dir_all(parent).unwrap();

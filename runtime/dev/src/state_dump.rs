@@ -5,10 +5,10 @@
 //! else `{"base64": ".."}`). Only committed changelog records count
 //! (`read_committed`), as a restore after a crash would see them.
 
-use crate::testrun::bytes_json;
 use rdkafka::config::ClientConfig;
 use serde_json::json;
 use std::io::Write;
+use weir_host::record::bytes_json;
 use weir_host::state::changelog::{self, Restore};
 use weir_host::state::{MemoryBackend, StateBackend};
 

@@ -22,6 +22,7 @@ pub mod commit;
 pub mod config;
 pub mod consume;
 pub mod kafka;
+pub mod letters;
 pub mod offsets;
 pub mod outbound;
 pub mod panics;

@@ -107,9 +107,26 @@ pub fn cut_at_char(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// Bytes as a JSON string when they are UTF-8, else `{"base64": ".."}`.
+pub fn bytes_json(bytes: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::Value::String(text.to_string()),
+        Err(_) => {
+            serde_json::json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::cut_at_char;
+    use super::{bytes_json, cut_at_char};
+
+    #[test]
+    fn bytes_are_json_text_or_base64() {
+        assert_eq!(bytes_json(b"hi"), serde_json::json!("hi"));
+        assert_eq!(bytes_json(&[0xff]), serde_json::json!({"base64": "/w=="}));
+    }
 
     #[test]
     fn cutting_keeps_whole_characters() {

@@ -1,6 +1,7 @@
 //! One module per subcommand: its flags and what it does.
 
 mod build;
+mod dlq;
 mod new;
 mod run;
 mod schema_flags;
@@ -9,6 +10,7 @@ mod status;
 mod test;
 
 pub use build::BuildArgs;
+pub use dlq::DlqArgs;
 pub use new::NewArgs;
 pub use run::RunArgs;
 pub use state::StateArgs;
@@ -30,6 +32,7 @@ pub fn execute(command: crate::args::Command) -> ExitCode {
         Command::New(args) => new::execute(args),
         Command::Build(args) => build::execute(&args),
         Command::State(args) => state::execute(&args),
+        Command::Dlq(args) => dlq::execute(&args),
     }
 }
 

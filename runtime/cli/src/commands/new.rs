@@ -7,12 +7,13 @@ use std::process::ExitCode;
 /// Flags of `weir new`.
 #[derive(Debug, Args)]
 pub struct NewArgs {
-    /// The plugin's name (letters, digits, `_`): the directory, crate or module.
-    pub name: String,
+    /// The project's directory, as for `cargo new`: `NAME` or `path/to/NAME`.
+    /// Its last component (letters, digits, `_`) names the crate or module.
+    pub path: PathBuf,
     /// Its language.
     #[arg(long, value_enum, default_value = "rust")]
     pub lang: weir_dev::scaffold::Lang,
-    /// Where to create it.
+    /// The directory a relative PATH is taken from.
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
     /// The Rust SDK (`sdk/rust` of Weir's sources) a Rust project depends on.
@@ -25,7 +26,7 @@ pub fn execute(args: NewArgs) -> ExitCode {
     let sdk = args
         .sdk
         .unwrap_or_else(weir_dev::scaffold::default_rust_sdk);
-    let created = weir_dev::scaffold::new_project(&args.dir, &args.name, args.lang, &sdk);
+    let created = weir_dev::scaffold::new_project(&args.dir.join(&args.path), args.lang, &sdk);
     super::exit_status(created, |dir| {
         println!("{}", dir.display());
         tracing::info!(dir = %dir.display(), "plugin project created; see its README.md for the next commands");

@@ -248,7 +248,9 @@ impl RunArgs {
             c.plugin.failure.retry_backoff = backoff;
             c.plugin.failure.retry_backoff_max = c.plugin.failure.retry_backoff_max.max(backoff);
         }
-        set(&mut c.drain_timeout, self.drain_timeout);
+        if self.drain_timeout.is_some() {
+            c.drain_timeout = self.drain_timeout;
+        }
         set(&mut c.commit_interval, self.commit_interval);
         set(&mut c.max_in_flight_mib, self.max_in_flight_mib);
         set(&mut c.ordering, self.ordering);

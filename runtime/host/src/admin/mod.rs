@@ -8,7 +8,9 @@
 //!
 //! | method and path | what |
 //! |---|---|
+//! | `GET /` | the web console (`console`): pipelines, plugins, partitions with lag, failures by kind |
 //! | `GET /metrics` | every metric, in the Prometheus text format (see `metrics`) |
+//! | `GET /history` | the last ten minutes, sampled every 5 s: per partition lag and committed offset, per pipeline records consumed and failures by kind (for the console's charts) |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once every pipeline's plugins are loaded, its consumer joined its group and a broker is reachable; 503 before (the body says which is missing) |
 //! | `GET /plugins` | every plugin: current and previous version (hash, path, loaded-at), reload counts |
@@ -21,14 +23,19 @@
 //! | `GET /plugins`, `GET /plugins/{name}` | as above |
 //! | `POST /plugins/{name}/reload[?path=FILE]` | load the plugin again (from `FILE` if given: a regular file inside the plugin's directory or a `plugin_dir`); 200 with the version in use, 422 if the new version was refused, 403 for a path outside |
 //! | `POST /plugins/{name}/rollback` | put the previous version back; 409 if there is none |
+//! | `GET /dead-letters[?kind=K&limit=N]` | the newest dead letters of every pipeline, with key and value previews (`dead_letters`; not on the read-only listener: they carry record contents) |
 
+mod console;
 mod control;
+mod dead_letters;
 mod guard;
 
 use control::{allowed_reload_path, AdminToken};
+pub use dead_letters::DeadLetterView;
 use guard::GuardedListener;
 
 use crate::reload::{Command, ReloadError, ReloadHandle, Trigger};
+use crate::telemetry::history::History;
 use crate::telemetry::PipelineHealth;
 use crate::telemetry::{self, Metrics};
 use crate::wasm::PluginSlot;
@@ -100,6 +107,9 @@ pub enum AdminError {
 /// What the endpoints serve.
 struct AdminState {
     metrics: Arc<Metrics>,
+    history: Arc<History>,
+    /// Where each pipeline's dead letters are (for the control endpoint).
+    dead_letters: Vec<DeadLetterView>,
     pipelines: Vec<Arc<PipelineHealth>>,
     /// Set once the plugins are loaded.
     plugins: OnceLock<Vec<ManagedPlugin>>,
@@ -132,9 +142,16 @@ pub async fn serve(
     settings: &AdminSettings,
     metrics: Arc<Metrics>,
     pipelines: Vec<Arc<PipelineHealth>>,
+    dead_letters: Vec<DeadLetterView>,
 ) -> Result<AdminServer, AdminError> {
+    let history = Arc::new(History::default());
+    if settings.addr.is_some() || settings.control_addr.is_some() {
+        history.spawn_sampler(Arc::clone(&metrics));
+    }
     let state = Arc::new(AdminState {
         metrics,
+        history,
+        dead_letters,
         pipelines,
         plugins: OnceLock::new(),
         plugin_dirs: settings.plugin_dirs.clone(),
@@ -158,6 +175,7 @@ pub async fn serve(
         let app = read_only_routes()
             .route("/plugins/{name}/reload", post(reload))
             .route("/plugins/{name}/rollback", post(rollback))
+            .route("/dead-letters", get(dead_letters::dead_letters))
             .layer(axum::middleware::from_fn_with_state(
                 token,
                 control::require_token,
@@ -173,7 +191,11 @@ pub async fn serve(
 /// The routes that change nothing.
 fn read_only_routes() -> Router<Shared> {
     Router::new()
+        .route("/", get(console::page))
+        .route("/console.js", get(console::script))
+        .route("/console.css", get(console::styles))
         .route("/metrics", get(metrics_text))
+        .route("/history", get(history))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/plugins", get(list))
@@ -216,6 +238,10 @@ async fn metrics_text(State(state): State<Shared>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
+}
+
+async fn history(State(state): State<Shared>) -> Response {
+    Json(state.history.points()).into_response()
 }
 
 async fn healthz() -> Response {

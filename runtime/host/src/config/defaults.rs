@@ -14,9 +14,9 @@ use std::time::Duration;
 /// after this long; Kafka Streams uses the same 10 s for the same reason.
 pub const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub(super) fn default_drain_timeout() -> Duration {
-    Duration::from_secs(30)
-}
+/// The drain timeout unless `drain_timeout` or a shorter session timeout
+/// says otherwise.
+pub(super) const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) fn default_commit_interval() -> Duration {
     Duration::from_secs(1)
 }

@@ -1,6 +1,7 @@
 //! Values derived from the settings: the pipelines of a process, the
 //! transactional id, timeouts in force, the admin address, dead-letter topics.
 
+use super::defaults::DEFAULT_DRAIN_TIMEOUT;
 use super::{ConfigError, PluginConfig, RunConfig, DEFAULT_TRANSACTION_TIMEOUT};
 use crate::admin::AdminSettings;
 use std::path::Path;
@@ -77,6 +78,16 @@ impl RunConfig {
     /// The in-flight byte budget.
     pub fn max_in_flight_bytes(&self) -> usize {
         usize::try_from(self.max_in_flight_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
+    /// The drain timeout in force: `drain_timeout` if set, else 30 s or, when
+    /// `session.timeout.ms` is lowered to 45 s or less, two thirds of it, so
+    /// a drain ends before the group evicts this member.
+    pub fn drain_timeout(&self) -> Duration {
+        self.drain_timeout.unwrap_or_else(|| {
+            let session = self.session_timeout().unwrap_or(DEFAULT_DRAIN_TIMEOUT);
+            DEFAULT_DRAIN_TIMEOUT.min(session * 2 / 3)
+        })
     }
 
     /// The consumer session timeout in force: the librdkafka property if set,

@@ -69,8 +69,10 @@ pub struct RunConfig {
     /// How long finishing in-flight work may take, on shutdown and before a
     /// revoked partition is handed over, e.g. `"30s"`. Must stay below the
     /// consumer's `session.timeout.ms`. On shutdown, running out of it exits non-zero.
-    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
-    pub drain_timeout: Duration,
+    /// Unset: 30 s, or two thirds of a shorter session timeout
+    /// ([`RunConfig::drain_timeout`]).
+    #[serde(default, with = "humantime_serde")]
+    pub drain_timeout: Option<Duration>,
     /// How often finished offsets are committed, e.g. `"1s"`. After a crash, up
     /// to this much finished work (plus what was in flight) is processed again.
     #[serde(default = "default_commit_interval", with = "humantime_serde")]

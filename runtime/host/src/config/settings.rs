@@ -155,7 +155,7 @@ fn pipeline_settings(config: &RunConfig) -> PipelineSettings {
         // Checked by validate() where there are patterns; unused elsewhere.
         topic_refresh: config.topic_refresh().unwrap_or_default(),
         batch: config.batch.clone(),
-        drain_timeout: config.drain_timeout,
+        drain_timeout: config.drain_timeout(),
         commit_interval: config.commit_interval,
         max_in_flight_bytes: config.max_in_flight_bytes(),
         transactional_id: config.exactly_once.then(|| config.transactional_id()),

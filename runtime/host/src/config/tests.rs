@@ -117,11 +117,22 @@ fn the_drain_deadline_must_be_below_the_session_timeout() {
     )
     .unwrap();
     c.validate().unwrap();
+    assert_eq!(c.drain_timeout(), Duration::from_secs(30));
     c.librdkafka
         .insert("session.timeout.ms".into(), "6000".into());
+    c.validate().unwrap();
+    assert_eq!(
+        c.drain_timeout(),
+        Duration::from_secs(4),
+        "unset, it follows a lowered session timeout"
+    );
+    c.drain_timeout = Some(Duration::from_secs(30));
     let err = c.validate().unwrap_err().to_string();
-    assert!(err.contains("drain_timeout"), "{err}");
-    c.drain_timeout = Duration::from_secs(5);
+    assert!(
+        err.contains("drain_timeout") && err.contains("--drain-timeout 4s"),
+        "{err}"
+    );
+    c.drain_timeout = Some(Duration::from_secs(5));
     c.validate().unwrap();
 }
 

@@ -239,7 +239,7 @@ impl RunConfig {
         )?;
         at_most_time("commit_interval", self.commit_interval, MAX_INTERVAL)?;
         at_most_time("stats_interval", self.stats_interval, MAX_INTERVAL)?;
-        at_most_time("drain_timeout", self.drain_timeout, MAX_INTERVAL)?;
+        at_most_time("drain_timeout", self.drain_timeout(), MAX_INTERVAL)?;
         self.check_passthrough()?;
         if self.librdkafka.contains_key("statistics.interval.ms") {
             return Err(invalid(
@@ -280,12 +280,15 @@ impl RunConfig {
             }
         }
         let session = self.session_timeout()?;
-        if self.drain_timeout >= session {
+        let drain = self.drain_timeout();
+        if drain >= session {
+            let fits = humantime_serde::re::humantime::format_duration(session * 2 / 3);
             return Err(ConfigError::Invalid {
                 key: "drain_timeout",
                 reason: format!(
-                    "{:?} must be shorter than the session timeout ({session:?}), or the group evicts this member while it drains",
-                    self.drain_timeout
+                    "{} must be shorter than the session timeout (session.timeout.ms = {}), or the group evicts this member while it drains; pass e.g. --drain-timeout {fits} (drain_timeout = \"{fits}\"), or leave it unset to get two thirds of the session timeout",
+                    humantime_serde::re::humantime::format_duration(drain),
+                    session.as_millis()
                 ),
             });
         }

@@ -9,6 +9,7 @@ use crate::commit::CommitError;
 use crate::partition::{PartitionWorker, PipelineContext, PipelineError};
 use crate::record::Record;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::producer::Producer;
 use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc as sync_mpsc;
@@ -29,6 +30,8 @@ pub(super) struct Slot {
     parked: VecDeque<Record>,
     /// Whether the partition is paused at the consumer.
     paused: bool,
+    /// Exports `paused` (1 or 0).
+    paused_gauge: Gauge,
     /// One past the last offset routed: a record below it was polled twice.
     next_offset: i64,
     /// The records and bytes of this partition in flight.
@@ -164,6 +167,7 @@ impl Router {
             if !slot.paused {
                 feed.set_paused(&key, true);
                 slot.paused = true;
+                slot.paused_gauge.set(1);
                 self.paused += 1;
             }
         }
@@ -186,6 +190,7 @@ impl Router {
             if slot.parked.is_empty() && worker_has_room && budget_has_room {
                 feed.set_paused(key, false);
                 slot.paused = false;
+                slot.paused_gauge.set(0);
                 self.paused -= 1;
             }
         }
@@ -294,6 +299,7 @@ impl Router {
             parked: VecDeque::new(),
             next_offset: i64::MIN,
             paused: false,
+            paused_gauge: self.context.metrics.partition_paused(topic, partition),
             share,
             consumed: self.context.metrics.consumed(topic),
             stop,

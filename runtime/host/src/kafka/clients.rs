@@ -92,6 +92,18 @@ fn apply_passthrough(c: &mut ClientConfig, config: &PipelineSettings, role: Role
     }
 }
 
+/// The librdkafka properties every client of `config` shares (TLS, SASL...),
+/// for readers of its topics with clients of their own (the console's
+/// dead-letter view).
+pub fn shared_properties(config: &PipelineSettings) -> Vec<(String, String)> {
+    config
+        .librdkafka
+        .iter()
+        .filter(|(key, _)| applies_to(key, Role::Admin))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
+
 /// A group consumer that stores offsets only when Weir says a record is done
 /// (`enable.auto.offset.store=false`) and commits the stored offsets every
 /// `commit_interval`, before a revocation completes, and at shutdown. Polled on

@@ -10,8 +10,8 @@ mod preflight;
 mod topics;
 
 pub use clients::{
-    create_admin, create_consumer, create_producer, restore_client_config, WeirAdmin, WeirConsumer,
-    WeirProducer,
+    create_admin, create_consumer, create_producer, restore_client_config, shared_properties,
+    WeirAdmin, WeirConsumer, WeirProducer,
 };
 pub use context::{LagBounds, RebalanceListener, WeirContext};
 pub use convert::input_record;

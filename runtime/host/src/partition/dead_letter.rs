@@ -42,6 +42,12 @@ pub mod headers {
     /// Present when the broker refused the whole letter: why the record's value,
     /// key or headers were left out.
     pub const TRUNCATED: &str = "weir.letter.truncated";
+    /// How many times `weir dlq replay` has put the record back on its topic.
+    pub const REPLAY_COUNT: &str = "weir.replay.count";
+    /// The headers every letter gets after the record's own, in this order.
+    pub const ADDED: [&str; 9] = [
+        MESSAGE, KIND, ATTEMPTS, TIMESTAMP, PLUGIN, VERSION, TOPIC, PARTITION, OFFSET,
+    ];
 }
 
 /// Longest error message a dead letter carries; the rest is cut.
@@ -332,6 +338,8 @@ mod tests {
         assert_eq!(out.topic.as_deref(), Some("in.dlq"));
         assert_eq!((out.key, out.value), (record.key, record.value));
         assert_eq!(out.headers[0].key, "h");
+        let added: Vec<&str> = out.headers[1..].iter().map(|h| h.key.as_str()).collect();
+        assert_eq!(added, headers::ADDED, "`weir dlq replay` strips these");
         let header = |name: &str| {
             let h = out.headers.iter().find(|h| h.key == name).unwrap();
             String::from_utf8(h.value.clone()).unwrap()

@@ -5,10 +5,10 @@
 //! watcher (`watch`), SIGHUP, or the admin endpoint (`admin`), and run one at a
 //! time.
 
-use crate::wasm::{PluginError, PluginLoader, PluginSlot, VersionInfo};
+use crate::wasm::{PluginError, PluginLoader, PluginSlot, ReloadEvent, VersionInfo};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 mod watch;
@@ -101,10 +101,16 @@ pub fn spawn_reloader(loader: Arc<PluginLoader>, slot: Arc<PluginSlot>) -> Reloa
     let (requests, mut queue) = mpsc::channel::<Request>(16);
     tokio::spawn(async move {
         while let Some((command, reply)) = queue.recv().await {
-            let outcome = match command {
-                Command::Reload { trigger, path } => reload(&loader, &slot, trigger, path).await,
-                Command::Rollback => rollback(&slot),
+            let before = slot.current_version().pool.version().to_string();
+            let (trigger, changed, outcome) = match command {
+                Command::Reload { trigger, path } => (
+                    trigger,
+                    "reloaded",
+                    reload(&loader, &slot, trigger, path).await,
+                ),
+                Command::Rollback => (Trigger::Admin, "rolled-back", rollback(&slot)),
             };
+            slot.remember(event(trigger, changed, &before, &outcome));
             if let Some(reply) = reply {
                 let _ = reply.send(outcome);
             }
@@ -209,6 +215,31 @@ fn rollback(slot: &PluginSlot) -> Result<VersionInfo, ReloadError> {
     tracing::info!(plugin = slot.name(), version = short(&info.version), path = %info.path.display(),
         "plugin rolled back; new batches use the previous version");
     Ok(info)
+}
+
+/// What the history keeps of a reload or rollback that started on version
+/// `before`; `changed` names its outcome when the version changed.
+fn event(
+    trigger: Trigger,
+    changed: &'static str,
+    before: &str,
+    outcome: &Result<VersionInfo, ReloadError>,
+) -> ReloadEvent {
+    let at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let (outcome, version, error) = match outcome {
+        Ok(info) if info.version == before => ("unchanged", info.version.clone(), None),
+        Ok(info) => (changed, info.version.clone(), None),
+        Err(e) => ("failed", before.to_string(), Some(e.to_string())),
+    };
+    ReloadEvent {
+        at_ms,
+        trigger: trigger.as_str(),
+        outcome,
+        version,
+        error,
+    }
 }
 
 fn short(version: &str) -> &str {

@@ -14,7 +14,7 @@ mod topic_watch;
 
 use crate::admin;
 use crate::commit::CommitError;
-use crate::config::{PipelineSettings, RunSettings, SchemaRegistryConfig};
+use crate::config::{FailurePolicy, PipelineSettings, RunSettings, SchemaRegistryConfig};
 use crate::kafka::KafkaSetupError;
 use crate::partition::{PipelineError, Stage};
 use crate::reload;
@@ -135,8 +135,18 @@ async fn run_pipelines(
         })
         .collect();
     let healths = configs.iter().map(|(_, _, h)| Arc::clone(h)).collect();
+    let dead_letters = configs
+        .iter()
+        .filter(|(p, _, _)| p.failure.policy == FailurePolicy::Dlq)
+        .map(|(p, _, _)| admin::DeadLetterView {
+            pipeline: p.group.clone(),
+            brokers: p.brokers.clone(),
+            librdkafka: crate::kafka::shared_properties(p),
+            route: p.dead_letter.clone(),
+        })
+        .collect();
     // Served before the plugins load, so that probes see "alive, not ready" meanwhile.
-    let admin = admin::serve(&settings.admin, Arc::clone(&metrics), healths).await?;
+    let admin = admin::serve(&settings.admin, Arc::clone(&metrics), healths, dead_letters).await?;
     let mut managed = Vec::new();
     let mut prepared = Vec::new();
     for (config, metrics, health) in configs {

@@ -92,6 +92,8 @@ families! {
     in_flight_bytes: Family<Labels, Gauge> = Family::default(), IN_FLIGHT_BYTES = "in_flight_bytes" "";
     /// Partitions paused for backpressure.
     paused: Family<Labels, Gauge> = Family::default(), PAUSED_PARTITIONS = "paused_partitions" "";
+    /// 1 while an assigned partition is paused for backpressure, else 0.
+    partition_paused: Family<Labels, Gauge> = Family::default(), PARTITION_PAUSED = "partition_paused" "";
     /// Records handed to the producer and not yet acknowledged.
     producer_queue: Family<Labels, Gauge> = Family::default(), PRODUCER_QUEUE_MESSAGES = "producer_queue_messages" "";
     /// High watermark minus committed offset, per assigned partition.

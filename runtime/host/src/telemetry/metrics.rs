@@ -275,6 +275,15 @@ impl PipelineMetrics {
         self.families.calls_in_flight.remove(&key);
         self.families.keys_in_flight.remove(&key);
         self.families.unfinished_offsets.remove(&key);
+        self.families.partition_paused.remove(&key);
+    }
+
+    /// Whether a partition is paused for backpressure (1) or not (0), set
+    /// by the consumer loop.
+    pub fn partition_paused(&self, topic: &str, partition: i32) -> Gauge {
+        self.families
+            .partition_paused
+            .get_or_create_owned(&self.partition_labels(topic, partition))
     }
 
     /// The concurrency gauges of one partition, set by its worker.

@@ -1,7 +1,9 @@
 //! What Weir tells its operators: Prometheus metrics and per-pipeline health.
 
+pub mod exposition;
 mod families;
 mod health;
+pub mod history;
 pub mod metrics;
 
 pub use families::names;

@@ -18,7 +18,7 @@ pub use instance::{InstanceLimits, PluginInstance};
 pub use lift::OutputLimits;
 pub use loader::PluginLoader;
 pub use pool::{PluginPool, ProcessedBatch};
-pub use slot::{PluginSlot, PluginVersion, SlotStatus, VersionInfo};
+pub use slot::{PluginSlot, PluginVersion, ReloadEvent, SlotStatus, VersionInfo};
 
 /// Which plugin (name and version) did something, e.g. gave up on a record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,9 @@
 use super::pool::PluginPool;
 use crate::telemetry::PluginMetrics;
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One loaded version of a plugin: its instances and where they came from.
@@ -32,6 +33,24 @@ pub struct VersionInfo {
     pub loaded_at_ms: u64,
 }
 
+/// Reload outcomes a plugin remembers for the admin endpoint, newest kept.
+const HISTORY: usize = 20;
+
+/// One reload or rollback asked of a plugin, and what came of it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReloadEvent {
+    /// When it finished, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Who asked: `file-changed`, `sighup` or `admin`.
+    pub trigger: &'static str,
+    /// `reloaded`, `unchanged`, `rolled-back` or `failed`.
+    pub outcome: &'static str,
+    /// SHA-256 of the version in use afterwards.
+    pub version: String,
+    /// Why it failed (the running version stayed).
+    pub error: Option<String>,
+}
+
 /// A plugin's state for the admin endpoint.
 #[derive(Debug, Clone, Serialize)]
 pub struct SlotStatus {
@@ -45,6 +64,8 @@ pub struct SlotStatus {
     pub reloads_ok: u64,
     /// Reloads that failed (the running version stayed).
     pub reloads_failed: u64,
+    /// The latest reloads and rollbacks, newest first.
+    pub history: Vec<ReloadEvent>,
 }
 
 impl PluginVersion {
@@ -72,6 +93,7 @@ pub struct PluginSlot {
     name: String,
     versions: RwLock<Versions>,
     metrics: PluginMetrics,
+    history: Mutex<VecDeque<ReloadEvent>>,
 }
 
 impl PluginSlot {
@@ -86,6 +108,7 @@ impl PluginSlot {
                 previous: None,
             }),
             metrics,
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
         }
     }
 
@@ -135,7 +158,16 @@ impl PluginSlot {
         self.metrics.reloads_failed.inc();
     }
 
-    /// Versions and reload counts.
+    /// Remember a reload's outcome (the oldest of [`HISTORY`] is forgotten).
+    pub fn remember(&self, event: ReloadEvent) {
+        let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        if history.len() == HISTORY {
+            history.pop_back();
+        }
+        history.push_front(event);
+    }
+
+    /// Versions, reload counts and the latest reloads.
     pub fn status(&self) -> SlotStatus {
         let versions = self.read();
         SlotStatus {
@@ -144,6 +176,13 @@ impl PluginSlot {
             previous: versions.previous.as_ref().map(|v| v.info()),
             reloads_ok: self.metrics.reloads_ok.get(),
             reloads_failed: self.metrics.reloads_failed.get(),
+            history: self
+                .history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect(),
         }
     }
 
