@@ -2,8 +2,11 @@
 //! playwright-core through `tests/console/drive.mjs`) against a running Weir
 //! and the local broker: the page loads without errors, shows the consumed
 //! count, zero lag on every partition, the trapped records by kind, and its
-//! reload button puts a new plugin version in use. It leaves a screenshot at
-//! `target/console.png` (copied to `docs/console.png` for the README).
+//! reload button puts a new plugin version in use. Record producers are
+//! untrusted: the trapped records carry HTML in their keys and values, which
+//! the page must show as text and never turn into elements. It leaves a
+//! screenshot at `target/console.png` (copied to `docs/console.png` for the
+//! README).
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -14,6 +17,19 @@ use weir_test_support::*;
 const RECORDS: usize = 200;
 /// Records 66 and 133 make the poison plugin panic (`i % 67 == 66`).
 const TRAPS: usize = 2;
+/// Markup a hostile producer puts in a record: if the console ever inserted
+/// it as HTML, an `img` element would appear and its handler would mark the page.
+const HOSTILE: &str = "<img src=x onerror=\"document.body.dataset.pwned=1\"><b>bold</b>";
+
+/// The value of record `i`: the poison plugin panics on records 66 and 133,
+/// whose values carry [`HOSTILE`] markup.
+fn value_of(i: usize) -> String {
+    if i % 67 == 66 {
+        format!("panic#{i}{HOSTILE}")
+    } else {
+        format!("ok#{i}")
+    }
+}
 
 fn short_version(path: &std::path::Path) -> String {
     let digest = Sha256::digest(std::fs::read(path).unwrap());
@@ -29,10 +45,7 @@ async fn the_console_shows_the_pipeline_and_its_reload_button_swaps_the_version(
     require_broker();
     let (input, output, group) = topics("console").await;
     let records: Vec<TestRecord> = (0..RECORDS)
-        .map(|i| {
-            let mark = if i % 67 == 66 { "panic" } else { "ok" };
-            TestRecord::new(&format!("k{i}"), format!("{mark}#{i}").as_bytes(), &[])
-        })
+        .map(|i| TestRecord::new(&format!("k{i}{HOSTILE}"), value_of(i).as_bytes(), &[]))
         .collect();
     let ends = produce(&input, &records).await;
 
@@ -94,26 +107,36 @@ async fn the_console_shows_the_pipeline_and_its_reload_button_swaps_the_version(
         shown["failureCharts"], 1,
         "a chart beside the failure count: {shown}"
     );
-    let mut letters: Vec<(String, String)> = shown["letters"]
+    let mut letters: Vec<(String, String, String)> = shown["letters"]
         .as_array()
         .unwrap()
         .iter()
         .map(|l| {
             (
                 l["kind"].as_str().unwrap().into(),
+                l["key"].as_str().unwrap().into(),
                 l["value"].as_str().unwrap().into(),
             )
         })
         .collect();
     letters.sort();
-    let mut trapped: Vec<(String, String)> = (0..RECORDS)
+    let mut trapped: Vec<(String, String, String)> = (0..RECORDS)
         .filter(|i| i % 67 == 66)
-        .map(|i| ("trap".to_string(), format!("panic#{i}")))
+        .map(|i| ("trap".to_string(), format!("k{i}{HOSTILE}"), value_of(i)))
         .collect();
     trapped.sort();
     assert_eq!(
         letters, trapped,
         "the dead letters, with their values: {shown}"
+    );
+    assert_eq!(
+        shown["injected"], 0,
+        "record markup became page elements: {shown}"
+    );
+    assert_eq!(
+        shown["pwned"],
+        Value::Null,
+        "a record's script ran: {shown}"
     );
     assert_eq!(shown["timeoutLetters"], serde_json::json!([]), "{shown}");
     assert!(

@@ -45,8 +45,15 @@ try {
   // Dead letters: every one, then only a kind there is none of, then all again.
   await page.waitForFunction(() => document.querySelectorAll("#letters tbody tr[data-letter]").length > 0, null, { timeout: 30000 });
   const letters = () => page.evaluate(() => [...document.querySelectorAll("#letters tbody tr[data-letter]")]
-    .map((r) => ({ kind: r.dataset.kind, value: r.querySelector('[data-field="value"]').textContent })));
+    .map((r) => ({
+      kind: r.dataset.kind,
+      key: r.querySelector('[data-field="key"]').textContent,
+      value: r.querySelector('[data-field="value"]').textContent,
+    })));
   shown.letters = await letters();
+  // Records carry the producer's bytes: none of their markup may become an element.
+  shown.injected = await page.evaluate(() => document.querySelectorAll("#letters tbody img, #letters tbody b").length);
+  shown.pwned = await page.evaluate(() => document.body.dataset.pwned ?? null);
   const loaded = () => page.evaluate(() => Number(document.body.dataset.lettersLoaded ?? 0));
   let count = await loaded();
   await page.selectOption("#letter-kind", "timeout");

@@ -195,7 +195,9 @@ async function loadLetters() {
     cell(row, row.dataset.letter);
     cell(row, l.kind ?? "");
     cell(row, l.source_topic ?? "");
-    row.insertCell().append(previewElement(l.key));
+    const key = row.insertCell();
+    key.dataset.field = "key";
+    key.append(previewElement(l.key));
     const value = row.insertCell();
     value.dataset.field = "value";
     value.append(previewElement(l.value));
