@@ -6,6 +6,7 @@
 //! and `weir test` keeps state in memory from line to line.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 use weir_test_support::*;
 
@@ -31,7 +32,7 @@ fn state_dir(name: &str) -> String {
 fn stateful_args(
     group: &str,
     (input, output): (&str, &str),
-    plugin: &str,
+    plugin: &Path,
     (instance, dir): (&str, &str),
     extra: &[&str],
 ) -> Vec<String> {
@@ -52,7 +53,7 @@ fn stateful_args(
         all.extend(["--instance-id", instance]);
     }
     all.extend_from_slice(extra);
-    pipeline_args(group, input, output, &example_plugin(plugin), &all)
+    pipeline_args(group, input, output, plugin, &all)
 }
 
 /// Start, wait until `progress` more records are committed, `kill -9`;
@@ -125,20 +126,14 @@ struct CountRun {
     args: Vec<String>,
 }
 
-async fn count_run(prefix: &str, count: usize, extra: &[&str]) -> CountRun {
+async fn count_run(prefix: &str, plugin: &Path, count: usize, extra: &[&str]) -> CountRun {
     let (input, output, group) = topics(prefix).await;
     let (records, per_key) = keyed_records(count, 50);
     // 2,500 records/s: the crashes (a start, a group join, a kill each) land
     // before the input runs out.
     let producing = produce_over_time(&input, records, 250);
     let dir = state_dir(prefix);
-    let args = stateful_args(
-        &group,
-        (&input, &output),
-        "count-by-key",
-        (prefix, &dir),
-        extra,
-    );
+    let args = stateful_args(&group, (&input, &output), plugin, (prefix, &dir), extra);
     CountRun {
         input,
         output,
@@ -166,9 +161,21 @@ fn counts_by_key(outputs: &[TestRecord]) -> BTreeMap<String, Vec<u64>> {
 /// it is never ahead of or behind the committed offsets.
 #[tokio::test(flavor = "multi_thread")]
 async fn counts_are_exactly_once_across_kill_9_in_exactly_once_mode() {
+    counts_exactly_once("state-eos", &example_plugin("count-by-key"), 30_000, 3).await;
+}
+
+/// The same for the Go count-by-key example, through the Go SDK's state
+/// functions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_go_plugin_counts_exactly_once_across_kill_9() {
+    counts_exactly_once("state-eos-go", &go_plugin("count-by-key"), 30_000, 3).await;
+}
+
+/// Run `plugin` (a count-by-key) over `count` records in exactly-once mode,
+/// `kill -9` it `kills` times, and check every key's counts as read committed.
+async fn counts_exactly_once(prefix: &str, plugin: &Path, count: usize, kills: usize) {
     let _serial = serial().await;
     setup();
-    let count = 30_000;
     let CountRun {
         input,
         output,
@@ -176,23 +183,27 @@ async fn counts_are_exactly_once_across_kill_9_in_exactly_once_mode() {
         per_key,
         producing,
         args,
-    } = count_run("state-eos", count, &["--exactly-once"]).await;
-    let kills = crash_repeatedly(&group, &input, count, 3, 1_000, &args);
-    assert_eq!(kills, 3, "the pipeline finished before 3 crashes");
+    } = count_run(prefix, plugin, count, &["--exactly-once"]).await;
+    let crashes = crash_repeatedly(&group, &input, count, kills, 1_000, &args);
+    assert_eq!(
+        crashes, kills,
+        "the pipeline finished before {kills} crashes"
+    );
     let ends = producing.await.unwrap();
 
     let weir = Weir::start(&args);
     let committed = wait_for_commits(&group, &input, PARTITIONS, &ends, Duration::from_secs(120));
+    // The crashes may have left nothing to process: wait for the restore.
+    weir.wait_for_log(
+        "restored plugin state from its changelog",
+        Duration::from_secs(60),
+    );
     let log = weir.log_text();
     assert!(
         weir.terminate(Duration::from_secs(30)).success(),
         "log:\n{log}"
     );
     assert_eq!(committed, all_partitions(&ends), "all input committed");
-    assert!(
-        log.contains("restored plugin state from its changelog"),
-        "log:\n{log}"
-    );
 
     let mut reader = TopicReader::read_committed(&output);
     reader.read_until(count, Duration::from_secs(60));
@@ -203,7 +214,7 @@ async fn counts_are_exactly_once_across_kill_9_in_exactly_once_mode() {
         assert_eq!(
             counts.get(key),
             Some(&expected),
-            "key {key} after {kills} kill -9"
+            "key {key} after {crashes} kill -9"
         );
     }
     let mut all = TopicReader::new(&output);
@@ -247,7 +258,7 @@ async fn dedupe_passes_each_id_once_across_kill_9_and_a_rebalance() {
     let first = stateful_args(
         &group,
         (&input, &output),
-        "dedupe",
+        &example_plugin("dedupe"),
         ("dedupe-a", &first_dir),
         &["--exactly-once"],
     );
@@ -259,7 +270,7 @@ async fn dedupe_passes_each_id_once_across_kill_9_and_a_rebalance() {
     let second = stateful_args(
         &group,
         (&input, &output),
-        "dedupe",
+        &example_plugin("dedupe"),
         // noida-db does not hand partitions to a second static member.
         ("", &second_dir),
         &["--exactly-once"],
@@ -317,7 +328,7 @@ async fn at_least_once_counts_are_never_lower_and_a_clean_stop_keeps_a_checkpoin
         per_key,
         producing,
         args,
-    } = count_run("state-alos", count, &[]).await;
+    } = count_run("state-alos", &example_plugin("count-by-key"), count, &[]).await;
     // A clean stop mid-stream, then a start that restores from its checkpoint.
     let weir = Weir::start(&args);
     wait_for_committed(&group, &input, 2_000, &weir);
@@ -379,7 +390,7 @@ async fn a_write_over_the_state_caps_fails_only_its_record() {
     let args = stateful_args(
         &group,
         (&input, &output),
-        "count-by-key",
+        &example_plugin("count-by-key"),
         ("state-cap", &dir),
         &["--config", &config],
     );
@@ -439,8 +450,8 @@ async fn a_write_over_the_state_caps_fails_only_its_record() {
 }
 
 /// `weir test` keeps a plugin's state in memory from line to line, per
-/// partition, starting from a seed file; the Rust and Python count-by-key
-/// plugins count alike.
+/// partition, starting from a seed file; the Rust, Python and Go
+/// count-by-key plugins count alike.
 #[test]
 fn weir_test_carries_state_from_line_to_line() {
     let scratch = workspace_root().join("target").join("test-scratch");
@@ -461,6 +472,7 @@ fn weir_test_carries_state_from_line_to_line() {
     for plugin in [
         example_plugin("count-by-key"),
         python_plugin("count_by_key"),
+        go_plugin("count-by-key"),
     ] {
         let output = std::process::Command::new(weir_bin())
             .args(["test", "--plugin"])
@@ -596,7 +608,13 @@ async fn a_partition_with_many_keys_is_restored_before_its_first_record() {
         .unwrap();
 
     let dir = state_dir("state-restore");
-    let args = stateful_args(&group, (&input, &output), "count-by-key", ("", &dir), &[]);
+    let args = stateful_args(
+        &group,
+        (&input, &output),
+        &example_plugin("count-by-key"),
+        ("", &dir),
+        &[],
+    );
     let weir = Weir::start(&args);
     let outputs = read_all(&output, 1, Duration::from_secs(120), Duration::ZERO);
     let log = weir.log_text();
@@ -636,7 +654,7 @@ async fn a_topic_matched_later_grows_the_changelog() {
     let args = stateful_args(
         &group,
         (&pattern, &output),
-        "count-by-key",
+        &example_plugin("count-by-key"),
         ("", &dir),
         &["-X", "topic.metadata.refresh.interval.ms=1000"],
     );
@@ -679,7 +697,7 @@ async fn a_plugin_without_state_gets_no_changelog() {
     let args = stateful_args(
         &group,
         (&input, &output),
-        "uppercase",
+        &example_plugin("uppercase"),
         ("", &state_dir("stateless")),
         &[],
     );

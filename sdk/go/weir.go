@@ -277,11 +277,13 @@ func processRecord(r Record) (o outcome) {
 	if !plugin.initialized {
 		return outcome{err: &ProcessError{Message: "the host called process before init"}}
 	}
+	beginStateRecord(r.Offset)
 	defer func() {
 		if v := recover(); v != nil {
 			Logf(LevelError, "process panicked on %s/%d@%d: %v\n%s", r.Topic, r.Partition, r.Offset, v, debug.Stack())
 			o = outcome{err: &ProcessError{Message: fmt.Sprintf("process panicked: %v", v)}}
 		}
+		endStateRecord(o.err == nil)
 	}()
 	outputs, err := plugin.process(r)
 	if err != nil {

