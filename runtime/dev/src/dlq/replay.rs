@@ -118,16 +118,20 @@ pub async fn replay(
             "replayed {}, passed over {}, refused {}",
             summary.replayed, summary.passed_over, summary.refused
         ));
-        if in_flight.len() > MAX_UNACKNOWLEDGED || last_commit.elapsed() >= COMMIT_INTERVAL {
-            let keep = if in_flight.len() > MAX_UNACKNOWLEDGED {
-                MAX_UNACKNOWLEDGED / 2
+        // Once a second, wait for every acknowledgement and commit, so a
+        // kill -9 replays at most that second again; in between, keep the
+        // letters in flight bounded.
+        let commit_due = last_commit.elapsed() >= COMMIT_INTERVAL;
+        if commit_due || in_flight.len() > MAX_UNACKNOWLEDGED {
+            let keep = if commit_due {
+                0
             } else {
-                in_flight.len()
+                MAX_UNACKNOWLEDGED / 2
             };
             if let Err(e) = settle(source.topic, &mut in_flight, &mut done, keep).await {
                 break Err(e);
             }
-            if last_commit.elapsed() >= COMMIT_INTERVAL {
+            if commit_due {
                 commit(request, &consumer, &mut done)?;
                 last_commit = Instant::now();
             }
