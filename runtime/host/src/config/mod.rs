@@ -17,7 +17,7 @@ pub use defaults::DEFAULT_TRANSACTION_TIMEOUT;
 use defaults::*;
 pub use error::ConfigError;
 pub use settings::{DeadLetterRoute, PipelineSettings, RunSettings};
-pub use subscription::{Subscription, TopicEntryError, DEAD_LETTER_SUFFIX};
+pub use subscription::{check_topic_name, Subscription, TopicEntryError, DEAD_LETTER_SUFFIX};
 pub use topic_patterns::TopicPatterns;
 pub use validate::parse_key_value;
 

@@ -45,6 +45,19 @@ pub enum Refusal {
     /// It does not say where it came from and no `--to` was given.
     #[error("the letter has no weir.source.topic header; pass --to TOPIC")]
     NoSourceTopic,
+    /// Its `weir.source.topic` names no topic a record could have been
+    /// consumed from (an internal, dead-letter or changelog topic, or an
+    /// invalid name): a letter written by someone else, not by Weir.
+    #[error("its weir.source.topic {topic:?} is not a topic Weir consumes ({why}); pass --to TOPIC if it is meant")]
+    UnlikelySourceTopic {
+        /// The header's value.
+        topic: String,
+        /// Why it cannot be a source.
+        why: &'static str,
+    },
+    /// Its `weir.source.partition` is not a partition number.
+    #[error("its weir.source.partition {0:?} is not a partition number; pass --to TOPIC to let the producer choose")]
+    BadSourcePartition(String),
 }
 
 impl Letter {
@@ -110,7 +123,19 @@ impl Letter {
             Some(to) => (to.to_string(), None),
             None => {
                 let topic = self.source_topic().ok_or(Refusal::NoSourceTopic)?;
-                let partition = self.header(headers::PARTITION).and_then(|p| p.parse().ok());
+                check_source_topic(&topic).map_err(|why| Refusal::UnlikelySourceTopic {
+                    topic: topic.clone(),
+                    why,
+                })?;
+                let partition = match self.header(headers::PARTITION) {
+                    None => None,
+                    Some(p) => Some(
+                        p.parse::<i32>()
+                            .ok()
+                            .filter(|p| *p >= 0)
+                            .ok_or(Refusal::BadSourcePartition(p))?,
+                    ),
+                };
                 (topic, partition)
             }
         };
@@ -237,6 +262,23 @@ fn bytes_preview(bytes: &[u8]) -> Value {
             json!({ "size": bytes.len(), "cut": cut, "hex": hex })
         }
     }
+}
+
+/// Why `topic` cannot be a topic Weir consumed a record from: the rules by
+/// which topic patterns never match (internal, dead-letter and changelog
+/// topics) and Kafka's topic-name rules.
+fn check_source_topic(topic: &str) -> Result<(), &'static str> {
+    crate::config::check_topic_name(topic)?;
+    if topic.starts_with("__") {
+        return Err("an internal topic");
+    }
+    if topic.ends_with(crate::config::DEAD_LETTER_SUFFIX) {
+        return Err("a dead-letter topic");
+    }
+    if topic.ends_with(crate::state::changelog::CHANGELOG_SUFFIX) {
+        return Err("a state changelog");
+    }
+    Ok(())
 }
 
 /// The last value of header `name`.
@@ -394,6 +436,45 @@ mod tests {
             .retain(|h| h.key != headers::TOPIC);
         assert_eq!(sourceless.replay(None, 3), Err(Refusal::NoSourceTopic));
         assert!(sourceless.replay(Some("to"), 3).is_ok());
+    }
+
+    /// A letter someone else wrote to the dead-letter topic, naming where to
+    /// send it: it never reaches an internal, dead-letter or changelog
+    /// topic, nor a partition that is no partition.
+    #[test]
+    fn forged_sources_are_refused() {
+        let forged = |name: &str, value: &str| {
+            let mut l = letter(vec![], "trap", "1");
+            l.record.headers.push(header(name, value));
+            l
+        };
+        for topic in [
+            "__consumer_offsets",
+            "orders.dlq",
+            "g.count_by_key.state",
+            "bad name",
+            "",
+        ] {
+            let refused = forged(headers::TOPIC, topic).replay(None, 3);
+            assert!(
+                matches!(refused, Err(Refusal::UnlikelySourceTopic { .. })),
+                "{topic:?}: {refused:?}"
+            );
+            assert!(forged(headers::TOPIC, topic).replay(Some("to"), 3).is_ok());
+        }
+        for partition in ["-1", "-5", "99999999999", "x"] {
+            assert_eq!(
+                forged(headers::PARTITION, partition).replay(None, 3),
+                Err(Refusal::BadSourcePartition(partition.into()))
+            );
+        }
+        assert_eq!(
+            forged(headers::REPLAY_COUNT, &u32::MAX.to_string()).replay(None, u32::MAX),
+            Err(Refusal::TooManyReplays {
+                count: u32::MAX,
+                max: u32::MAX
+            })
+        );
     }
 
     #[test]
