@@ -254,6 +254,12 @@ async fn broken_replacements_keep_the_running_version_and_rollback_restores_the_
         matches!(status, 404 | 405),
         "the read-only endpoint answered {status}"
     );
+    // Dead letters carry record contents: not for the read-only endpoint.
+    let (status, _) = admin_request(&admin, "GET", "/dead-letters");
+    assert!(
+        matches!(status, 404 | 405),
+        "the read-only endpoint served dead letters: {status}"
+    );
     for outside in ["/nonexistent.wasm", "/etc/passwd", "/dev/zero"] {
         let path = format!("/plugins/plugin/reload?path={outside}");
         let (status, body) = admin_request(&control, "POST", &path);
@@ -555,6 +561,8 @@ async fn the_control_endpoint_needs_the_admin_token() {
     ] {
         let (status, body) = admin_request_with(&control, "POST", rollback, header);
         assert_eq!(status, 401, "{header:?}: {body}");
+        let (status, body) = admin_request_with(&control, "GET", "/dead-letters", header);
+        assert_eq!(status, 401, "dead letters, {header:?}: {body}");
     }
     let good = format!("Authorization: Bearer {token}\r\n");
     let (status, body) = admin_request_with(&control, "POST", rollback, &good);

@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Most letters one request returns.
 const MAX_LIMIT: usize = 100;
@@ -69,7 +70,18 @@ pub async fn dead_letters(
         }
     }
     let views = state.dead_letters.clone();
-    let read = tokio::task::spawn_blocking(move || read_latest(&views, &wanted, &filter, limit));
+    let deadline = Instant::now() + READ_DEADLINE;
+    let one_at_a_time = Arc::clone(&state.letters_read);
+    let read = async move {
+        // The permit goes with the read, so a read that outlives its request
+        // still keeps the next one waiting.
+        let permit = one_at_a_time.acquire_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            read_latest(&views, &wanted, &filter, limit, deadline)
+        })
+        .await
+    };
     match tokio::time::timeout(READ_DEADLINE, read).await {
         Ok(Ok((letters, errors))) => Json(serde_json::json!({
             "letters": letters.iter().map(|(pipeline, l)| {
@@ -80,7 +92,14 @@ pub async fn dead_letters(
             "errors": errors,
         }))
         .into_response(),
-        Ok(Err(e)) => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reading dead letters failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reading the dead letters failed; see weir's log",
+            )
+                .into_response()
+        }
         Err(_) => (
             StatusCode::GATEWAY_TIMEOUT,
             "reading the dead-letter topics took too long; is the broker reachable?",
@@ -92,15 +111,22 @@ pub async fn dead_letters(
 /// The newest `limit` letters `filter` selects across the `wanted`
 /// (pipeline, dead-letter topic) pairs, and an error line per topic that
 /// could not be read (a topic with no letter yet may not exist: not an error).
+/// At most `limit` letters are held between topics; topics not begun by
+/// `deadline` are not read.
 fn read_latest(
     views: &[DeadLetterView],
     wanted: &BTreeSet<(String, String)>,
     filter: &Filter,
     limit: usize,
+    deadline: Instant,
 ) -> (Vec<(String, Letter)>, Vec<String>) {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for (pipeline, topic) in wanted {
+        if Instant::now() >= deadline {
+            errors.push(format!("{topic}: not read, out of time"));
+            continue;
+        }
         let Some(view) = views.iter().find(|v| &v.pipeline == pipeline) else {
             continue;
         };
@@ -112,12 +138,14 @@ fn read_latest(
         let read = letters::reader_consumer(&source, "weir-console", "weir-console")
             .and_then(|consumer| letters::latest(&source, &consumer, Some(limit as i64), filter));
         match read {
-            Ok(letters) => found.extend(letters.into_iter().map(|l| (pipeline.clone(), l))),
+            Ok(letters) => {
+                found.extend(letters.into_iter().map(|l| (pipeline.clone(), l)));
+                found.sort_by_cached_key(|(_, l)| std::cmp::Reverse(l.failed_at_ms()));
+                found.truncate(limit);
+            }
             Err(LetterError::NoTopic(_)) => {}
             Err(e) => errors.push(e.to_string()),
         }
     }
-    found.sort_by_key(|(_, l)| std::cmp::Reverse(l.failed_at_ms()));
-    found.truncate(limit);
     (found, errors)
 }

@@ -110,6 +110,9 @@ struct AdminState {
     history: Arc<History>,
     /// Where each pipeline's dead letters are (for the control endpoint).
     dead_letters: Vec<DeadLetterView>,
+    /// One dead-letter read at a time: each makes Kafka consumers and holds
+    /// letters in memory, so requests must not pile them up.
+    letters_read: Arc<tokio::sync::Semaphore>,
     pipelines: Vec<Arc<PipelineHealth>>,
     /// Set once the plugins are loaded.
     plugins: OnceLock<Vec<ManagedPlugin>>,
@@ -152,6 +155,7 @@ pub async fn serve(
         metrics,
         history,
         dead_letters,
+        letters_read: Arc::new(tokio::sync::Semaphore::new(1)),
         pipelines,
         plugins: OnceLock::new(),
         plugin_dirs: settings.plugin_dirs.clone(),
