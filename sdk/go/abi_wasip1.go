@@ -165,7 +165,7 @@ func allocate(size, align uint32) (base unsafe.Pointer, addr uint32) {
 		base = unsafe.Pointer(unsafe.SliceData(b))
 		return base, addrOf(base)
 	case align <= 8:
-		w := make([]uint64, (size+7)/8)
+		w := make([]uint64, (uint64(size)+7)/8)
 		base = unsafe.Pointer(unsafe.SliceData(w))
 		return base, addrOf(base)
 	default:

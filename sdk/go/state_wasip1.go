@@ -78,8 +78,9 @@ func sendStateToHost(offset int64, key, value []byte, remove bool) (err error) {
 		}
 	}, func(ret uint32) {
 		if load8(ret) != 0 {
-			// Copied: the message outlives the pin of its bytes only as a string.
-			err = &StateError{Message: string([]byte(liftString(ret + initResultPayloadOffset)))}
+			// The message's bytes are a Go allocation made by cabi_realloc:
+			// the string keeps it alive once unpinned.
+			err = &StateError{Message: liftString(ret + initResultPayloadOffset)}
 		}
 	})
 	return err

@@ -88,8 +88,13 @@ fn build_in(dir: &Path, name: &str, output: &Path, support: &Path) -> Result<(),
         .env("GOARCH", "wasm")
         // The copied go.mod is the module: not a go.work above the project,
         // not a vendor/ directory made for the project's own go.mod.
-        .env("GOWORK", "off")
-        .args(["build", "-buildmode=c-shared", "-trimpath", "-mod=mod"])
+        .env("GOWORK", "off");
+    // A project asking for a newer Go would make Go download one (it
+    // cannot offline): fail with the version instead, unless the user chose.
+    if std::env::var_os("GOTOOLCHAIN").is_none() {
+        go.env("GOTOOLCHAIN", "local");
+    }
+    go.args(["build", "-buildmode=c-shared", "-trimpath", "-mod=mod"])
         .arg(format!("-modfile={}", modfile.display()))
         .arg("-o")
         .arg(&core)
