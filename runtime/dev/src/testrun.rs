@@ -397,7 +397,4 @@ mod tests {
         assert!(input_record(&json!([1]), 0).is_err());
         assert!(input_record(&json!({"offset": "x"}), 0).is_err());
     }
-
-    #[test]
-    fn bytes_are_text_when_they_can_be() {}
 }
